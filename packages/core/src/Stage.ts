@@ -1,0 +1,87 @@
+/**
+ * The stage contract: what model and data packages implement, and what every executor runs.
+ * A stage never knows which executor (inline, local worker, Ray task) runs it; everything it may touch
+ * arrives through `StageContext`.
+ */
+import type { Effect, Schema } from "effect"
+import { Data } from "effect"
+
+/** An artifact kind names what a directory holds ("minicraft-dataset", "dldm-checkpoint", ...).
+ * Wiring an output of one kind into an input of another kind fails `tsc`. */
+export type ArtifactKind = string
+
+/** Resource needs of one invocation; the executor reserves these slots before starting it. */
+export interface Resources {
+  readonly cpus: number
+  readonly gpus: number
+  readonly memoryMb: number
+}
+
+/** One scalar metric point, as MLflow stores it. */
+export interface MetricPoint {
+  readonly key: string
+  readonly value: number
+  readonly step: number
+  /** milliseconds since the epoch */
+  readonly timestamp: number
+}
+
+/** A published upstream output, resolved for a consumer. `dir` is read-only for the consumer. */
+export interface InputArtifact {
+  readonly dir: string
+  readonly kind: ArtifactKind
+  /** invocation hash of the producing stage */
+  readonly hash: string
+}
+
+/** What a running stage can use. Identical on every executor. */
+export interface StageContext {
+  readonly invocationHash: string
+  /** step name in the pipeline (the config path prefix, e.g. "dldm") */
+  readonly step: string
+  readonly seed: number
+  /** Directory to write the named output into (created on demand). Published atomically after `run` succeeds. */
+  readonly outputDir: (output: string) => string
+  /** Scratch space that is discarded after the invocation. */
+  readonly scratchDir: string
+  /** Devices granted by the executor (`CUDA_VISIBLE_DEVICES` is set to `gpus.join(",")` in workers). */
+  readonly devices: { readonly gpus: ReadonlyArray<string>; readonly cpus: number }
+  readonly progress: (done: number, total: number, message?: string) => void
+  /** Stream scalar metrics at a step; forwarded (batched) to the tracker. */
+  readonly metrics: (values: Readonly<Record<string, number>>, step: number) => void
+  readonly log: (message: string) => void
+  /** Mark a file (path relative to the invocation's output root, e.g. "plots/loss.png") for upload to the tracker. */
+  readonly upload: (relativePath: string) => void
+  /** Aborted when the invocation is interrupted (Ctrl-C, dependency failure, executor shutdown). */
+  readonly signal: AbortSignal
+}
+
+/** The one error type a stage's `run` fails with; crosses processes, so it stays plain data. */
+export class StageError extends Data.TaggedError("StageError")<{
+  readonly stage: string
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+export type InputsOf<I extends Readonly<Record<string, ArtifactKind>>> = { readonly [K in keyof I]: InputArtifact }
+
+export interface StageDefinition<
+  Name extends string = string,
+  S extends Schema.Top = Schema.Top,
+  I extends Readonly<Record<string, ArtifactKind>> = Readonly<Record<string, ArtifactKind>>,
+  O extends Readonly<Record<string, ArtifactKind>> = Readonly<Record<string, ArtifactKind>>
+> {
+  readonly name: Name
+  /** Bump when the code changes what the stage produces: it is part of every invocation hash. */
+  readonly version: string
+  /** Effect Schema of this stage's config slice; unknown keys are rejected. */
+  readonly config: S
+  /** Named inputs and the artifact kind each expects. */
+  readonly inputs: I
+  /** Named outputs and the artifact kind each produces. */
+  readonly outputs: O
+  /** false when the stage's result does not depend on the trial seed (it is then shared across seeds). Default true. */
+  readonly seeded?: boolean
+  readonly resources?: (config: S["Type"]) => Partial<Resources>
+  readonly run: (ctx: StageContext, config: S["Type"], inputs: InputsOf<I>) => Effect.Effect<void, StageError>
+}

@@ -1,0 +1,2 @@
+export * from "./Stage.ts"
+export * as Tracker from "./Tracker.ts"
