@@ -85,3 +85,61 @@ export interface StageDefinition<
   readonly resources?: (config: S["Type"]) => Partial<Resources>
   readonly run: (ctx: StageContext, config: S["Type"], inputs: InputsOf<I>) => Effect.Effect<void, StageError>
 }
+
+/** Any stage, whatever its name, config and artifact kinds (what pipelines and executors hold). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyStage = StageDefinition<string, any, any, any>
+
+/** The config value an experiment file writes for a stage (the Schema's encoded side: defaults may be omitted). */
+export type StageConfigInput<St extends AnyStage> = St["config"]["Encoded"]
+
+const defaultResources: Resources = { cpus: 1, gpus: 0, memoryMb: 0 }
+
+/**
+ * Declares a stage. At the type level this is the identity (with `const` inference, so artifact kinds stay
+ * literal and wiring mistakes fail `tsc`); at run time it checks the definition's shape once, at import,
+ * so a malformed stage fails with its name before any planning.
+ */
+export const defineStage = <
+  const Name extends string,
+  S extends Schema.Top,
+  const I extends Readonly<Record<string, ArtifactKind>>,
+  const O extends Readonly<Record<string, ArtifactKind>>
+>(definition: StageDefinition<Name, S, I, O>): StageDefinition<Name, S, I, O> => {
+  const where = `defineStage(${JSON.stringify(definition?.name)})`
+  if (typeof definition !== "object" || definition === null) throw new TypeError("defineStage: expected a stage definition object")
+  if (typeof definition.name !== "string" || !/^[A-Za-z][\w-]*$/.test(definition.name)) {
+    throw new TypeError(`${where}: name must match /^[A-Za-z][\\w-]*$/`)
+  }
+  if (typeof definition.version !== "string" || definition.version.length === 0) {
+    throw new TypeError(`${where}: version must be a non-empty string (it is part of every invocation hash)`)
+  }
+  if (typeof definition.config !== "object" || definition.config === null || !("ast" in definition.config)) {
+    throw new TypeError(`${where}: config must be an Effect Schema`)
+  }
+  for (const [side, record] of [["inputs", definition.inputs], ["outputs", definition.outputs]] as const) {
+    if (typeof record !== "object" || record === null) throw new TypeError(`${where}: ${side} must be a record of name → artifact kind`)
+    for (const [key, kind] of Object.entries(record)) {
+      if (!/^[A-Za-z][\w-]*$/.test(key)) throw new TypeError(`${where}: ${side} name ${JSON.stringify(key)} must match /^[A-Za-z][\\w-]*$/`)
+      if (typeof kind !== "string" || kind.length === 0) throw new TypeError(`${where}: ${side}.${key} must be a non-empty artifact kind`)
+    }
+  }
+  if (definition.seeded !== undefined && typeof definition.seeded !== "boolean") throw new TypeError(`${where}: seeded must be a boolean`)
+  if (definition.resources !== undefined && typeof definition.resources !== "function") {
+    throw new TypeError(`${where}: resources must be a function of the config`)
+  }
+  if (typeof definition.run !== "function") throw new TypeError(`${where}: run must be a function returning an Effect`)
+  return definition
+}
+
+/** The resources an invocation of `stage` with `config` reserves (defaults: 1 cpu, 0 gpus, no memory bound). */
+export const resourcesOf = <St extends AnyStage>(stage: St, config: St["config"]["Type"]): Resources => {
+  const requested = stage.resources?.(config) ?? {}
+  const resources = { ...defaultResources, ...requested }
+  for (const [key, value] of Object.entries(resources)) {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new TypeError(`stage ${stage.name}: resources.${key} must be a non-negative integer, got ${String(value)}`)
+    }
+  }
+  return resources
+}

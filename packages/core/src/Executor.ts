@@ -1,0 +1,69 @@
+/**
+ * The Executor service: runs one stage invocation somewhere (in this process, a local worker process, a Ray
+ * task) and streams its events back. It is deliberately small so that new backends (packages/cluster) are
+ * one file:
+ *
+ *   run(request, onEvent) : Effect<InvocationOutcome, InvocationFailed>
+ *     - waits for the resources the request asks for (the executor owns its slots: the scheduler submits
+ *       every ready invocation at once and lets the executor queue them),
+ *     - runs the stage so that it writes its outputs under `request.outputRoot`,
+ *     - calls `onEvent` for each progress / metrics / log / upload event as it arrives,
+ *     - succeeds once the stage finished (the scheduler then verifies and publishes `outputRoot`),
+ *     - fails with `InvocationFailed` when the stage failed or the worker died,
+ *     - on interruption (Ctrl-C, shutdown) kills what runs the stage and only then completes.
+ *
+ * Executors never touch the artifact store or the tracker: publishing and tracking are the scheduler's.
+ */
+import type { Effect } from "effect"
+import { Context, Data } from "effect"
+import type { InputArtifact, Resources } from "./Stage.ts"
+import type { StageEvent } from "./worker/protocol.ts"
+
+export type { StageEvent } from "./worker/protocol.ts"
+
+export interface InvocationRequest {
+  /** absolute path of the experiment file; workers re-import it to find the step's stage */
+  readonly experimentFile: string
+  readonly step: string
+  readonly stageName: string
+  /** resolved config slice (encoded JSON form) */
+  readonly config: unknown
+  readonly seed: number
+  readonly invocationHash: string
+  readonly inputs: Readonly<Record<string, InputArtifact>>
+  /** staging directory the stage's outputs are written into (`<outputRoot>/<output name>/...`) */
+  readonly outputRoot: string
+  /** scratch directory, removed by the scheduler afterwards */
+  readonly scratchDir: string
+  readonly resources: Resources
+}
+
+export interface InvocationOutcome {
+  /** GPU ids the invocation ran with (what `CUDA_VISIBLE_DEVICES` held) */
+  readonly gpus: ReadonlyArray<string>
+  /** files the stage marked with ctx.upload, relative to outputRoot */
+  readonly uploads: ReadonlyArray<string>
+}
+
+export class InvocationFailed extends Data.TaggedError("InvocationFailed")<{
+  readonly invocationHash: string
+  readonly step: string
+  readonly message: string
+  /** last lines of the worker's stderr, when there is a worker */
+  readonly stderrTail?: string
+}> {}
+
+export interface ExecutorShape {
+  /** "inline", "local", "ray", ... (recorded as the run's backend tag) */
+  readonly name: string
+  /** one line for humans: "local: 4 cpus, gpus 0,1" */
+  readonly describe: () => string
+  /** fails right away (before anything runs) when the request can never fit, e.g. 2 GPUs on a 1-GPU pool */
+  readonly canRun: (resources: Resources) => string | undefined
+  readonly run: (
+    request: InvocationRequest,
+    onEvent: (event: StageEvent) => void
+  ) => Effect.Effect<InvocationOutcome, InvocationFailed>
+}
+
+export class Executor extends Context.Service<Executor, ExecutorShape>()("@vw2/core/Executor") {}
