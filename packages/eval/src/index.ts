@@ -1,1 +1,7 @@
-export {}
+export * from "./Availability.ts"
+export * from "./Gif.ts"
+export * from "./OnnxModel.ts"
+export * from "./PaperTable.ts"
+export * from "./Plot.ts"
+export * from "./Ssim.ts"
+export * from "./Video.ts"
