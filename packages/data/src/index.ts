@@ -1,1 +1,3 @@
-export {}
+export * from "./formats/errors.ts"
+export * from "./formats/npy.ts"
+export * from "./formats/npz.ts"
