@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Native tfjs backend without the libtensorflow download: builds @tensorflow/tfjs-node's N-API binding
+# against the TensorFlow C/eager API that the PyPI `tensorflow-cpu` wheel ships inside libtensorflow_cc.so.2.
+#
+# Why this shape (see docs/native-compute.md):
+# - tfjs-node's own installer fetches libtensorflow 2.9.1 from a host this machine cannot reach, so we install
+#   the npm package with --ignore-scripts into packages/native/.tfjs-node (never a regular dependency: a fresh
+#   `npm ci` must not run that installer) and compile its binding ourselves.
+# - The binding is pure N-API, so it compiles against the `node-api-headers` npm package (no node source
+#   download, which is what node-gyp would need) with the system g++.
+# - The wheel exports every TF_* / TFE_* symbol the binding uses; the script checks that before and after
+#   linking, and fails with the missing names otherwise.
+# - tfjs-node 4.22 calls util.isNullOrUndefined / util.isArray, removed in Node 23; we rewrite those calls.
+# Fast no-op when the stamp matches the pinned versions and the binding still loads.
+#
+# Env: VW2_NATIVE_TF_WHEEL (default tensorflow-cpu; `tensorflow` for the CUDA build on GPU workers, see
+# infra/gpu/README.md), VW2_NATIVE_SKIP=1 skips the step entirely.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+
+TF_WHEEL="${VW2_NATIVE_TF_WHEEL:-tensorflow-cpu}"
+TF_VERSION="2.21.0"
+TFJS_NODE_VERSION="4.22.0"
+NODE_API_HEADERS_VERSION="1.9.0"
+NAPI_VERSION="8" # highest napi_versions entry of tfjs-node's package.json that node-pre-gyp looks up
+
+VENV="$ROOT/.venvs/native"
+LIBTF="$VENV/libtensorflow"
+PREFIX="$ROOT/packages/native/.tfjs-node"
+PKG="$PREFIX/node_modules/@tensorflow/tfjs-node"
+BINDING="$PKG/lib/napi-v$NAPI_VERSION/tfjs_binding.node"
+STAMP="$PREFIX/.stamp"
+WANT_STAMP="$TF_WHEEL==$TF_VERSION tfjs-node@$TFJS_NODE_VERSION node-api-headers@$NODE_API_HEADERS_VERSION napi$NAPI_VERSION $(sha256sum "$0" | cut -c1-16)"
+NODE="$ROOT/node_modules/node/bin/node"
+
+if [ "${VW2_NATIVE_SKIP:-0}" = "1" ]; then echo "native tfjs: skipped (VW2_NATIVE_SKIP=1)"; exit 0; fi
+if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
+  echo "native tfjs: only Linux x86_64 is scripted; elsewhere install @tensorflow/tfjs-node from npm"; exit 0
+fi
+
+loads() { # the binding loads and runs one op on the `tensorflow` backend
+  "$NODE" -e "
+    const tf = require('$PKG');
+    if (tf.getBackend() !== 'tensorflow') throw new Error('backend is ' + tf.getBackend());
+    const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 2])).dataSync();
+    if (y[0] !== 3) throw new Error('matMul gave ' + y[0]);
+  " >/dev/null 2>&1
+}
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && loads; then
+  echo "native tfjs: up to date ($WANT_STAMP)"; exit 0
+fi
+
+for tool in python3 g++ nm; do
+  command -v "$tool" >/dev/null || { echo "native tfjs: needs $tool (apt-get install python3-venv g++ binutils)"; exit 1; }
+done
+
+# 1. libtensorflow from the wheel: only the two shared libraries and the C API headers are kept.
+if [ ! -f "$LIBTF/.stamp" ] || [ "$(cat "$LIBTF/.stamp")" != "$TF_WHEEL==$TF_VERSION" ]; then
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+  printf '*\n' > "$VENV/.gitignore"
+  WHEELS="$(mktemp -d)"
+  trap 'rm -rf "$WHEELS"' EXIT
+  echo "native tfjs: downloading $TF_WHEEL==$TF_VERSION from PyPI"
+  "$VENV/bin/pip" download -q --no-deps --only-binary=:all: -d "$WHEELS" "$TF_WHEEL==$TF_VERSION"
+  rm -rf "$LIBTF" && mkdir -p "$LIBTF/lib" "$LIBTF/include"
+  python3 - "$WHEELS"/*.whl "$LIBTF" <<'PY'
+import sys, zipfile, os, shutil
+wheel, out = sys.argv[1], sys.argv[2]
+headers = ("tensorflow/include/tensorflow/c/", "tensorflow/include/tensorflow/core/platform/",
+           "tensorflow/include/tsl/platform/", "tensorflow/include/xla/tsl/c/")
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name in ("tensorflow/libtensorflow_cc.so.2", "tensorflow/libtensorflow_framework.so.2"):
+            target = os.path.join(out, "lib", os.path.basename(name))
+        elif name.startswith(headers) and name.endswith(".h"):
+            target = os.path.join(out, "include", name[len("tensorflow/include/"):])
+        else:
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with z.open(name) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+PY
+  rm -rf "$WHEELS"
+  echo "$TF_WHEEL==$TF_VERSION" > "$LIBTF/.stamp"
+fi
+[ -f "$LIBTF/lib/libtensorflow_cc.so.2" ] || { echo "native tfjs: $TF_WHEEL wheel has no libtensorflow_cc.so.2"; exit 1; }
+
+# 2. tfjs-node's JS + binding sources, without its install script. Its @tensorflow/tfjs* copies are removed
+#    so that it resolves the repository's @tensorflow/tfjs (one tfjs-core engine, one backend registry).
+rm -rf "$PREFIX" && mkdir -p "$PREFIX"
+printf '{ "name": "vw2-native-tfjs-node", "private": true }\n' > "$PREFIX/package.json"
+(cd "$PREFIX" && npm install -q --ignore-scripts --no-audit --no-fund --no-package-lock \
+  "@tensorflow/tfjs-node@$TFJS_NODE_VERSION" "node-api-headers@$NODE_API_HEADERS_VERSION" >/dev/null)
+for dup in "$PREFIX"/node_modules/@tensorflow/*; do
+  [ "$(basename "$dup")" = "tfjs-node" ] || rm -rf "$dup"
+done
+ROOT_TFJS="$("$NODE" -p "require('$ROOT/node_modules/@tensorflow/tfjs/package.json').version")"
+[ "$ROOT_TFJS" = "$TFJS_NODE_VERSION" ] || { echo "native tfjs: root @tensorflow/tfjs is $ROOT_TFJS, binding needs $TFJS_NODE_VERSION"; exit 1; }
+sed -i -E 's/\(0, util_1\.isNullOrUndefined\)\(([^)]*)\)/((\1) == null)/g; s/\(0, util_1\.isArray\)\(/Array.isArray(/g' \
+  "$PKG/dist/nodejs_kernel_backend.js" "$PKG/dist/kernels/TopK.js"
+! grep -q "util_1\.isNullOrUndefined\|util_1\.isArray" "$PKG/dist/nodejs_kernel_backend.js" "$PKG/dist/kernels/TopK.js"
+
+# 3. Compile the binding; libraries are linked through deps/lib like upstream ($ORIGIN/../../deps/lib).
+mkdir -p "$PKG/deps/lib" "$(dirname "$BINDING")"
+ln -sf "$LIBTF/lib/libtensorflow_cc.so.2" "$LIBTF/lib/libtensorflow_framework.so.2" "$PKG/deps/lib/"
+echo "native tfjs: compiling tfjs_binding.node"
+g++ -std=c++17 -O2 -fPIC -shared -DNAPI_VERSION="$NAPI_VERSION" \
+  -I"$PREFIX/node_modules/node-api-headers/include" -I"$LIBTF/include" \
+  "$PKG/binding/tfjs_backend.cc" "$PKG/binding/tfjs_binding.cc" \
+  -L"$PKG/deps/lib" -l:libtensorflow_cc.so.2 -l:libtensorflow_framework.so.2 \
+  -Wl,-rpath,'$ORIGIN/../../deps/lib' \
+  -o "$BINDING"
+
+# 4. Evidence: every TF_*/TFE_* symbol the binding imports is exported by the wheel's libraries.
+IMPORTED="$(nm -D --undefined-only "$BINDING" | awk '{sub(/@.*/, "", $2); print $2}' | grep -E '^TFE?_' | sort -u)"
+EXPORTED="$(nm -D --defined-only "$LIBTF/lib/libtensorflow_cc.so.2" "$LIBTF/lib/libtensorflow_framework.so.2" \
+  | awk 'NF==3 {sub(/@.*/, "", $3); print $3}' | grep -E '^TFE?_' | sort -u)"
+MISSING="$(comm -23 <(echo "$IMPORTED") <(echo "$EXPORTED"))"
+[ -z "$MISSING" ] || { echo "native tfjs: symbols missing from $TF_WHEEL==$TF_VERSION:"; echo "$MISSING"; exit 1; }
+if ldd "$BINDING" | grep -q "not found"; then ldd "$BINDING"; exit 1; fi
+echo "native tfjs: $(echo "$IMPORTED" | wc -l) TF_/TFE_ symbols resolved in $TF_WHEEL==$TF_VERSION"
+
+loads || { "$NODE" -e "require('$PKG')"; exit 1; }
+echo "$WANT_STAMP" > "$STAMP"
+echo "native tfjs: built $BINDING"
