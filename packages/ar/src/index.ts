@@ -1,1 +1,6 @@
-export {}
+export * from "./ArConfig.ts"
+export * from "./ArTransformer.ts"
+export * from "./CodeStream.ts"
+export * from "./InstructionTokenizer.ts"
+export * from "./Sampler.ts"
+export * from "./Train.ts"

@@ -1,0 +1,43 @@
+/**
+ * AR training: next-token cross-entropy over the code stream (only the current clip's codes and its
+ * terminator carry loss, see CodeStream.ts), AdamW with linear warm-up + cosine decay (paper: lr 3e-4,
+ * wd 0.05, betas (0.9, 0.98)).
+ */
+import * as tf from "@tensorflow/tfjs"
+import type { ArTransformer } from "./ArTransformer.ts"
+import { outputVocab } from "./ArConfig.ts"
+
+export interface ArBatch {
+  /** [B, maxTextTokens] */
+  readonly text: Int32Array
+  /** [B, H, W, 3] in [0, 1] */
+  readonly frames: Float32Array
+  /** [B, S] */
+  readonly stream: Int32Array
+  /** [B, S], −1 = no loss */
+  readonly targets: Int32Array
+  readonly batch: number
+  readonly streamLength: number
+}
+
+/** Mean cross-entropy over positions with a target. logits [B, S, V], targets [B, S] (−1 = ignored). */
+export const maskedCrossEntropy = (logits: tf.Tensor3D, targets: tf.Tensor2D, vocab: number): tf.Scalar =>
+  tf.tidy(() => {
+    const valid = tf.cast(tf.greaterEqual(targets, 0), "float32") // [B, S]
+    const safe = tf.maximum(targets, 0)
+    const logProbs = tf.logSoftmax(logits) // [B, S, V]
+    const picked = tf.sum(tf.mul(logProbs, tf.oneHot(tf.cast(safe, "int32"), vocab)), -1) // [B, S]
+    const count = tf.maximum(tf.sum(valid), 1)
+    return tf.div(tf.neg(tf.sum(tf.mul(picked, valid))), count) as tf.Scalar
+  })
+
+export const batchLoss = (model: ArTransformer, batch: ArBatch): tf.Scalar =>
+  tf.tidy(() => {
+    const { height, width, maxTextTokens, codeVocab } = model.arch
+    const logits = model.call({
+      text: tf.tensor2d(batch.text, [batch.batch, maxTextTokens], "int32"),
+      frame: tf.tensor4d(batch.frames, [batch.batch, height, width, 3]),
+      stream: tf.tensor2d(batch.stream, [batch.batch, batch.streamLength], "int32")
+    })
+    return maskedCrossEntropy(logits, tf.tensor2d(batch.targets, [batch.batch, batch.streamLength], "int32"), outputVocab(codeVocab))
+  })

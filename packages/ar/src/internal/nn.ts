@@ -1,0 +1,20 @@
+/** The @vw2/nn pieces this package uses, imported in one place. */
+export {
+  AdamW,
+  asFloatState,
+  Init,
+  Initializers,
+  LayerNorm,
+  Linear,
+  loadCheckpoint,
+  maskFrom,
+  Mlp,
+  Module,
+  Rng,
+  saveCheckpoint,
+  scaledDotProductAttention,
+  trainStep,
+  warmupCosine,
+  type InitContext,
+  type Param
+} from "@vw2/nn"
