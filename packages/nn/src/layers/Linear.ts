@@ -1,0 +1,40 @@
+/** Affine map over the last axis: x [..., in] → [..., out]. Weight stored [in, out] (the transpose of PyTorch's). */
+import * as tf from "@tensorflow/tfjs"
+import { Initializers, Module, type InitContext, type Initializer, type Param } from "../Module.ts"
+
+export interface LinearOptions {
+  readonly bias?: boolean
+  /** Weight init; default truncated normal with std 1/√in. */
+  readonly init?: Initializer
+  /** Zero weight and bias (ControlNet outputs, AdaLN modulation, DiT final layer). */
+  readonly zeroInit?: boolean
+}
+
+export class Linear extends Module {
+  readonly inFeatures: number
+  readonly outFeatures: number
+  readonly weight: Param
+  readonly bias: Param | undefined
+
+  constructor(init: InitContext, inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
+    super(init)
+    this.inFeatures = inFeatures
+    this.outFeatures = outFeatures
+    const wInit = options.zeroInit === true ? Initializers.zeros : (options.init ?? Initializers.normal(1 / Math.sqrt(inFeatures)))
+    this.weight = this.param("weight", [inFeatures, outFeatures], wInit)
+    this.bias = options.bias === false ? undefined : this.param("bias", [outFeatures], Initializers.zeros)
+  }
+
+  /** x [..., in] → [..., out] */
+  call(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const lead = x.shape.slice(0, -1)
+      const last = x.shape[x.rank - 1]
+      if (last !== this.inFeatures) throw new Error(`Linear: input last axis ${last} ≠ in_features ${this.inFeatures}`)
+      const flat = tf.reshape(x, [-1, this.inFeatures]) // [N, in]
+      let y: tf.Tensor = tf.matMul(flat, this.weight.v as tf.Tensor2D) // [N, out]
+      if (this.bias !== undefined) y = tf.add(y, this.bias.v)
+      return tf.reshape(y, [...lead, this.outFeatures])
+    })
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Differentiable ops tfjs lacks: GELU, SiLU, stop-gradient (detach), L1.
+ */
+import * as tf from "@tensorflow/tfjs"
+
+/** GELU, tanh approximation (GPT-2 / DiT). */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => {
+    const c = Math.sqrt(2 / Math.PI)
+    const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
+    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner))) as T
+  })
+}
+
+/** SiLU / swish: x·σ(x). */
+export function silu<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(x)) as T)
+}
+
+/**
+ * Identity in the forward pass, exactly zero gradient in the backward pass (PyTorch's `.detach()`).
+ * tfjs has no public stop-gradient op, so this is a custom gradient returning zeros.
+ */
+const detach = tf.customGrad(((x: tf.Tensor) => ({
+  value: tf.clone(x),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy)
+})) as unknown as Parameters<typeof tf.customGrad>[0])
+
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  return detach(x) as T
+}
+
+/** Mean absolute error. */
+export function l1Loss(a: tf.Tensor, b: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))) as tf.Scalar)
+}
+
+/** Mean squared error. */
+export function mseLoss(a: tf.Tensor, b: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.square(tf.sub(a, b))) as tf.Scalar)
+}
+
+/** RGB → luma (ITU-R BT.601), keeping a 3-channel layout so it can stand in for an RGB hint. Last axis = 3. */
+export function grayscale(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const w = tf.tensor1d([0.299, 0.587, 0.114])
+    const y = tf.sum(tf.mul(x, w), -1, true)
+    return tf.tile(y, [...new Array(x.rank - 1).fill(1), 3])
+  })
+}
