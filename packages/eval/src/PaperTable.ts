@@ -20,19 +20,35 @@ export interface TableRow {
   readonly lpips: Availability<number>
 }
 
-/** Which tasks get one column per step (the paper: folding) and which one column of final success (blocks). */
+/** A set of tasks reported together, one column per step (the paper: "paper folding" = plane + boat). */
+export interface StepwiseGroup {
+  readonly label: string
+  readonly tasks: ReadonlyArray<string>
+}
+
+/** Which task groups get one column per step and which tasks one column of final success (blocks). */
 export interface PaperLayout {
-  readonly stepwise: ReadonlyArray<string>
+  readonly stepwise: ReadonlyArray<StepwiseGroup>
   readonly final: ReadonlyArray<string>
 }
 
-/** Default layout: tasks with the most steps are step-wise (folding, 7 steps), the others final-only. */
+/**
+ * Default layout, as the paper's Table 1: the folding tasks (`fold-*`) pooled into step-wise columns,
+ * every other task one final-success column. Without folding tasks, every task is its own step-wise group.
+ */
 export const defaultLayout = (tasks: ReadonlyArray<TaskSuccess>): PaperLayout => {
-  const most = Math.max(0, ...tasks.map((t) => t.stepSuccessPct.length))
-  return {
-    stepwise: tasks.filter((t) => t.stepSuccessPct.length === most).map((t) => t.task),
-    final: tasks.filter((t) => t.stepSuccessPct.length !== most).map((t) => t.task)
-  }
+  const folds = tasks.filter((t) => t.task.startsWith("fold")).map((t) => t.task)
+  if (folds.length === 0) return { stepwise: tasks.map((t) => ({ label: t.task, tasks: [t.task] })), final: [] }
+  return { stepwise: [{ label: "paper folding", tasks: folds }], final: tasks.filter((t) => !folds.includes(t.task)).map((t) => t.task) }
+}
+
+/** Episode-weighted mean success at each step over the group's tasks present in `row`. */
+const pooled = (row: TableRow, group: StepwiseGroup): ReadonlyArray<number> | undefined => {
+  const members = row.tasks.filter((t) => group.tasks.includes(t.task) && t.episodes > 0)
+  if (members.length === 0) return undefined
+  const steps = Math.max(...members.map((t) => t.stepSuccessPct.length))
+  const episodes = members.reduce((n, t) => n + t.episodes, 0)
+  return Array.from({ length: steps }, (_, k) => members.reduce((s, t) => s + (t.stepSuccessPct[k] ?? 0) * t.episodes, 0) / episodes)
 }
 
 export interface PaperTable {
@@ -51,11 +67,11 @@ const finalOf = (t: TaskSuccess | undefined): number | null =>
 export const buildPaperTable = (rows: ReadonlyArray<TableRow>, layout?: PaperLayout): PaperTable => {
   if (rows.length === 0) throw new Error("buildPaperTable: no rows")
   const resolved = layout ?? defaultLayout(rows[0]!.tasks)
-  const stepCounts = resolved.stepwise.map((task) =>
-    Math.max(0, ...rows.map((r) => r.tasks.find((t) => t.task === task)?.stepSuccessPct.length ?? 0))
-  )
+  const stepCounts = resolved.stepwise.map((group) => Math.max(0, ...rows.map((r) => pooled(r, group)?.length ?? 0)))
   const columns = [
-    ...resolved.stepwise.flatMap((task, i) => Array.from({ length: stepCounts[i]! }, (_, k) => resolved.stepwise.length > 1 ? `${task} ${k + 1}` : `${k + 1}`)),
+    ...resolved.stepwise.flatMap((group, i) =>
+      Array.from({ length: stepCounts[i]! }, (_, k) => (resolved.stepwise.length > 1 ? `${group.label} ${k + 1}` : `${k + 1}`))
+    ),
     ...resolved.final,
     "SSIM",
     "LPIPS"
@@ -63,9 +79,9 @@ export const buildPaperTable = (rows: ReadonlyArray<TableRow>, layout?: PaperLay
   const notes: Array<string> = []
   const tableRows = rows.map((row) => {
     const values: Array<number | null> = []
-    resolved.stepwise.forEach((task, i) => {
-      const found = row.tasks.find((t) => t.task === task)
-      for (let k = 0; k < stepCounts[i]!; k++) values.push(found?.stepSuccessPct[k] ?? null)
+    resolved.stepwise.forEach((group, i) => {
+      const found = pooled(row, group)
+      for (let k = 0; k < stepCounts[i]!; k++) values.push(found?.[k] ?? null)
     })
     for (const task of resolved.final) values.push(finalOf(row.tasks.find((t) => t.task === task)))
     for (const [name, metric] of [["SSIM", row.ssim], ["LPIPS", row.lpips]] as const) {
@@ -88,6 +104,7 @@ export const tableMarkdown = (table: PaperTable): string => {
   const rule = `|${"---|".repeat(table.columns.length + 2)}`
   const lines = table.rows.map((r) => `| ${r.method} | ${r.training} | ${r.values.map((v, i) => cell(table.columns[i]!, v)).join(" | ")} |`)
   const notes = table.notes.length > 0 ? ["", ...table.notes.map((n) => `- ${n}`)] : []
-  const layoutLine = `step-wise columns: ${table.layout.stepwise.join(", ") || "none"}; final-success columns: ${table.layout.final.join(", ") || "none"}`
+  const groups = table.layout.stepwise.map((g) => `${g.label} (${g.tasks.join(" + ")})`)
+  const layoutLine = `step-wise columns: ${groups.join(", ") || "none"}; final-success columns: ${table.layout.final.join(", ") || "none"}`
   return [header, rule, ...lines, "", layoutLine, ...notes, ""].join("\n")
 }

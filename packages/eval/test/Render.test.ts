@@ -37,7 +37,8 @@ describe("paper table", () => {
         method: "VideoWorld 2",
         training: "Craft",
         tasks: [
-          { task: "fold", stepSuccessPct: [100, 75, 50], episodes: 4 },
+          { task: "fold-plane", stepSuccessPct: [100, 75, 50], episodes: 4 },
+          { task: "fold-boat", stepSuccessPct: [50, 25, 0], episodes: 4 },
           { task: "tower", stepSuccessPct: [50, 25], episodes: 4 }
         ],
         ssim: available(0.8123),
@@ -45,9 +46,10 @@ describe("paper table", () => {
       }
     ])
     expect(table.columns).toEqual(["1", "2", "3", "tower", "SSIM", "LPIPS"])
-    expect(table.rows[0]!.values).toEqual([100, 75, 50, 25, 0.8123, null])
+    // folding pooled over plane and boat (4 episodes each), blocks report their final step
+    expect(table.rows[0]!.values).toEqual([75, 50, 25, 25, 0.8123, null])
     const md = tableMarkdown(table)
-    expect(md).toContain("| VideoWorld 2 | Craft | 100.0 | 75.0 | 50.0 | 25.0 | .812 | n/a |")
+    expect(md).toContain("| VideoWorld 2 | Craft | 75.0 | 50.0 | 25.0 | 25.0 | .812 | n/a |")
     expect(md).toContain("LPIPS unavailable — no model file given (set eval.lpipsModel)")
   })
 })
