@@ -7,7 +7,8 @@
  *     - waits for the resources the request asks for (the executor owns its slots: the scheduler submits
  *       every ready invocation at once and lets the executor queue them),
  *     - runs the stage so that it writes its outputs under `request.outputRoot`,
- *     - calls `onEvent` for each progress / metrics / log / upload event as it arrives,
+ *     - calls `onEvent({ type: "started", gpus })` once it holds its slots and starts the stage, then
+ *       `onEvent` for each progress / metrics / log / upload event as it arrives,
  *     - succeeds once the stage finished (the scheduler then verifies and publishes `outputRoot`),
  *     - fails with `InvocationFailed` when the stage failed or the worker died,
  *     - on interruption (Ctrl-C, shutdown) kills what runs the stage and only then completes.
@@ -20,6 +21,9 @@ import type { InputArtifact, Resources } from "./Stage.ts"
 import type { StageEvent } from "./worker/protocol.ts"
 
 export type { StageEvent } from "./worker/protocol.ts"
+
+/** A stage event, or the executor saying the invocation got its slots and started (with which GPUs). */
+export type ExecutorEvent = StageEvent | { readonly type: "started"; readonly gpus: ReadonlyArray<string> }
 
 export interface InvocationRequest {
   /** absolute path of the experiment file; workers re-import it to find the step's stage */
@@ -62,7 +66,7 @@ export interface ExecutorShape {
   readonly canRun: (resources: Resources) => string | undefined
   readonly run: (
     request: InvocationRequest,
-    onEvent: (event: StageEvent) => void
+    onEvent: (event: ExecutorEvent) => void
   ) => Effect.Effect<InvocationOutcome, InvocationFailed>
 }
 

@@ -4,7 +4,7 @@
  * arrives through `StageContext`.
  */
 import type { Effect, Schema } from "effect"
-import { Data } from "effect"
+import { Data, Schema as EffectSchema } from "effect"
 
 /** An artifact kind names what a directory holds ("minicraft-dataset", "dldm-checkpoint", ...).
  * Wiring an output of one kind into an input of another kind fails `tsc`. */
@@ -114,7 +114,7 @@ export const defineStage = <
   if (typeof definition.version !== "string" || definition.version.length === 0) {
     throw new TypeError(`${where}: version must be a non-empty string (it is part of every invocation hash)`)
   }
-  if (typeof definition.config !== "object" || definition.config === null || !("ast" in definition.config)) {
+  if (!EffectSchema.isSchema(definition.config)) {
     throw new TypeError(`${where}: config must be an Effect Schema`)
   }
   for (const [side, record] of [["inputs", definition.inputs], ["outputs", definition.outputs]] as const) {

@@ -1,0 +1,285 @@
+/**
+ * Content-addressed artifact store under VW2_HOME (default ./.vw2):
+ *
+ *   store/<hash>/manifest.json        committed invocation: its outputs + manifest (files, sizes, sha256)
+ *   store/<hash>/<output>/...         one directory per output (and any extra dir the stage wrote)
+ *   tmp/<hash>-<pid>-<n>/             staging: a worker writes here; never read as a result
+ *   locks/<hash>.lock                 held while one process computes <hash> (see internal/fileLock.ts)
+ *   trash/                            corrupted entries moved out of the way (kept for inspection)
+ *   runs/<id>.json                    one record per `vw2 run` (vw2 status)
+ *
+ * Publishing writes manifest.json into the staging dir and renames the dir to store/<hash> in one atomic
+ * step, so a half-written invocation never looks complete. Readers verify sizes and sha256 against the
+ * manifest; a mismatch moves the entry to trash/ and the invocation is recomputed.
+ */
+import { Context, Data, Effect, Layer } from "effect"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as fsp from "node:fs/promises"
+import * as path from "node:path"
+import { lockHeartbeatMs, refreshLock, tryLock, unlock } from "./internal/fileLock.ts"
+import type { ArtifactKind } from "./Stage.ts"
+
+export interface ManifestFile {
+  /** posix path relative to the invocation root, e.g. "model/weights.bin" */
+  readonly path: string
+  readonly size: number
+  readonly sha256: string
+}
+
+export interface Manifest {
+  readonly format: 1
+  readonly hash: string
+  readonly step: string
+  readonly stage: string
+  readonly stageVersion: string
+  readonly seed: number
+  readonly config: unknown
+  /** input name → "<hash>/<output>" */
+  readonly inputs: Readonly<Record<string, string>>
+  readonly outputs: Readonly<Record<string, ArtifactKind>>
+  readonly files: ReadonlyArray<ManifestFile>
+  /** files the stage marked with ctx.upload */
+  readonly uploads: ReadonlyArray<string>
+  /** the tracker run that produced this entry, so cache hits can point at it */
+  readonly tracking: { readonly runId: string | undefined }
+  readonly createdAt: string
+  readonly durationMs: number
+}
+
+export type ManifestFields = Omit<Manifest, "format" | "files" | "createdAt">
+
+export class StoreError extends Data.TaggedError("StoreError")<{ readonly message: string; readonly path: string }> {}
+
+export type Verification =
+  | { readonly _tag: "absent" }
+  | { readonly _tag: "valid"; readonly manifest: Manifest }
+  | { readonly _tag: "corrupt"; readonly reason: string; readonly movedTo: string }
+
+export interface Staging {
+  readonly outputRoot: string
+  readonly scratchDir: string
+}
+
+export interface ArtifactStoreShape {
+  readonly root: string
+  readonly entryDir: (hash: string) => string
+  /** cheap check used by `vw2 plan`: a committed manifest exists and the file sizes match */
+  readonly isPublished: (hash: string) => boolean
+  /** full check (sizes + sha256); a corrupt entry is moved to trash/ */
+  readonly verify: (hash: string) => Effect.Effect<Verification, StoreError>
+  readonly readManifest: (hash: string) => Manifest | undefined
+  readonly stage: (hash: string) => Effect.Effect<Staging, StoreError>
+  readonly discard: (staging: Staging) => Effect.Effect<void>
+  /** hashes the staged files, writes the manifest and renames the staging dir into place */
+  readonly publish: (hash: string, staging: Staging, fields: ManifestFields) => Effect.Effect<Manifest, StoreError>
+  /** holds the invocation's lock for the scope; waits (polling) while another live process holds it */
+  readonly lock: (hash: string, onWait?: () => void) => Effect.Effect<void, never, import("effect").Scope.Scope>
+  /** removes staging dirs left by dead processes on this host */
+  readonly cleanStaleStaging: Effect.Effect<number>
+  readonly runsDir: string
+}
+
+export class ArtifactStore extends Context.Service<ArtifactStore, ArtifactStoreShape>()("@vw2/core/ArtifactStore") {}
+
+export const defaultHome = (): string => path.resolve(process.env.VW2_HOME ?? ".vw2")
+
+const hashPattern = /^[0-9a-f]{64}$/
+
+const sha256File = (file: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const hash = createHash("sha256")
+    fs.createReadStream(file).on("data", (chunk) => hash.update(chunk)).on("error", reject).on("end", () => resolve(hash.digest("hex")))
+  })
+
+const listFiles = async (root: string, rel = ""): Promise<Array<string>> => {
+  const entries = await fsp.readdir(path.join(root, rel), { withFileTypes: true })
+  const out: Array<string> = []
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const child = rel === "" ? entry.name : `${rel}/${entry.name}`
+    if (entry.isDirectory()) out.push(...(await listFiles(root, child)))
+    else if (entry.isFile()) out.push(child)
+    else throw new Error(`${path.join(root, child)}: only regular files and directories can be published`)
+  }
+  return out
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreShape => {
+  const root = path.resolve(home)
+  const dirs = {
+    store: path.join(root, "store"),
+    tmp: path.join(root, "tmp"),
+    locks: path.join(root, "locks"),
+    trash: path.join(root, "trash"),
+    runs: path.join(root, "runs")
+  }
+  for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true })
+  let stagingCounter = 0
+
+  const entryDir = (hash: string) => {
+    if (!hashPattern.test(hash)) throw new TypeError(`not an invocation hash: ${hash}`)
+    return path.join(dirs.store, hash)
+  }
+
+  const readManifest = (hash: string): Manifest | undefined => {
+    try {
+      const manifest = JSON.parse(fs.readFileSync(path.join(entryDir(hash), "manifest.json"), "utf8")) as Manifest
+      return manifest.format === 1 && manifest.hash === hash && Array.isArray(manifest.files) ? manifest : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  const isPublished = (hash: string): boolean => {
+    const manifest = readManifest(hash)
+    if (manifest === undefined) return false
+    const dir = entryDir(hash)
+    return manifest.files.every((f) => {
+      try {
+        return fs.statSync(path.join(dir, f.path)).size === f.size
+      } catch {
+        return false
+      }
+    })
+  }
+
+  const moveToTrash = (hash: string): string => {
+    const target = path.join(dirs.trash, `${hash}-${Date.now()}-${process.pid}`)
+    try {
+      fs.renameSync(entryDir(hash), target)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
+    }
+    return target
+  }
+
+  const verify = (hash: string): Effect.Effect<Verification, StoreError> =>
+    Effect.tryPromise({
+      try: async (): Promise<Verification> => {
+        const dir = entryDir(hash)
+        if (!fs.existsSync(dir)) return { _tag: "absent" }
+        const manifest = readManifest(hash)
+        let reason: string | undefined = manifest === undefined ? "manifest.json missing or unreadable" : undefined
+        if (manifest !== undefined) {
+          const listed = new Set(manifest.files.map((f) => f.path))
+          for (const file of manifest.files) {
+            const full = path.join(dir, file.path)
+            let size: number
+            try {
+              size = (await fsp.stat(full)).size
+            } catch {
+              reason = `${file.path} is missing`
+              break
+            }
+            if (size !== file.size) {
+              reason = `${file.path} has ${size} bytes, manifest says ${file.size}`
+              break
+            }
+            if ((await sha256File(full)) !== file.sha256) {
+              reason = `${file.path} does not match its sha256`
+              break
+            }
+          }
+          if (reason === undefined) {
+            const extra = (await listFiles(dir)).find((f) => f !== "manifest.json" && !listed.has(f))
+            if (extra !== undefined) reason = `${extra} is not in the manifest`
+          }
+        }
+        if (reason === undefined) return { _tag: "valid", manifest: manifest! }
+        return { _tag: "corrupt", reason, movedTo: moveToTrash(hash) }
+      },
+      catch: (cause) => new StoreError({ message: `verifying ${hash}: ${String(cause)}`, path: entryDir(hash) })
+    })
+
+  const stage = (hash: string): Effect.Effect<Staging, StoreError> =>
+    Effect.try({
+      try: () => {
+        const base = path.join(dirs.tmp, `${hash}-${process.pid}-${++stagingCounter}`)
+        fs.rmSync(base, { recursive: true, force: true })
+        fs.mkdirSync(base, { recursive: true })
+        fs.mkdirSync(`${base}.scratch`, { recursive: true })
+        return { outputRoot: base, scratchDir: `${base}.scratch` }
+      },
+      catch: (cause) => new StoreError({ message: `creating staging dir: ${String(cause)}`, path: dirs.tmp })
+    })
+
+  const discard = (staging: Staging): Effect.Effect<void> =>
+    Effect.promise(async () => {
+      await fsp.rm(staging.outputRoot, { recursive: true, force: true })
+      await fsp.rm(staging.scratchDir, { recursive: true, force: true })
+    })
+
+  const publish = (hash: string, staging: Staging, fields: ManifestFields): Effect.Effect<Manifest, StoreError> =>
+    Effect.tryPromise({
+      try: async () => {
+        await fsp.rm(staging.scratchDir, { recursive: true, force: true })
+        const files: Array<ManifestFile> = []
+        for (const rel of await listFiles(staging.outputRoot)) {
+          if (rel === "manifest.json") throw new Error("a stage may not write manifest.json at its output root")
+          const full = path.join(staging.outputRoot, rel)
+          files.push({ path: rel, size: (await fsp.stat(full)).size, sha256: await sha256File(full) })
+        }
+        const manifest: Manifest = { format: 1, ...fields, files, createdAt: new Date().toISOString() }
+        const manifestPath = path.join(staging.outputRoot, "manifest.json")
+        await fsp.writeFile(manifestPath, JSON.stringify(manifest, null, 2))
+        // make the manifest durable before the rename commits the entry
+        const handle = await fsp.open(manifestPath, "r")
+        await handle.sync()
+        await handle.close()
+        try {
+          await fsp.rename(staging.outputRoot, entryDir(hash))
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code
+          if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error
+          // Another process published the same hash first: same inputs, same content; keep theirs.
+          await fsp.rm(staging.outputRoot, { recursive: true, force: true })
+          return readManifest(hash) ?? manifest
+        }
+        return manifest
+      },
+      catch: (cause) => new StoreError({ message: `publishing ${hash}: ${cause instanceof Error ? cause.message : String(cause)}`, path: staging.outputRoot })
+    })
+
+  const lock = (hash: string, onWait?: () => void) => {
+    const file = path.join(dirs.locks, `${entryDir(hash).slice(dirs.store.length + 1)}.lock`)
+    const acquire = Effect.gen(function*() {
+      let announced = false
+      while (!tryLock(file)) {
+        if (!announced) {
+          announced = true
+          onWait?.()
+        }
+        yield* Effect.sleep(150)
+      }
+    })
+    const heartbeat = Effect.forever(Effect.andThen(Effect.sleep(lockHeartbeatMs), Effect.sync(() => refreshLock(file))))
+    return Effect.acquireRelease(acquire, () => Effect.sync(() => unlock(file))).pipe(
+      Effect.andThen(Effect.forkScoped(heartbeat)),
+      Effect.asVoid
+    )
+  }
+
+  const cleanStaleStaging = Effect.sync(() => {
+    let removed = 0
+    for (const name of fs.readdirSync(dirs.tmp)) {
+      const match = /^[0-9a-f]{64}-(\d+)-\d+(\.scratch)?$/.exec(name)
+      if (match === null || isAlive(Number(match[1]))) continue
+      fs.rmSync(path.join(dirs.tmp, name), { recursive: true, force: true })
+      removed++
+    }
+    return removed
+  })
+
+  return { root, entryDir, isPublished, verify, readManifest, stage, discard, publish, lock, cleanStaleStaging, runsDir: dirs.runs }
+}
+
+export const layer = (home?: string): Layer.Layer<ArtifactStore> => Layer.sync(ArtifactStore, () => makeArtifactStore(home))

@@ -1,0 +1,358 @@
+/**
+ * The scheduler: runs a Plan on the Executor, reusing what the ArtifactStore already holds, and reports
+ * the run tree to the Tracker. It never prints: everything a human sees goes through a SchedulerObserver.
+ *
+ * Per invocation (all invocations are started at once; each waits for its inputs, the executor queues
+ * them by resources):
+ *   inputs failed/skipped → skipped
+ *   store entry verifies → cached (a corrupt entry is moved to trash/ and recomputed)
+ *   otherwise: take the invocation lock (another vw2 process may be computing it; wait, then re-check),
+ *   stage a temp dir, run on the executor, publish atomically, release the lock.
+ * A failure marks only its dependents skipped; interruption kills running workers, discards staging dirs
+ * and ends every open tracker run as KILLED.
+ */
+import { Data, Deferred, Effect, Exit } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import type { Manifest } from "./ArtifactStore.ts"
+import { ArtifactStore } from "./ArtifactStore.ts"
+import { flattenConfig } from "./Config.ts"
+import type { ExecutorEvent } from "./Executor.ts"
+import { Executor } from "./Executor.ts"
+import type { Plan, PlannedInvocation, PlannedTrial } from "./Planner.ts"
+import type { InputArtifact, MetricPoint } from "./Stage.ts"
+import type { RunStatus, TrackedRunId } from "./Tracker.ts"
+import { Tracker } from "./Tracker.ts"
+
+export type InvocationStatus = "cached" | "pending" | "waiting" | "running" | "done" | "failed" | "skipped" | "interrupted"
+
+export interface InvocationResult {
+  readonly hash: string
+  readonly step: string
+  readonly stage: string
+  readonly trials: ReadonlyArray<string>
+  readonly status: InvocationStatus
+  readonly durationMs?: number
+  readonly gpus?: ReadonlyArray<string>
+  readonly error?: string
+  /** last value of each metric the stage reported */
+  readonly metrics: Readonly<Record<string, number>>
+  /** tracker run that produced the artifact (this run's, or the one recorded in the manifest for a cache hit) */
+  readonly producedBy?: string
+}
+
+export interface RunSummary {
+  readonly status: "succeeded" | "failed" | "interrupted"
+  readonly experimentRunId: string
+  readonly durationMs: number
+  readonly results: ReadonlyArray<InvocationResult>
+}
+
+export interface StatusDetail {
+  readonly gpus?: ReadonlyArray<string>
+  readonly error?: string
+  readonly durationMs?: number
+  /** why a cached entry was not used, e.g. "corrupt: model/w.bin does not match its sha256" */
+  readonly note?: string
+}
+
+/** Life-cycle hooks; progress displays, loggers and tests are observers side by side. */
+export interface SchedulerObserver {
+  readonly onStart?: (plan: Plan, experimentRunId: string) => void
+  readonly onStatus?: (invocation: PlannedInvocation, status: InvocationStatus, detail: StatusDetail) => void
+  readonly onProgress?: (invocation: PlannedInvocation, done: number, total: number, message: string | undefined) => void
+  readonly onMetrics?: (invocation: PlannedInvocation, values: Readonly<Record<string, number>>, step: number) => void
+  readonly onLog?: (invocation: PlannedInvocation, message: string) => void
+  readonly onEnd?: (summary: RunSummary) => void
+}
+
+export interface RunOptions {
+  readonly plan: Plan
+  /** absolute path of the experiment file (workers import it) */
+  readonly experimentFile: string
+  readonly observer?: SchedulerObserver
+  /** extra tags for the experiment run (command line, git commit) */
+  readonly tags?: Readonly<Record<string, string>>
+  /** metrics are sent to the tracker in batches at most this often */
+  readonly metricsFlushMs?: number
+}
+
+/** The plan cannot run on this executor (e.g. a stage needs more GPUs than it has); nothing was started. */
+export class PlanRejected extends Data.TaggedError("PlanRejected")<{ readonly problems: ReadonlyArray<string> }> {
+  override get message() {
+    return `the plan cannot run on this executor:\n${this.problems.map((p) => `  ${p}`).join("\n")}`
+  }
+}
+
+type Outcome = "ok" | "failed" | "skipped" | "interrupted"
+
+const metricsBatchSize = 100
+
+export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanRejected, ArtifactStore | Executor | Tracker> =>
+  Effect.gen(function*() {
+    const { plan, observer = {} } = options
+    const store = yield* ArtifactStore
+    const executor = yield* Executor
+    const tracker = yield* Tracker
+    const startedAt = Date.now()
+
+    const problems = plan.invocations.flatMap((inv) => {
+      const why = executor.canRun(inv.resources)
+      return why === undefined ? [] : [`${inv.step} (${inv.hash.slice(0, 12)}): ${why}`]
+    })
+    if (problems.length > 0) return yield* new PlanRejected({ problems: [...new Set(problems)] })
+    yield* store.cleanStaleStaging
+
+    // Every tracker run this scheduler opened and has not ended yet: ended as KILLED on interruption.
+    const openRuns = new Set<TrackedRunId>()
+    const startRun = (start: Effect.Effect<TrackedRunId>) => Effect.tap(start, (id) => Effect.sync(() => openRuns.add(id)))
+    const endRun = (id: TrackedRunId, status: RunStatus) =>
+      Effect.suspend(() => (openRuns.delete(id) ? tracker.endRun(id, status) : Effect.void))
+
+    const experimentRunId = yield* startRun(tracker.startExperimentRun({
+      experiment: plan.experiment,
+      configHash: plan.configHash,
+      params: flattenConfig(plan.config),
+      tags: {
+        "vw2.config_hash": plan.configHash,
+        "vw2.backend": executor.name,
+        "vw2.trials": String(plan.trials.length),
+        "vw2.invocations": String(plan.invocations.length),
+        ...options.tags
+      }
+    }))
+
+    const results = new Map<string, InvocationResult>()
+    const trialsById = new Map(plan.trials.map((t) => [t.id, t]))
+    const trialRuns = new Map<string, TrackedRunId>()
+    const finish = Effect.gen(function*() {
+      for (const trial of plan.trials) {
+        const id = yield* startRun(tracker.startTrialRun(experimentRunId, {
+          trialId: trial.id,
+          seed: trial.seed,
+          params: Object.fromEntries(Object.entries(trial.assignments).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
+          tags: { "vw2.trial": trial.id, "vw2.trial_config_hash": trial.configHash, "vw2.seed": String(trial.seed) }
+        }))
+        trialRuns.set(trial.id, id)
+      }
+      observer.onStart?.(plan, experimentRunId)
+
+      const outcomes = new Map(plan.invocations.map((inv) => [inv.hash, Deferred.makeUnsafe<Outcome>()]))
+      const setStatus = (inv: PlannedInvocation, status: InvocationStatus, detail: StatusDetail & Partial<InvocationResult> = {}) => {
+        const previous = results.get(inv.hash)
+        results.set(inv.hash, {
+          hash: inv.hash,
+          step: inv.step,
+          stage: inv.stage,
+          trials: inv.trials,
+          metrics: previous?.metrics ?? {},
+          ...previous,
+          ...detail,
+          status
+        })
+        observer.onStatus?.(inv, status, detail)
+      }
+      for (const inv of plan.invocations) setStatus(inv, "pending")
+
+      const stageRunInfo = (inv: PlannedInvocation, trial: PlannedTrial, cache: { _tag: "miss" } | { _tag: "hit"; producedBy: string | undefined }) => ({
+        step: inv.step,
+        stage: inv.stage,
+        stageHash: inv.hash,
+        cache,
+        params: flattenConfig(inv.config),
+        tags: {
+          "vw2.stage": inv.stage,
+          "vw2.stage_version": inv.stageVersion,
+          "vw2.stage_hash": inv.hash,
+          "vw2.step": inv.step,
+          "vw2.cache": cache._tag === "miss" ? "miss" : `hit:${cache.producedBy ?? "unknown"}`
+        }
+      })
+
+      /** stage runs recording `inv` under each of `trials`, ended right away (cache hits, skips, failures of shared invocations) */
+      const recordStageRuns = (inv: PlannedInvocation, trials: ReadonlyArray<string>, producedBy: string | undefined, status: RunStatus, extraTags: Record<string, string> = {}) =>
+        Effect.forEach(trials, (trialId) =>
+          Effect.gen(function*() {
+            const info = stageRunInfo(inv, trialsById.get(trialId)!, { _tag: "hit", producedBy })
+            const id = yield* startRun(tracker.startStageRun(trialRuns.get(trialId)!, { ...info, tags: { ...info.tags, ...extraTags } }))
+            yield* endRun(id, status)
+          }), { discard: true })
+
+      const inputsOf = (inv: PlannedInvocation): Record<string, InputArtifact> =>
+        Object.fromEntries(Object.entries(inv.inputs).map(([name, input]) => [name, { dir: path.join(store.entryDir(input.hash), input.output), kind: input.kind, hash: input.hash }]))
+
+      const execute = (inv: PlannedInvocation, note: string | undefined): Effect.Effect<Outcome> =>
+        Effect.scoped(Effect.gen(function*() {
+          const [ownerTrial, ...otherTrials] = inv.trials as [string, ...Array<string>]
+          yield* store.lock(inv.hash, () => setStatus(inv, "waiting", { note: "another vw2 process is computing it" }))
+          const again = yield* Effect.orElseSucceed(store.verify(inv.hash), () => ({ _tag: "absent" as const }))
+          if (again._tag === "valid") {
+            setStatus(inv, "cached", { producedBy: again.manifest.tracking.runId })
+            yield* recordStageRuns(inv, inv.trials, again.manifest.tracking.runId, "FINISHED")
+            return "ok" as const
+          }
+          const stageRunId = yield* startRun(tracker.startStageRun(trialRuns.get(ownerTrial)!, stageRunInfo(inv, trialsById.get(ownerTrial)!, { _tag: "miss" })))
+          const staging = yield* Effect.acquireRelease(
+            Effect.orDie(store.stage(inv.hash)),
+            (s) => store.discard(s) // after a successful publish the staging dir is gone already
+          )
+          const metricsBuffer: Array<MetricPoint> = []
+          const lastMetrics: Record<string, number> = {}
+          const flushMetrics = Effect.suspend(() => {
+            if (metricsBuffer.length === 0) return Effect.void
+            return tracker.logMetrics(stageRunId, metricsBuffer.splice(0, metricsBuffer.length))
+          })
+          yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(options.metricsFlushMs ?? 1000), flushMetrics)))
+          yield* Effect.addFinalizer(() => flushMetrics)
+          let startedAtMs = Date.now()
+          const onEvent = (event: ExecutorEvent) => {
+            switch (event.type) {
+              case "started":
+                startedAtMs = Date.now()
+                setStatus(inv, "running", note === undefined ? { gpus: event.gpus } : { gpus: event.gpus, note })
+                return
+              case "progress":
+                observer.onProgress?.(inv, event.done, event.total, event.message)
+                return
+              case "metrics":
+                for (const [key, value] of Object.entries(event.values)) {
+                  lastMetrics[key] = value
+                  metricsBuffer.push({ key, value, step: event.step, timestamp: event.timestamp })
+                }
+                results.set(inv.hash, { ...results.get(inv.hash)!, metrics: { ...lastMetrics } })
+                observer.onMetrics?.(inv, event.values, event.step)
+                if (metricsBuffer.length >= metricsBatchSize) Effect.runFork(flushMetrics)
+                return
+              case "log":
+                observer.onLog?.(inv, event.message)
+                return
+              case "upload":
+                return
+            }
+          }
+          const request = {
+            experimentFile: options.experimentFile,
+            step: inv.step,
+            stageName: inv.stage,
+            config: inv.config,
+            seed: inv.seed,
+            invocationHash: inv.hash,
+            inputs: inputsOf(inv),
+            outputRoot: staging.outputRoot,
+            scratchDir: staging.scratchDir,
+            resources: inv.resources
+          }
+          const ran = yield* Effect.exit(executor.run(request, onEvent))
+          const durationMs = Date.now() - startedAtMs
+          if (Exit.isFailure(ran)) {
+            if (Exit.hasInterrupts(ran)) return yield* Effect.interrupt
+            const error = ran.cause.reasons.map((r) => (r._tag === "Fail" ? r.error.message : String(r._tag === "Die" ? r.defect : "interrupted"))).join("; ")
+            setStatus(inv, "failed", { error, durationMs })
+            yield* endRun(stageRunId, "FAILED")
+            yield* recordStageRuns(inv, otherTrials, stageRunId, "FAILED", { "vw2.status": "failed" })
+            return "failed" as const
+          }
+          const published = yield* Effect.exit(store.publish(inv.hash, staging, {
+            hash: inv.hash,
+            step: inv.step,
+            stage: inv.stage,
+            stageVersion: inv.stageVersion,
+            seed: inv.seed,
+            config: inv.config,
+            inputs: Object.fromEntries(Object.entries(inv.inputs).map(([k, v]) => [k, `${v.hash}/${v.output}`])),
+            outputs: inv.outputs,
+            uploads: ran.value.uploads,
+            tracking: { runId: stageRunId },
+            durationMs
+          }))
+          if (Exit.isFailure(published)) {
+            const error = published.cause.reasons.map((r) => (r._tag === "Fail" ? r.error.message : String(r))).join("; ")
+            setStatus(inv, "failed", { error, durationMs })
+            yield* endRun(stageRunId, "FAILED")
+            return "failed" as const
+          }
+          const entry = store.entryDir(inv.hash)
+          yield* tracker.logArtifacts(stageRunId, [
+            { localPath: path.join(entry, "manifest.json"), artifactPath: "manifest.json" },
+            ...ran.value.uploads.filter((u) => fs.existsSync(path.join(entry, u))).map((u) => ({ localPath: path.join(entry, u), artifactPath: u }))
+          ])
+          yield* flushMetrics
+          setStatus(inv, "done", { durationMs, gpus: ran.value.gpus, producedBy: stageRunId })
+          yield* endRun(stageRunId, "FINISHED")
+          yield* recordStageRuns(inv, otherTrials, stageRunId, "FINISHED")
+          return "ok" as const
+        }))
+
+      const runOne = (inv: PlannedInvocation): Effect.Effect<void> =>
+        Effect.gen(function*() {
+          const deps = yield* Effect.forEach(inv.dependsOn, (h) => Deferred.await(outcomes.get(h)!))
+          let outcome: Outcome
+          if (deps.some((d) => d !== "ok")) {
+            const failedStep = inv.dependsOn.map((h) => results.get(h)!).find((r) => r.status !== "done" && r.status !== "cached")
+            setStatus(inv, "skipped", { error: `input from ${failedStep?.step ?? "an upstream step"} is missing (${failedStep?.status ?? "failed"})` })
+            yield* recordStageRuns(inv, inv.trials, undefined, "KILLED", { "vw2.status": "skipped" })
+            outcome = "skipped"
+          } else {
+            const found = yield* Effect.orElseSucceed(store.verify(inv.hash), () => ({ _tag: "absent" as const }))
+            if (found._tag === "valid") {
+              setStatus(inv, "cached", { producedBy: found.manifest.tracking.runId })
+              yield* recordStageRuns(inv, inv.trials, found.manifest.tracking.runId, "FINISHED")
+              outcome = "ok"
+            } else {
+              const note = found._tag === "corrupt" ? `cached entry was corrupt (${found.reason}); recomputing` : undefined
+              if (note !== undefined) observer.onLog?.(inv, note)
+              outcome = yield* execute(inv, note)
+            }
+          }
+          yield* Deferred.succeed(outcomes.get(inv.hash)!, outcome)
+        }).pipe(
+          Effect.onInterrupt(() =>
+            Effect.gen(function*() {
+              const current = results.get(inv.hash)?.status
+              if (current === "running" || current === "pending" || current === "waiting") setStatus(inv, "interrupted")
+              yield* Deferred.succeed(outcomes.get(inv.hash)!, "interrupted")
+            })
+          )
+        )
+
+      yield* Effect.forEach(plan.invocations, runOne, { concurrency: "unbounded", discard: true })
+
+      const all = plan.invocations.map((inv) => results.get(inv.hash)!)
+      for (const trial of plan.trials) {
+        const ok = Object.values(trial.invocations).every((h) => {
+          const s = results.get(h)?.status
+          return s === "done" || s === "cached"
+        })
+        yield* endRun(trialRuns.get(trial.id)!, ok ? "FINISHED" : "FAILED")
+      }
+      const failed = all.some((r) => r.status !== "done" && r.status !== "cached")
+      yield* endRun(experimentRunId, failed ? "FAILED" : "FINISHED")
+      return all
+    })
+
+    // Whatever happens (interruption included), no tracker run is left open and the tracker is flushed.
+    const closeOpenRuns = Effect.suspend(() => Effect.forEach([...openRuns], (id) => endRun(id, "KILLED"), { discard: true }))
+    const all = yield* finish.pipe(
+      Effect.onInterrupt(() =>
+        Effect.sync(() =>
+          observer.onEnd?.({
+            status: "interrupted",
+            experimentRunId,
+            durationMs: Date.now() - startedAt,
+            results: plan.invocations.flatMap((inv) => results.get(inv.hash) ?? [])
+          })
+        )
+      ),
+      Effect.ensuring(Effect.andThen(closeOpenRuns, tracker.flush))
+    )
+    const summary: RunSummary = {
+      status: all.every((r) => r.status === "done" || r.status === "cached") ? "succeeded" : "failed",
+      experimentRunId,
+      durationMs: Date.now() - startedAt,
+      results: all
+    }
+    observer.onEnd?.(summary)
+    return summary
+  })
+
+export type { Manifest }
