@@ -1,0 +1,148 @@
+/**
+ * The video DiT's typed config (one object, saved in every checkpoint) and its two presets.
+ * Architecture after the Cosmos-Predict2 DiT the VideoWorld 2 release fine-tunes ("FA-CA-MLP" blocks with
+ * AdaLN(-LoRA) per frame, QK-RMSNorm, bias-free projections, GELU MLP), plus the paper's switches.
+ */
+
+/** Ablation (e) of the paper: how the VDM's base weights train. */
+export type VdmTrainingMode = "random" | "frozen" | "lora" | "full"
+export const vdmTrainingModes: ReadonlyArray<VdmTrainingMode> = ["random", "frozen", "lora", "full"]
+
+/** Temporal structure of the DiT's own self-attention. */
+export type TemporalSelfAttention = "full" | "causal"
+
+export interface ControlBranchConfig {
+  /** ControlNet-like branch on/off (ablation: "+ControlNet") */
+  readonly enabled: boolean
+  /** number of leading base blocks copied into the branch */
+  readonly blocks: number
+  /** scale of the zero-initialised branch outputs (authors' code: 0.5) */
+  readonly weight: number
+  /** hint made grayscale before it enters (authors' code: on) */
+  readonly grayscale: boolean
+  /** hint detached: no gradient into its source (ablation: "+stop-grad"; authors' code: on) */
+  readonly stopGradient: boolean
+  /** channels of the hint video as given (3: RGB low-fi decoder output) */
+  readonly hintChannels: number
+}
+
+export interface LoraConfig {
+  /** adapter rank on the attention projections (used when mode = "lora") */
+  readonly rank: number
+  /** adapter scale numerator: update = (alpha / rank) · x·A·B */
+  readonly alpha: number
+}
+
+export interface VideoDiTConfig {
+  /** channels of the diffused signal (3: pixels in the mini setting; 16: Cosmos tokenizer latents) */
+  readonly inChannels: number
+  /** pixels (or latents) per spatial patch side */
+  readonly patchSpatial: number
+  /** frames per temporal patch */
+  readonly patchTemporal: number
+  /** model width (Cosmos model_channels) */
+  readonly width: number
+  readonly depth: number
+  readonly heads: number
+  /** MLP hidden = mlpRatio · width */
+  readonly mlpRatio: number
+  /** AdaLN-LoRA bottleneck (Cosmos 2B: 256); 0 = plain AdaLN (one Linear per modulation) */
+  readonly adalnLoraDim: number
+  /** cross-attention context width (Cosmos: 1024, the T5 width the codes replace) */
+  readonly contextDim: number
+  /** width of one code vector before the projection to contextDim (FSQ: number of levels, 4) */
+  readonly codeDim: number
+  /** network time = t · timeScale (Cosmos rectified_flow_t_scaling_factor: 1) */
+  readonly timeScale: number
+  /** an all-zero padding-mask channel is concatenated to the input (Cosmos concat_padding_mask: on) */
+  readonly concatPaddingMask: boolean
+  /** frame t attends only to codes visible at t (paper: on; released config: off) */
+  readonly causalCrossAttention: boolean
+  /** the DiT's spatio-temporal self-attention: "full" (Cosmos) or block-causal in time */
+  readonly temporalSelfAttention: TemporalSelfAttention
+  /** probability of dropping the whole code context for a training sample (enables CFG) */
+  readonly contextDropout: number
+  readonly control: ControlBranchConfig
+  readonly training: { readonly mode: VdmTrainingMode; readonly lora: LoraConfig }
+}
+
+/** The 2B Cosmos-Predict2 DiT at 480p, 93 frames (24 latent frames of the 4×8×8 tokenizer), fine-tuned fully. */
+export const paperDiT: VideoDiTConfig = {
+  inChannels: 16,
+  patchSpatial: 2,
+  patchTemporal: 1,
+  width: 2048,
+  depth: 28,
+  heads: 16,
+  mlpRatio: 4,
+  adalnLoraDim: 256,
+  contextDim: 1024,
+  codeDim: 4,
+  timeScale: 1,
+  concatPaddingMask: true,
+  causalCrossAttention: true,
+  temporalSelfAttention: "full",
+  contextDropout: 0.2,
+  // the hint is tokenizer latents here: the paper's grayscale conversion happens in pixel space, before the tokenizer
+  control: { enabled: true, blocks: 3, weight: 0.5, grayscale: false, stopGradient: true, hintChannels: 16 },
+  training: { mode: "full", lora: { rank: 16, alpha: 16 } }
+}
+
+/** The video geometry the paper preset is declared for (not needed to build the network). */
+export const paperVideo = { frames: 93, latentFrames: 24, height: 480, width: 832, latentHeight: 60, latentWidth: 104 } as const
+
+/** MiniCraft 32×32 RGB in pixel space, tiny width: a training step takes well under a second on the pure-JS CPU backend. */
+export const miniDiT: VideoDiTConfig = {
+  inChannels: 3,
+  patchSpatial: 4,
+  patchTemporal: 1,
+  width: 64,
+  depth: 3,
+  heads: 4,
+  mlpRatio: 2,
+  adalnLoraDim: 0,
+  contextDim: 64,
+  codeDim: 4,
+  timeScale: 1000,
+  concatPaddingMask: false,
+  causalCrossAttention: true,
+  temporalSelfAttention: "full",
+  contextDropout: 0.1,
+  control: { enabled: true, blocks: 1, weight: 0.5, grayscale: true, stopGradient: true, hintChannels: 3 },
+  training: { mode: "full", lora: { rank: 4, alpha: 4 } }
+}
+
+export const ditPresets = { paper: paperDiT, mini: miniDiT } as const
+export type DiTPresetName = keyof typeof ditPresets
+
+/** Throws with the config path of the first invalid field. */
+export const validateDiTConfig = (c: VideoDiTConfig, path = "dit"): void => {
+  const positiveInt = (v: number, key: string) => {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${path}.${key}: expected an integer ≥ 1, got ${v}`)
+  }
+  for (const key of ["inChannels", "patchSpatial", "patchTemporal", "width", "depth", "heads", "contextDim", "codeDim"] as const) {
+    positiveInt(c[key], key)
+  }
+  if (c.width % c.heads !== 0) throw new Error(`${path}.width: ${c.width} must be divisible by ${path}.heads (${c.heads})`)
+  if ((c.width / c.heads) % 2 !== 0) throw new Error(`${path}.heads: head width ${c.width / c.heads} must be even`)
+  if (!(c.mlpRatio > 0)) throw new Error(`${path}.mlpRatio: expected > 0, got ${c.mlpRatio}`)
+  if (!Number.isInteger(c.adalnLoraDim) || c.adalnLoraDim < 0) throw new Error(`${path}.adalnLoraDim: expected an integer ≥ 0, got ${c.adalnLoraDim}`)
+  if (!(c.contextDropout >= 0 && c.contextDropout < 1)) throw new Error(`${path}.contextDropout: expected 0 ≤ p < 1, got ${c.contextDropout}`)
+  if (c.temporalSelfAttention !== "full" && c.temporalSelfAttention !== "causal") {
+    throw new Error(`${path}.temporalSelfAttention: expected "full" or "causal", got ${JSON.stringify(c.temporalSelfAttention)}`)
+  }
+  if (c.control.enabled) {
+    if (!Number.isInteger(c.control.blocks) || c.control.blocks < 1 || c.control.blocks > c.depth) {
+      throw new Error(`${path}.control.blocks: expected 1 ≤ blocks ≤ depth (${c.depth}), got ${c.control.blocks}`)
+    }
+    positiveInt(c.control.hintChannels, "control.hintChannels")
+    if (c.control.grayscale && c.control.hintChannels !== 3) {
+      throw new Error(`${path}.control.grayscale: needs an RGB hint (hintChannels 3), got hintChannels ${c.control.hintChannels}`)
+    }
+    if (!(c.control.weight >= 0)) throw new Error(`${path}.control.weight: expected ≥ 0, got ${c.control.weight}`)
+  }
+  if (!(vdmTrainingModes as ReadonlyArray<string>).includes(c.training.mode)) {
+    throw new Error(`${path}.training.mode: expected one of ${vdmTrainingModes.join(", ")}, got ${JSON.stringify(c.training.mode)}`)
+  }
+  if (c.training.mode === "lora") positiveInt(c.training.lora.rank, "training.lora.rank")
+}
