@@ -35,15 +35,18 @@ export interface EpisodeInfo {
   readonly instruction: string
   readonly domain: string
   readonly appearance?: Readonly<Record<string, unknown>>
-  /** robot episodes carry actions, robot_obs and scene_obs for every frame */
+  /** robot episodes carry actions (and, unless `observations` is false, robot_obs and scene_obs) for every frame */
   readonly robot?: boolean
+  /** robot episodes only: write robot_obs.npy / scene_obs.npy (default true; false for sources without
+   * CALVIN's proprioceptive/scene state, such as Open-X) */
+  readonly observations?: boolean
 }
 
 /** One frame's robot data (CALVIN conventions: 7-d rel_actions, 15-d robot_obs, 24-d scene_obs). */
 export interface RobotStep {
   readonly action: ArrayLike<number>
-  readonly robotObs: ArrayLike<number>
-  readonly sceneObs: ArrayLike<number>
+  readonly robotObs?: ArrayLike<number>
+  readonly sceneObs?: ArrayLike<number>
 }
 
 /** Running sums for mean/std without keeping the values. */
@@ -90,8 +93,10 @@ export class EpisodeWriter {
     this.frames = new NpyRowWriter(path.join(dir, "frames.npy"), "uint8", [height, width, 3])
     if (info.robot === true) {
       this.actions = new NpyRowWriter(path.join(dir, "actions.npy"), "float32", [ACTION_DIM])
-      this.robotObs = new NpyRowWriter(path.join(dir, "robot_obs.npy"), "float32", [ROBOT_OBS_DIM])
-      this.sceneObs = new NpyRowWriter(path.join(dir, "scene_obs.npy"), "float32", [SCENE_OBS_DIM])
+      if (info.observations !== false) {
+        this.robotObs = new NpyRowWriter(path.join(dir, "robot_obs.npy"), "float32", [ROBOT_OBS_DIM])
+        this.sceneObs = new NpyRowWriter(path.join(dir, "scene_obs.npy"), "float32", [SCENE_OBS_DIM])
+      }
     }
   }
 
@@ -112,14 +117,17 @@ export class EpisodeWriter {
     this.frames.append(rgb)
     this.owner.recordPixels(rgb)
     if (robot !== undefined) {
-      const checkDim = (name: string, values: ArrayLike<number>, dim: number): Float32Array => {
+      const checkDim = (name: string, values: ArrayLike<number> | undefined, dim: number): Float32Array => {
+        if (values === undefined) throw new Error(`episode ${this.info.id}: ${name} missing (the episode was begun with observations)`)
         if (values.length !== dim) throw new RangeError(`episode ${this.info.id}: ${name} has ${values.length} values, expected ${dim}`)
         return Float32Array.from(values)
       }
       const action = checkDim("action", robot.action, ACTION_DIM)
       this.actions!.append(action)
-      this.robotObs!.append(checkDim("robot_obs", robot.robotObs, ROBOT_OBS_DIM))
-      this.sceneObs!.append(checkDim("scene_obs", robot.sceneObs, SCENE_OBS_DIM))
+      if (this.robotObs !== undefined && this.sceneObs !== undefined) {
+        this.robotObs.append(checkDim("robot_obs", robot.robotObs, ROBOT_OBS_DIM))
+        this.sceneObs.append(checkDim("scene_obs", robot.sceneObs, SCENE_OBS_DIM))
+      }
       this.owner.recordAction(action)
     }
     this.labels.push(label)
