@@ -1,1 +1,6 @@
-export {}
+export { exitCodes, subcommands, UsageError, vw2 } from "./Cli.ts"
+export { selectTracker } from "./selectTracker.ts"
+export type { TrackerFlags } from "./selectTracker.ts"
+export { planDocument, renderPlan } from "./PlanView.ts"
+export type { PlanDocument } from "./PlanView.ts"
+export { combineObservers, lineProgress, ttyProgress } from "./Progress.ts"

@@ -1,0 +1,224 @@
+/**
+ * The `vw2` command tree. Handlers are thin: parse flags, call core (planner, scheduler, store), render.
+ * Adding a subcommand = write `Command.make(...)` (here or in its own module) and append it to
+ * `subcommands` at the bottom.
+ */
+import {
+  ArtifactStore,
+  ConfigError,
+  type Executor,
+  type Experiment,
+  ExperimentLoadError,
+  InlineExecutor,
+  loadExperiment,
+  LocalExecutor,
+  parseOverride,
+  type Plan,
+  planExperiment,
+  PlanRejected,
+  runPlan,
+  type SchedulerObserver
+} from "@vw2/core"
+import { Console, Data, Effect, Layer } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { planDocument, renderPlan } from "./PlanView.ts"
+import { combineObservers, lineProgress, ttyProgress } from "./Progress.ts"
+import { listRunRecords, newRunId, type RunRecord, writeRunRecord } from "./RunRecords.ts"
+import { selectTracker } from "./selectTracker.ts"
+import { renderSummary } from "./Summary.ts"
+
+/** Exit codes: 0 ok, 1 a stage failed, 2 bad input (config, --set, flags, file), 130 interrupted. */
+export const exitCodes = { ok: 0, stageFailed: 1, badInput: 2, interrupted: 130 } as const
+
+/** A user mistake reported before anything ran. */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+const reportBadInput = (error: { readonly message: string }) =>
+  Effect.gen(function*() {
+    yield* Console.error(`vw2: ${error.message}`)
+    process.exitCode = exitCodes.badInput
+  })
+
+const fileArg = Argument.String("file").pipe(Argument.withDescription("experiment file (.ts) exporting defineExperiment(...)"))
+const setFlag = Flag.String("set").pipe(
+  Flag.withDescription("override a config value: --set step.key=value (JSON value, or plain text for a string); repeatable"),
+  Flag.atLeast(0)
+)
+
+/** Loads the experiment, applies and validates --set overrides, and plans: every config error surfaces here. */
+const loadAndPlan = (file: string, sets: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const absolute = path.resolve(file)
+    if (!fs.existsSync(absolute)) return yield* new UsageError({ message: `${file}: no such experiment file` })
+    const overrides = yield* Effect.try({ try: () => sets.map(parseOverride), catch: (e) => e as ConfigError })
+    const experiment = yield* loadExperiment(absolute)
+    const plan = yield* Effect.try({
+      try: () => planExperiment(experiment, overrides),
+      catch: (e) => (e instanceof ConfigError ? e : new UsageError({ message: e instanceof Error ? e.message : String(e) }))
+    })
+    return { absolute, experiment, plan }
+  })
+
+const plan = Command.make("plan", {
+  file: fileArg,
+  set: setFlag,
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print the plan as JSON (format: docs/plan-json.md)"), Flag.withDefault(false))
+}, (flags) =>
+  Effect.gen(function*() {
+    const { absolute, plan } = yield* loadAndPlan(flags.file, flags.set)
+    const store = ArtifactStore.makeArtifactStore()
+    const doc = planDocument(plan, absolute, store.root, store.isPublished)
+    yield* Console.log(flags.json ? JSON.stringify(doc, null, 2) : renderPlan(doc))
+  }).pipe(
+    Effect.catchTags({ ConfigError: reportBadInput, UsageError: reportBadInput, ExperimentLoadError: reportBadInput })
+  )).pipe(Command.withDescription("show trials × stages with invocation hashes and predicted status (cached / to run)"))
+
+const parseGpus = (text: string): Effect.Effect<ReadonlyArray<string>, UsageError> => {
+  const ids = text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+  if (ids.length === 0 || ids.some((id) => !/^[\w-]+$/.test(id)) || new Set(ids).size !== ids.length) {
+    return Effect.fail(new UsageError({ message: `--gpus ${text}: expected distinct device ids, e.g. --gpus 0,1` }))
+  }
+  return Effect.succeed(ids)
+}
+
+const gitCommit = (): string => {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+  } catch {
+    return "unknown"
+  }
+}
+
+const chooseExecutor = (
+  experiment: Experiment,
+  flags: { readonly executor: string | undefined; readonly gpus: string | undefined; readonly cpus: number | undefined }
+) =>
+  Effect.gen(function*() {
+    const kind = flags.executor ?? experiment.executor?.kind ?? "local"
+    const gpus = flags.gpus !== undefined ? yield* parseGpus(flags.gpus) : experiment.executor?.gpus ?? []
+    const cpus = flags.cpus ?? experiment.executor?.cpus ?? os.availableParallelism()
+    if (!Number.isInteger(cpus) || cpus < 1) return yield* new UsageError({ message: `--cpus ${cpus}: expected an integer ≥ 1` })
+    switch (kind) {
+      case "inline":
+        return InlineExecutor.layer
+      case "local":
+        return LocalExecutor.layer({ cpus, gpus })
+      default:
+        return yield* new UsageError({ message: `--executor ${kind}: expected inline or local` })
+    }
+  })
+
+const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } =>
+  process.stdout.isTTY ? ttyProgress(process.stdout) : lineProgress((line) => process.stdout.write(line + "\n"))
+
+const run = Command.make("run", {
+  file: fileArg,
+  set: setFlag,
+  executor: Flag.Literals("executor", ["inline", "local"] as const).pipe(
+    Flag.withDescription("where stages run (default: the experiment's choice, else local)"),
+    Flag.optional
+  ),
+  gpus: Flag.String("gpus").pipe(Flag.withDescription("GPU ids the local executor hands out, e.g. 0,1"), Flag.optional),
+  cpus: Flag.Int("cpus").pipe(Flag.withDescription("CPU slots of the local executor (default: core count)"), Flag.optional),
+  noTrack: Flag.Boolean("no-track").pipe(Flag.withDescription("record nothing in the tracker"), Flag.withDefault(false))
+}, (flags) =>
+  Effect.gen(function*() {
+    const { absolute, experiment, plan } = yield* loadAndPlan(flags.file, flags.set)
+    const executorLayer = yield* chooseExecutor(experiment, {
+      executor: flags.executor._tag === "Some" ? flags.executor.value : undefined,
+      gpus: flags.gpus._tag === "Some" ? flags.gpus.value : undefined,
+      cpus: flags.cpus._tag === "Some" ? flags.cpus.value : undefined
+    })
+    const storeShape = ArtifactStore.makeArtifactStore()
+    yield* runWithRecord(absolute, plan, storeShape, executorLayer, selectTracker({ noTrack: flags.noTrack }))
+  }).pipe(
+    Effect.catchTags({ ConfigError: reportBadInput, UsageError: reportBadInput, ExperimentLoadError: reportBadInput, PlanRejected: reportBadInput })
+  )).pipe(Command.withDescription("run an experiment: cached invocations are reused, the rest run on the executor"))
+
+const runWithRecord = (
+  file: string,
+  plan: Plan,
+  store: ArtifactStore.ArtifactStoreShape,
+  executorLayer: Layer.Layer<Executor>,
+  trackerLayer: ReturnType<typeof selectTracker>
+) =>
+  Effect.gen(function*() {
+    const progress = progressObserver()
+    const base: RunRecord = {
+      id: newRunId(),
+      experiment: plan.experiment,
+      file,
+      command: process.argv.slice(1).join(" "),
+      host: os.hostname(),
+      pid: process.pid,
+      executor: "",
+      configHash: plan.configHash,
+      startedAt: new Date().toISOString(),
+      status: "running"
+    }
+    const recordEnd = (status: RunRecord["status"], counts?: Record<string, number>, trackingRunId?: string) =>
+      writeRunRecord(store.runsDir, { ...base, status, endedAt: new Date().toISOString(), ...(counts ? { counts } : {}), ...(trackingRunId ? { trackingRunId } : {}) })
+    let trackingRunId: string | undefined
+    const observer = combineObservers(progress, { onStart: (_plan, id) => (trackingRunId = id) })
+    const summary = yield* Effect.gen(function*() {
+      writeRunRecord(store.runsDir, base)
+      return yield* runPlan({
+        plan,
+        experimentFile: file,
+        observer,
+        tags: { "vw2.command": process.argv.slice(1).join(" "), "vw2.git_commit": gitCommit(), "vw2.file": file }
+      })
+    }).pipe(
+      Effect.provide(Layer.mergeAll(Layer.succeed(ArtifactStore.ArtifactStore, store), executorLayer, trackerLayer)),
+      Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          progress.stop?.()
+          recordEnd("interrupted", undefined, trackingRunId)
+          process.stderr.write("vw2: interrupted; published invocations are kept, rerun the same command to resume\n")
+        })
+      ),
+      Effect.tapError(() =>
+        Effect.sync(() => {
+          progress.stop?.()
+          recordEnd("failed")
+        })
+      )
+    )
+    const counts: Record<string, number> = {}
+    for (const r of summary.results) counts[r.status] = (counts[r.status] ?? 0) + 1
+    recordEnd(summary.status === "succeeded" ? "succeeded" : "failed", counts, summary.experimentRunId)
+    yield* Console.log(renderSummary(summary))
+    if (summary.status !== "succeeded") process.exitCode = exitCodes.stageFailed
+  })
+
+const status = Command.make("status", {
+  limit: Flag.Int("limit").pipe(Flag.withDescription("how many runs to list"), Flag.withDefault(20)),
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print the run records as JSON"), Flag.withDefault(false))
+}, (flags) =>
+  Effect.gen(function*() {
+    const store = ArtifactStore.makeArtifactStore()
+    const records = listRunRecords(store.runsDir, flags.limit)
+    if (flags.json) return yield* Console.log(JSON.stringify(records, null, 2))
+    if (records.length === 0) return yield* Console.log(`no runs recorded in ${store.root}`)
+    const { default: Table } = yield* Effect.promise(() => import("cli-table3"))
+    const table = new Table({ head: ["run", "experiment", "status", "started", "took", "stages"], style: { head: [], border: [], compact: true } })
+    for (const r of records) {
+      const took = r.endedAt === undefined ? "" : `${((Date.parse(r.endedAt) - Date.parse(r.startedAt)) / 1000).toFixed(1)}s`
+      table.push([r.id, r.experiment, r.status, r.startedAt.replace("T", " ").slice(0, 19), took, Object.entries(r.counts ?? {}).map(([k, v]) => `${k} ${v}`).join(", ")])
+    }
+    yield* Console.log(`store ${store.root}\n${table.toString()}`)
+  })).pipe(Command.withDescription("list recent runs recorded in the store (VW2_HOME, default ./.vw2)"))
+
+/** Every `vw2` subcommand; append new ones here. */
+export const subcommands = [plan, run, status] as const
+
+export const vw2 = Command.make("vw2").pipe(
+  Command.withDescription("VideoWorld 2 experiments: plan and run content-hashed stage pipelines"),
+  Command.withSubcommands(subcommands)
+)
+
+export { ExperimentLoadError, PlanRejected }
