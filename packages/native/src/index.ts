@@ -1,1 +1,3 @@
-export {}
+export * from "./TfjsNode.ts"
+export * from "./Wasm.ts"
+export * from "./KernelBridge.ts"
