@@ -1,0 +1,90 @@
+/** Shared test helpers: temp store dirs, a recording Tracker, the fixture experiment, the execution log. */
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as ArtifactStore from "../src/ArtifactStore.ts"
+import type { Experiment } from "../src/Experiment.ts"
+import type { ExecutorShape } from "../src/Executor.ts"
+import { Executor } from "../src/Executor.ts"
+import type { Override } from "../src/Config.ts"
+import { planExperiment } from "../src/Planner.ts"
+import type { RunSummary, SchedulerObserver } from "../src/Scheduler.ts"
+import { runPlan } from "../src/Scheduler.ts"
+import type { RunStatus, TrackerShape } from "../src/Tracker.ts"
+import { Tracker } from "../src/Tracker.ts"
+
+export const fixtureFile = fileURLToPath(new URL("./fixtures/experiment.ts", import.meta.url))
+
+export const tempDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `vw2-${prefix}-`))
+
+export interface LogLine {
+  readonly step: string
+  readonly hash: string
+  readonly pid: number
+  readonly cuda: string | null
+  readonly phase: "start" | "end"
+  readonly t: number
+}
+
+/** Lines the fixture stages append to $VW2_TEST_LOG. */
+export const readLog = (file: string): Array<LogLine> =>
+  fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as LogLine) : []
+
+export interface RecordedRun {
+  readonly id: string
+  readonly kind: "experiment" | "trial" | "stage"
+  readonly parent?: string
+  readonly info: Record<string, unknown>
+  status?: RunStatus
+  metrics: Array<{ key: string; value: number }>
+  artifacts: Array<string>
+}
+
+/** A Tracker that keeps the run tree in memory (the tracker is outside the engine under test). */
+export const recordingTracker = () => {
+  const runs = new Map<string, RecordedRun>()
+  let next = 0
+  const start = (kind: RecordedRun["kind"], parent: string | undefined, info: object) =>
+    Effect.sync(() => {
+      const id = `run-${++next}`
+      runs.set(id, { id, kind, ...(parent ? { parent } : {}), info: info as Record<string, unknown>, metrics: [], artifacts: [] })
+      return id
+    })
+  const shape: TrackerShape = {
+    describe: () => "memory",
+    startExperimentRun: (info) => start("experiment", undefined, info),
+    startTrialRun: (parent, info) => start("trial", parent, info),
+    startStageRun: (parent, info) => start("stage", parent, info),
+    logMetrics: (run, points) => Effect.sync(() => void runs.get(run)!.metrics.push(...points.map((p) => ({ key: p.key, value: p.value })))),
+    setTags: () => Effect.void,
+    logArtifacts: (run, files) => Effect.sync(() => void runs.get(run)!.artifacts.push(...files.map((f) => f.artifactPath))),
+    endRun: (run, status) =>
+      Effect.sync(() => {
+        const r = runs.get(run)!
+        if (r.status !== undefined) throw new Error(`run ${run} ended twice`)
+        r.status = status
+      }),
+    flush: Effect.void,
+    degraded: () => false
+  }
+  return { shape, runs, layer: Layer.succeed(Tracker, shape) }
+}
+
+export interface RunInProcess {
+  readonly experiment: Experiment
+  readonly home: string
+  readonly executor: ExecutorShape
+  readonly overrides?: ReadonlyArray<Override>
+  readonly tracker?: TrackerShape
+  readonly observer?: SchedulerObserver
+}
+
+export const runInProcess = (options: RunInProcess): Effect.Effect<RunSummary, unknown> => {
+  const plan = planExperiment(options.experiment, options.overrides ?? [])
+  const tracker = options.tracker ?? recordingTracker().shape
+  return runPlan({ plan, experimentFile: fixtureFile, ...(options.observer ? { observer: options.observer } : {}), metricsFlushMs: 50 }).pipe(
+    Effect.provide(Layer.mergeAll(ArtifactStore.layer(options.home), Layer.succeed(Executor, options.executor), Layer.succeed(Tracker, tracker)))
+  )
+}
