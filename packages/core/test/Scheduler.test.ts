@@ -141,7 +141,7 @@ describe("scheduler", () => {
       const runs = [...tracker.runs.values()]
       expect(runs.every((r) => r.status !== undefined)).toBe(true)
       expect(runs.find((r) => r.kind === "experiment")!.status).toBe("KILLED")
-      const sourceHash = planExperiment(experiment, overrides).trials[0]!.invocations.source
+      const sourceHash = planExperiment(experiment, overrides).trials[0]!.invocations.source!
       expect(makeArtifactStore(home).isPublished(sourceHash)).toBe(true)
 
       const resumed = await Effect.runPromise(runInProcess({ experiment, home, executor: makeInlineExecutor() }))
