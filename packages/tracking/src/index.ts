@@ -1,1 +1,12 @@
-export {}
+export * from "./MlflowError.ts"
+export * from "./MlflowClient.ts"
+export * from "./Validation.ts"
+export { type TrackingRecord, type MlflowTrackerOptions, MlflowTracker, layer, vw2Home } from "./MlflowTracker.ts"
+export * from "./TrackerLayer.ts"
+export * from "./LocalServer.ts"
+export * from "./RunsTable.ts"
+export { Spool } from "./Spool.ts"
+export { retryPolicyFromEnv, backoffMs, parseRetryAfter } from "./internal/retry.ts"
+export { authFromEnv } from "./internal/auth.ts"
+export { encodeDouble, decodeDouble } from "./internal/json.ts"
+export { splitLogBatch } from "./internal/batch.ts"

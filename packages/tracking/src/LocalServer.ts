@@ -1,0 +1,241 @@
+/**
+ * The embedded default tracking server: with no MLFLOW_TRACKING_URI, vw2 starts (or reuses) a local
+ * `mlflow server` on 127.0.0.1 with a SQLite backend and proxied artifacts under VW2_HOME/mlflow. It is
+ * detached, so later vw2 invocations reuse it; `server.json` records its pid and port.
+ */
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { MlflowClient } from "./MlflowClient.ts"
+import { isProcessAlive } from "./Spool.ts"
+
+export interface LocalServerOptions {
+  /** VW2_HOME (default: $VW2_HOME or ./.vw2) */
+  readonly home?: string
+  /** fixed port (default: $VW2_MLFLOW_PORT, else the first free port of `portRange`) */
+  readonly port?: number
+  readonly portRange?: readonly [number, number]
+  /** the `mlflow` executable (default: $VW2_MLFLOW_BIN, else the project's .venvs/mlflow) */
+  readonly mlflowBin?: string
+  readonly workers?: number
+  readonly startTimeoutMs?: number
+  readonly log?: (message: string) => void
+}
+
+export interface LocalServer {
+  readonly url: string
+  readonly port: number
+  readonly pid: number
+  /** true when an already running server was reused */
+  readonly reused: boolean
+  /** where its database, artifacts and log live */
+  readonly dir: string
+}
+
+interface ServerState {
+  readonly pid: number
+  readonly port: number
+  readonly url: string
+  readonly startedAt: number
+}
+
+const defaultHome = () => path.resolve(process.env.VW2_HOME ?? ".vw2")
+
+/** The project's venv MLflow (created by infra/setup.d/10-mlflow.sh), found by walking up from here. */
+export const findMlflowBin = (): string => {
+  const fromEnv = process.env.VW2_MLFLOW_BIN
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const candidate = path.join(dir, ".venvs", "mlflow", "bin", "mlflow")
+    if (fs.existsSync(candidate)) return candidate
+    const parent = path.dirname(dir)
+    if (parent === dir) break
+    dir = parent
+  }
+  throw new Error(
+    "MLflow is not installed: run `npm run setup` (infra/setup.d/10-mlflow.sh creates .venvs/mlflow), " +
+      "or set MLFLOW_TRACKING_URI to an existing server, or VW2_MLFLOW_BIN to an mlflow executable, or pass --no-track"
+  )
+}
+
+/** `mlflow server` arguments for a server whose state lives in `dir`. */
+export const serverArgs = (dir: string, port: number, workers: number): Array<string> => [
+  "server",
+  "--host", "127.0.0.1",
+  "--port", String(port),
+  "--backend-store-uri", `sqlite:///${path.join(dir, "mlflow.db")}`,
+  "--artifacts-destination", path.join(dir, "artifacts"),
+  "--serve-artifacts",
+  "--workers", String(workers)
+]
+
+const portIsFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+
+export const findFreePort = async (range: readonly [number, number]): Promise<number> => {
+  for (let port = range[0]; port <= range[1]; port++) if (await portIsFree(port)) return port
+  throw new Error(`no free port in ${range[0]}-${range[1]} for the MLflow server`)
+}
+
+const readState = (file: string): ServerState | undefined => {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as ServerState
+  } catch {
+    return undefined
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+const healthy = async (url: string): Promise<boolean> => {
+  const client = new MlflowClient({ trackingUri: url, auth: undefined })
+  try {
+    return await client.health()
+  } finally {
+    await client.close()
+  }
+}
+
+/** Waits until `url` answers /health, failing early when `pid` exits. */
+export const waitForHealth = async (url: string, pid: number | undefined, timeoutMs: number, logFile?: string): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await healthy(url)) return
+    if (pid !== undefined && !isProcessAlive(pid)) break
+    await sleep(300)
+  }
+  const tail = logFile === undefined ? "" : `\n--- ${logFile} (tail) ---\n${readTail(logFile)}`
+  throw new Error(`MLflow server at ${url} did not become healthy${pid !== undefined && !isProcessAlive(pid) ? " (it exited)" : ` within ${timeoutMs / 1000}s`}${tail}`)
+}
+
+const readTail = (file: string): string => {
+  try {
+    return fs.readFileSync(file, "utf8").split("\n").slice(-15).join("\n")
+  } catch {
+    return "(no log)"
+  }
+}
+
+/** An exclusive lock file held while one process starts the server (others wait, then reuse it). */
+const withLock = async <A>(lockFile: string, body: () => Promise<A>): Promise<A> => {
+  for (let waited = 0; ; waited += 200) {
+    try {
+      const fd = fs.openSync(lockFile, "wx")
+      fs.writeSync(fd, String(process.pid))
+      fs.closeSync(fd)
+      break
+    } catch {
+      const holder = Number(fs.readFileSync(lockFile, { encoding: "utf8", flag: "a+" }) || 0)
+      if (!holder || !isProcessAlive(holder) || waited > 180_000) fs.rmSync(lockFile, { force: true })
+      else await sleep(200)
+    }
+  }
+  try {
+    return await body()
+  } finally {
+    fs.rmSync(lockFile, { force: true })
+  }
+}
+
+/**
+ * Returns a healthy local MLflow server for `home`, starting a detached one if none is running.
+ * Prints nothing; callers print `url` (the UI).
+ */
+export const ensureLocalServer = async (options: LocalServerOptions = {}): Promise<LocalServer> => {
+  const dir = path.join(options.home ?? defaultHome(), "mlflow")
+  fs.mkdirSync(dir, { recursive: true })
+  const stateFile = path.join(dir, "server.json")
+  const reuse = async (): Promise<LocalServer | undefined> => {
+    const state = readState(stateFile)
+    if (state === undefined || !isProcessAlive(state.pid)) return undefined
+    if (!(await healthy(state.url))) {
+      // alive but not answering: it may still be starting
+      try {
+        await waitForHealth(state.url, state.pid, 60_000)
+      } catch {
+        return undefined
+      }
+    }
+    return { url: state.url, port: state.port, pid: state.pid, reused: true, dir }
+  }
+  const running = await reuse()
+  if (running !== undefined) return running
+  return withLock(path.join(dir, "server.lock"), async () => {
+    const again = await reuse() // another process may have started it while we waited for the lock
+    if (again !== undefined) return again
+    const bin = options.mlflowBin ?? findMlflowBin()
+    const envPort = process.env.VW2_MLFLOW_PORT ? Number(process.env.VW2_MLFLOW_PORT) : undefined
+    const port = options.port ?? envPort ?? (await findFreePort(options.portRange ?? [5500, 5599]))
+    const url = `http://127.0.0.1:${port}`
+    const logFile = path.join(dir, "server.log")
+    const logFd = fs.openSync(logFile, "a")
+    const workers = options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 2)
+    const child = spawn(bin, serverArgs(dir, port, workers), { cwd: dir, detached: true, stdio: ["ignore", logFd, logFd], env: process.env })
+    fs.closeSync(logFd)
+    const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start ${bin}: ${e.message}`))))
+    child.unref()
+    const pid = child.pid ?? -1
+    fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now() } satisfies ServerState))
+    options.log?.(`starting MLflow server on ${url} (log: ${logFile})`)
+    try {
+      await Promise.race([waitForHealth(url, pid, options.startTimeoutMs ?? 180_000, logFile), spawnError])
+    } catch (error) {
+      fs.rmSync(stateFile, { force: true })
+      if (pid > 0 && isProcessAlive(pid)) process.kill(-pid, "SIGTERM")
+      throw error
+    }
+    return { url, port, pid, reused: false, dir }
+  })
+}
+
+/** Stops the detached server of `home`, if one runs. Returns whether one was stopped. */
+export const stopLocalServer = async (options: { readonly home?: string } = {}): Promise<boolean> => {
+  const dir = path.join(options.home ?? defaultHome(), "mlflow")
+  const stateFile = path.join(dir, "server.json")
+  const state = readState(stateFile)
+  fs.rmSync(stateFile, { force: true })
+  if (state === undefined || !isProcessAlive(state.pid)) return false
+  // the server runs in its own process group (detached): stop the gunicorn/uvicorn workers with it
+  try {
+    process.kill(-state.pid, "SIGTERM")
+  } catch {
+    process.kill(state.pid, "SIGTERM")
+  }
+  for (let i = 0; i < 50 && isProcessAlive(state.pid); i++) await sleep(100)
+  if (isProcessAlive(state.pid)) process.kill(-state.pid, "SIGKILL")
+  return true
+}
+
+/**
+ * `vw2 mlflow`: runs the server in the foreground for browsing (Ctrl-C stops it). When a detached
+ * server for this home is already running, it just prints its URL.
+ */
+export const serveForeground = async (options: LocalServerOptions = {}): Promise<number> => {
+  const log = options.log ?? ((message: string) => process.stdout.write(`${message}\n`))
+  const dir = path.join(options.home ?? defaultHome(), "mlflow")
+  fs.mkdirSync(dir, { recursive: true })
+  const state = readState(path.join(dir, "server.json"))
+  if (state !== undefined && isProcessAlive(state.pid) && (await healthy(state.url))) {
+    log(`MLflow UI (already running, pid ${state.pid}): ${state.url}`)
+    return 0
+  }
+  const bin = options.mlflowBin ?? findMlflowBin()
+  const port = options.port ?? (process.env.VW2_MLFLOW_PORT ? Number(process.env.VW2_MLFLOW_PORT) : await findFreePort(options.portRange ?? [5500, 5599]))
+  const url = `http://127.0.0.1:${port}`
+  const child = spawn(bin, serverArgs(dir, port, options.workers ?? 2), { cwd: dir, stdio: ["ignore", "inherit", "inherit"] })
+  const stop = () => child.kill("SIGTERM")
+  process.once("SIGINT", stop)
+  process.once("SIGTERM", stop)
+  waitForHealth(url, child.pid, options.startTimeoutMs ?? 180_000).then(
+    () => log(`MLflow UI: ${url}  (backend ${path.join(dir, "mlflow.db")}; Ctrl-C to stop)`),
+    (error: Error) => log(error.message)
+  )
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code ?? 0)))
+}

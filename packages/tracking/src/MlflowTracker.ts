@@ -1,0 +1,702 @@
+/**
+ * The MLflow implementation of core's Tracker service.
+ *
+ * Everything the engine reports becomes a record in one ordered queue, delivered by a background loop
+ * (metrics of consecutive records coalesced into log-batch requests, a few in flight at once). When the
+ * server cannot be reached, the queue and every later record go to the on-disk spool (`Spool.ts`) instead,
+ * `degraded()` turns true, and the loop replays the spool in order once `/health` answers again. Nothing
+ * here ever fails the pipeline: problems become warnings.
+ *
+ * Run ids: a run's create is delivered before `start*Run` returns when the server is up, so the engine
+ * gets the real MLflow run id. While degraded it gets a provisional `pending-<uuid>` id instead; the
+ * mapping to the real id is recorded in VW2_HOME when the create is replayed, and later records (also
+ * `vw2.cache = hit:pending-…` tags written by a later process) are translated through it.
+ */
+import { execFileSync } from "node:child_process"
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Effect, Layer } from "effect"
+import { Tracker as CoreTracker } from "@vw2/core"
+import type { MetricPoint } from "@vw2/core"
+import { MlflowClient, type MlflowClientOptions } from "./MlflowClient.ts"
+import { MlflowApiError, isTransient } from "./MlflowError.ts"
+import { encodeDouble, decodeDouble } from "./internal/json.ts"
+import { Spool, isProcessAlive } from "./Spool.ts"
+import { invalidKeyReason } from "./Validation.ts"
+
+type RunStatus = CoreTracker.RunStatus
+type TrackerShape = CoreTracker.TrackerShape
+
+/** A record as queued and spooled (plain JSON). */
+export type TrackingRecord =
+  | {
+    readonly t: "create"
+    readonly ref: string
+    readonly experiment: string
+    readonly parent: string | undefined
+    readonly runName: string
+    readonly startTime: number
+    readonly tags: Readonly<Record<string, string>>
+    readonly params: Readonly<Record<string, string>>
+  }
+  /** points as [key, value (number or "NaN"/"Infinity"/"-Infinity"), step, timestamp] */
+  | { readonly t: "metrics"; readonly ref: string; readonly points: ReadonlyArray<readonly [string, number | string, number, number]> }
+  | { readonly t: "tags"; readonly ref: string; readonly tags: Readonly<Record<string, string>> }
+  | { readonly t: "artifact"; readonly ref: string; readonly localPath: string; readonly artifactPath: string; readonly blob: boolean }
+  | { readonly t: "end"; readonly ref: string; readonly status: RunStatus; readonly endTime: number }
+
+interface Queued {
+  readonly record: TrackingRecord
+  /** called once the record is delivered (with the run id for creates) or spooled (undefined) */
+  readonly settle?: (runId: string | undefined) => void
+}
+
+export interface MlflowTrackerOptions {
+  readonly trackingUri: string
+  /** VW2_HOME: spool, run-id map and open-run records live under `<home>/tracking` */
+  readonly home: string
+  readonly client?: Omit<MlflowClientOptions, "trackingUri">
+  /** log-batch requests in flight at once */
+  readonly concurrency?: number
+  /** where warnings go (default: stderr) */
+  readonly warn?: (message: string) => void
+  /** first/maximum delay between /health probes while degraded */
+  readonly probeMs?: { readonly min: number; readonly max: number }
+}
+
+const pendingPrefix = "pending-"
+const hitPending = /^hit:(pending-[0-9a-f-]+)$/
+
+const gitCommit = (): string | undefined => {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 }).trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+const userName = (): string => {
+  try {
+    return os.userInfo().username
+  } catch {
+    return process.env.USER ?? "unknown"
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+interface OpenRunRecord {
+  readonly ref: string
+  readonly pid: number
+  readonly trackingUri: string
+  readonly startedAt: number
+}
+
+export class MlflowTracker {
+  readonly client: MlflowClient
+  readonly trackingUri: string
+  readonly #dir: string
+  readonly #spool: Spool<TrackingRecord>
+  readonly #warn: (message: string) => void
+  readonly #concurrency: number
+  readonly #probe: { readonly min: number; readonly max: number }
+
+  #queue: Array<Queued> = []
+  #inFlight: Array<Queued> = []
+  #spooling = false
+  #closed = false
+  #wake: (() => void) | undefined
+  #iterationWaiters: Array<() => void> = []
+  /** replay attempts made since start (flush waits for a fresh one while degraded) */
+  #replayAttempts = 0
+  #replayNow = false
+
+  /** provisional ref → real run id (persisted in run-ids.jsonl) */
+  readonly #runIds = new Map<string, string>()
+  /** real run id → artifact uri, experiment id */
+  readonly #runInfo = new Map<string, { artifactUri: string; experimentId: string }>()
+  readonly #experimentIds = new Map<string, string>()
+  readonly #experimentOfRef = new Map<string, string>()
+  /** ids handed to the engine (real or provisional) → the run's provisional ref (open-run record name) */
+  readonly #refOf = new Map<string, string>()
+  readonly #failedRefs = new Set<string>()
+  readonly #badKeys = new Set<string>()
+  readonly #validKeys = new Set<string>()
+  #firstExperimentUrl: string | undefined
+  #loop: Promise<void> | undefined
+  readonly #onExit: () => void
+
+  private constructor(options: MlflowTrackerOptions) {
+    this.trackingUri = options.trackingUri.replace(/\/+$/, "")
+    this.#warn = options.warn ?? ((message) => process.stderr.write(`[vw2 tracking] ${message}\n`))
+    // Few, quick retries: after that the spool takes over, so a dead server never stalls the run.
+    this.client = new MlflowClient({
+      trackingUri: this.trackingUri,
+      retry: { maxRetries: 2, backoffFactorMs: 200, jitterMs: 100 },
+      timeoutMs: 30_000,
+      warn: this.#warn,
+      ...options.client
+    })
+    this.#dir = path.join(options.home, "tracking")
+    fs.mkdirSync(path.join(this.#dir, "open-runs"), { recursive: true })
+    fs.mkdirSync(path.join(this.#dir, "blobs"), { recursive: true })
+    this.#spool = new Spool(path.join(this.#dir, "spool"))
+    this.#concurrency = options.concurrency ?? 4
+    this.#probe = options.probeMs ?? { min: 250, max: 5000 }
+    this.#loadRunIds()
+    // Records still in memory when the process exits are spooled, not lost (process.exit, fatal errors).
+    this.#onExit = () => this.#spoolEverything()
+    process.on("exit", this.#onExit)
+  }
+
+  /**
+   * Opens the tracker: replays spools left by dead vw2 processes and closes their runs left RUNNING as
+   * KILLED (when the server is reachable; otherwise that happens on a later start), then starts the
+   * delivery loop.
+   */
+  static async open(options: MlflowTrackerOptions): Promise<MlflowTracker> {
+    const tracker = new MlflowTracker(options)
+    const orphans = tracker.#spool.claimOrphans()
+    if (orphans > 0 || !tracker.#spool.isEmpty) tracker.#spooling = true
+    if (await tracker.client.health()) {
+      if (tracker.#spooling) await tracker.#replay()
+      if (!tracker.#spooling) await tracker.#closeRunsOfDeadDrivers()
+    } else {
+      tracker.#enterSpooling([], `tracking server ${tracker.trackingUri} is not reachable`)
+    }
+    tracker.#loop = tracker.#run()
+    return tracker
+  }
+
+  // ---- the Tracker service ---------------------------------------------------------------------
+
+  get shape(): TrackerShape {
+    return {
+      describe: () => this.describe(),
+      startExperimentRun: (info) => Effect.promise(() => this.startExperimentRun(info)),
+      startTrialRun: (parent, info) => Effect.promise(() => this.startTrialRun(parent, info)),
+      startStageRun: (parent, info) => Effect.promise(() => this.startStageRun(parent, info)),
+      logMetrics: (run, points) => Effect.sync(() => this.logMetrics(run, points)),
+      setTags: (run, tags) => Effect.sync(() => this.setTags(run, tags)),
+      logArtifacts: (run, files) => Effect.promise(() => this.logArtifacts(run, files)),
+      endRun: (run, status) => Effect.sync(() => this.endRun(run, status)),
+      flush: Effect.promise(() => this.flush()),
+      degraded: () => this.degraded()
+    }
+  }
+
+  describe(): string | undefined {
+    return this.#firstExperimentUrl ?? this.trackingUri
+  }
+
+  degraded(): boolean {
+    return this.#spooling
+  }
+
+  /** The real MLflow run id behind an id this tracker handed out (provisional ids resolve once replayed). */
+  resolveRunId(id: string): string | undefined {
+    return id.startsWith(pendingPrefix) ? this.#runIds.get(id) : id
+  }
+
+  startExperimentRun(info: CoreTracker.ExperimentRunInfo): Promise<string> {
+    const tags: Record<string, string> = {
+      "mlflow.user": userName(),
+      "mlflow.source.type": "LOCAL",
+      "mlflow.source.name": process.argv[1] ?? "vw2",
+      "vw2.command": process.argv.slice(1).join(" "),
+      "vw2.config_hash": info.configHash
+    }
+    const commit = gitCommit()
+    if (commit !== undefined) tags["mlflow.source.git.commit"] = commit
+    if (process.env.VW2_TF_BACKEND) tags["vw2.tf_backend"] = process.env.VW2_TF_BACKEND
+    return this.#startRun(info.experiment, undefined, `${info.experiment}@${info.configHash.slice(0, 8)}`, { ...tags, ...info.tags }, info.params)
+  }
+
+  startTrialRun(parent: string, info: CoreTracker.TrialRunInfo): Promise<string> {
+    const tags = { "vw2.trial": info.trialId, "vw2.seed": String(info.seed), ...info.tags }
+    return this.#startRun(this.#experimentOf(parent), parent, `trial ${info.trialId} seed ${info.seed}`, tags, info.params)
+  }
+
+  startStageRun(parent: string, info: CoreTracker.StageRunInfo): Promise<string> {
+    const cache = info.cache._tag === "miss" ? "miss" : `hit:${info.cache.producedBy ?? "unknown"}`
+    const tags = { "vw2.step": info.step, "vw2.stage": info.stage, "vw2.stage_hash": info.stageHash, "vw2.cache": cache, ...info.tags }
+    return this.#startRun(this.#experimentOf(parent), parent, info.step, tags, info.params)
+  }
+
+  logMetrics(run: string, points: ReadonlyArray<MetricPoint>): void {
+    const wire: Array<readonly [string, number | string, number, number]> = []
+    for (const p of points) {
+      if (!this.#keyOk("metric", p.key)) continue
+      wire.push([p.key, Number.isFinite(p.value) ? p.value : encodeDouble(p.value), Math.trunc(p.step), Math.trunc(p.timestamp)])
+    }
+    if (wire.length > 0) this.#enqueue({ record: { t: "metrics", ref: run, points: wire } })
+  }
+
+  setTags(run: string, tags: Readonly<Record<string, string>>): void {
+    const ok = Object.fromEntries(Object.entries(tags).filter(([key]) => this.#keyOk("tag", key)))
+    if (Object.keys(ok).length > 0) this.#enqueue({ record: { t: "tags", ref: run, tags: ok } })
+  }
+
+  /** Resolves once the files are uploaded or copied into the spool: the caller may move them afterwards. */
+  logArtifacts(run: string, files: ReadonlyArray<CoreTracker.ArtifactUpload>): Promise<void> {
+    const settled = files.map((file) =>
+      new Promise<void>((resolve) => this.#enqueue({ record: { t: "artifact", ref: run, localPath: file.localPath, artifactPath: file.artifactPath, blob: false }, settle: () => resolve() }))
+    )
+    return Promise.all(settled).then(() => undefined)
+  }
+
+  endRun(run: string, status: RunStatus): void {
+    this.#enqueue({ record: { t: "end", ref: run, status, endTime: Date.now() } })
+  }
+
+  /** Resolves when everything queued so far is delivered, or spooled after a fresh attempt to reach
+   * the server (so a server that came back is caught up before the CLI exits). */
+  async flush(): Promise<void> {
+    if (this.#closed) return
+    const attemptsBefore = this.#replayAttempts
+    this.#replayNow = true
+    this.#wake?.()
+    while (!this.#closed) {
+      const idle = this.#queue.length === 0 && this.#inFlight.length === 0
+      if (idle && (!this.#spooling || this.#replayAttempts > attemptsBefore)) return
+      await new Promise<void>((resolve) => this.#iterationWaiters.push(resolve))
+    }
+  }
+
+  /** Flushes, stops the delivery loop and releases connections. Records not delivered stay spooled. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await this.flush()
+    this.#closed = true
+    this.#wake?.()
+    await this.#loop
+    this.#spoolEverything()
+    process.off("exit", this.#onExit)
+    await this.client.close()
+  }
+
+  // ---- recording -------------------------------------------------------------------------------
+
+  #experimentOf(parent: string): string {
+    const experiment = this.#experimentOfRef.get(parent)
+    if (experiment === undefined) throw new Error(`run ${parent} was not started by this tracker`)
+    return experiment
+  }
+
+  #keyOk(kind: "metric" | "tag", key: string): boolean {
+    if (this.#validKeys.has(key)) return true
+    if (this.#badKeys.has(key)) return false
+    const reason = invalidKeyReason(key)
+    if (reason === undefined) {
+      this.#validKeys.add(key)
+      return true
+    }
+    this.#badKeys.add(key)
+    this.#warn(`dropping ${kind} ${JSON.stringify(key)}: ${reason}`)
+    return false
+  }
+
+  #startRun(experiment: string, parent: string | undefined, runName: string, tags: Record<string, string>, params: Readonly<Record<string, string>>): Promise<string> {
+    const ref = `${pendingPrefix}${randomUUID()}`
+    const goodTags = Object.fromEntries(Object.entries(tags).filter(([key]) => this.#keyOk("tag", key)))
+    const goodParams = Object.fromEntries(Object.entries(params).filter(([key]) => {
+      const reason = invalidKeyReason(key)
+      if (reason !== undefined) this.#warn(`dropping param ${JSON.stringify(key)}: ${reason}`)
+      return reason === undefined
+    }))
+    const record: OpenRunRecord = { ref, pid: process.pid, trackingUri: this.trackingUri, startedAt: Date.now() }
+    fs.writeFileSync(path.join(this.#dir, "open-runs", `${ref}.json`), JSON.stringify(record))
+    this.#experimentOfRef.set(ref, experiment)
+    this.#refOf.set(ref, ref)
+    return new Promise((resolve) => {
+      this.#enqueue({
+        record: { t: "create", ref, experiment, parent, runName, startTime: Date.now(), tags: goodTags, params: goodParams },
+        settle: (runId) => {
+          const id = runId ?? ref
+          this.#experimentOfRef.set(id, experiment)
+          this.#refOf.set(id, ref)
+          resolve(id)
+        }
+      })
+    })
+  }
+
+  #enqueue(item: Queued): void {
+    if (this.#closed) {
+      this.#warn(`tracker already closed; spooling a late ${item.record.t} record`)
+    }
+    if (this.#spooling || this.#closed) {
+      this.#spoolItems([item])
+      return
+    }
+    this.#queue.push(item)
+    this.#wake?.()
+  }
+
+  #forgetOpenRun(id: string): void {
+    const ref = this.#refOf.get(id) ?? id
+    fs.rmSync(path.join(this.#dir, "open-runs", `${ref}.json`), { force: true })
+  }
+
+  /** Writes items to the spool (copying artifact files, which may move once we return) and settles them. */
+  #spoolItems(items: ReadonlyArray<Queued>): void {
+    const records = items.map(({ record }) => {
+      if (record.t !== "artifact" || record.blob) return record
+      const blob = path.join(this.#dir, "blobs", `${randomUUID()}-${path.basename(record.localPath)}`)
+      try {
+        fs.copyFileSync(record.localPath, blob)
+        return { ...record, localPath: blob, blob: true }
+      } catch (error) {
+        this.#warn(`artifact ${record.localPath} could not be spooled: ${(error as Error).message}`)
+        return undefined
+      }
+    }).filter((r): r is TrackingRecord => r !== undefined)
+    try {
+      this.#spool.append(records)
+    } catch (error) {
+      this.#warn(`spool write failed, ${records.length} tracking records lost: ${(error as Error).message}`)
+    }
+    for (const record of records) if (record.t === "end") this.#forgetOpenRun(record.ref)
+    for (const item of items) item.settle?.(undefined)
+  }
+
+  #enterSpooling(items: ReadonlyArray<Queued>, why: string): void {
+    if (!this.#spooling) this.#warn(`tracking degraded (${why}); records are spooled under ${this.#spool.dir} and replayed when the server is back`)
+    this.#spooling = true
+    this.#spoolItems(items)
+  }
+
+  #spoolEverything(): void {
+    const items = [...this.#inFlight, ...this.#queue]
+    this.#inFlight = []
+    this.#queue = []
+    if (items.length > 0) this.#enterSpooling(items, "process exiting with undelivered records")
+  }
+
+  // ---- delivery --------------------------------------------------------------------------------
+
+  async #run(): Promise<void> {
+    let probeDelay = this.#probe.min
+    while (!this.#closed) {
+      if (this.#spooling) {
+        if (!this.#replayNow) await this.#idle(probeDelay)
+        this.#replayNow = false
+        if (this.#closed) break
+        const healthy = await this.client.health()
+        if (healthy) {
+          await this.#replay()
+          if (!this.#spooling) await this.#closeRunsOfDeadDrivers()
+        }
+        this.#replayAttempts++
+        probeDelay = this.#spooling ? Math.min(this.#probe.max, probeDelay * 2) : this.#probe.min
+      } else if (this.#queue.length === 0) {
+        this.#notifyIteration()
+        await this.#idle(undefined)
+      } else {
+        await this.#deliverNext()
+      }
+      this.#notifyIteration()
+    }
+    this.#notifyIteration()
+  }
+
+  #idle(ms: number | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(done, ms)
+      function done() {
+        if (timer !== undefined) clearTimeout(timer)
+        resolve()
+      }
+      this.#wake = () => {
+        this.#wake = undefined
+        done()
+      }
+    })
+  }
+
+  #notifyIteration(): void {
+    const waiters = this.#iterationWaiters
+    this.#iterationWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Takes the next group off the queue (consecutive metric/tag records, or one other record). */
+  #takeGroup(): Array<Queued> {
+    const first = this.#queue[0]!
+    if (first.record.t !== "metrics" && first.record.t !== "tags") return this.#queue.splice(0, 1)
+    let points = 0
+    let n = 0
+    for (const item of this.#queue) {
+      if (item.record.t !== "metrics" && item.record.t !== "tags") break
+      points += item.record.t === "metrics" ? item.record.points.length : 1
+      n++
+      if (points >= 20_000) break
+    }
+    return this.#queue.splice(0, n)
+  }
+
+  async #deliverNext(): Promise<void> {
+    const group = this.#takeGroup()
+    this.#inFlight = group
+    try {
+      const results = await this.#deliver(group.map((g) => g.record), false)
+      if (this.#inFlight !== group) return // spooled meanwhile (process exiting)
+      this.#inFlight = []
+      group.forEach((item, i) => item.settle?.(results[i]))
+    } catch (error) {
+      if (this.#inFlight !== group) return
+      this.#inFlight = []
+      // The server is gone: this group and everything behind it goes to the spool, in order.
+      const rest = this.#queue
+      this.#queue = []
+      this.#enterSpooling([...group, ...rest], (error as Error).message)
+    }
+  }
+
+  /** Replays the spool in order while the server answers. */
+  async #replay(): Promise<void> {
+    for (;;) {
+      const batch = this.#spool.peek(500)
+      if (batch === undefined) {
+        if (this.#spooling) this.#warn("tracking recovered: spooled records delivered")
+        this.#spooling = false
+        return
+      }
+      // deliver a prefix of at most ~20k points, committing the cursor after each delivered chunk
+      let start = 0
+      while (start < batch.lines.length) {
+        let end = start
+        let points = 0
+        while (end < batch.lines.length && points < 20_000) {
+          const r = batch.lines[end]!.record
+          points += r.t === "metrics" ? r.points.length : 1
+          end++
+          if (r.t !== "metrics" && r.t !== "tags") break
+        }
+        try {
+          await this.#deliver(batch.lines.slice(start, end).map((l) => l.record), true)
+        } catch {
+          return // still unreachable: stay degraded, try again later
+        }
+        this.#spool.commit(batch.segment, batch.lines[end - 1]!.end)
+        start = end
+      }
+    }
+  }
+
+  /**
+   * Delivers records in order. Throws (a transient error) when the server is unreachable; permanent
+   * rejections are reported and dropped so one bad record never blocks the stream.
+   * Returns, per record, the real run id for creates.
+   */
+  async #deliver(records: ReadonlyArray<TrackingRecord>, replaying: boolean): Promise<Array<string | undefined>> {
+    const first = records[0]
+    if (first === undefined) return []
+    if (first.t === "metrics" || first.t === "tags") {
+      await this.#deliverLogs(records)
+      return records.map(() => undefined)
+    }
+    try {
+      switch (first.t) {
+        case "create":
+          return [await this.#deliverCreate(first, replaying)]
+        case "artifact":
+          await this.#deliverArtifact(first)
+          return [undefined]
+        case "end": {
+          const runId = this.#resolve(first.ref)
+          if (runId !== undefined) await this.client.updateRun(runId, { status: first.status, endTime: first.endTime })
+          this.#forgetOpenRun(first.ref)
+          return [undefined]
+        }
+        default:
+          return [undefined]
+      }
+    } catch (error) {
+      if (isTransient(error)) throw error
+      this.#warn(`MLflow rejected a ${first.t} record for run ${first.ref}: ${(error as Error).message}`)
+      if (first.t === "create") this.#failedRefs.add(first.ref)
+      return [undefined]
+    }
+  }
+
+  async #deliverLogs(records: ReadonlyArray<TrackingRecord>): Promise<void> {
+    // coalesce per run, keeping each run's records in order
+    const byRun = new Map<string, { metrics: Array<{ key: string; value: number; step: number; timestamp: number }>; tags: Array<{ key: string; value: string }> }>()
+    for (const r of records) {
+      if (r.t !== "metrics" && r.t !== "tags") continue
+      const runId = this.#resolve(r.ref)
+      if (runId === undefined) continue
+      let entry = byRun.get(runId)
+      if (entry === undefined) byRun.set(runId, entry = { metrics: [], tags: [] })
+      if (r.t === "metrics") for (const [key, value, step, timestamp] of r.points) entry.metrics.push({ key, value: typeof value === "number" ? value : decodeDouble(value), step, timestamp })
+      else for (const [key, value] of Object.entries(r.tags)) entry.tags.push({ key, value: this.#translateTagValue(value) })
+    }
+    const bodies: Array<{ runId: string; body: string }> = []
+    for (const [runId, entry] of byRun) {
+      try {
+        for (const body of this.client.prepareLogBatch(runId, entry)) bodies.push({ runId, body })
+      } catch (error) {
+        this.#warn(`metrics/tags for run ${runId} not logged: ${(error as Error).message}`)
+      }
+    }
+    let next = 0
+    let transient: unknown
+    const worker = async () => {
+      while (next < bodies.length && transient === undefined) {
+        const { runId, body } = bodies[next++]!
+        try {
+          await this.client.sendLogBatch(body)
+        } catch (error) {
+          if (isTransient(error)) transient = error
+          else this.#warn(`MLflow rejected metrics/tags for run ${runId}: ${(error as Error).message}`)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, bodies.length) }, worker))
+    // re-sending the whole group later is safe: MLflow de-duplicates identical metric points and tags
+    if (transient !== undefined) throw transient
+  }
+
+  async #deliverCreate(record: Extract<TrackingRecord, { t: "create" }>, replaying: boolean): Promise<string | undefined> {
+    const known = this.#runIds.get(record.ref)
+    if (known !== undefined) return known // created before a crash cut the replay short
+    let experimentId = this.#experimentIds.get(record.experiment)
+    if (experimentId === undefined) {
+      experimentId = await this.client.getOrCreateExperiment(record.experiment)
+      this.#experimentIds.set(record.experiment, experimentId)
+      this.#firstExperimentUrl ??= `${this.trackingUri}/#/experiments/${experimentId}`
+    }
+    const tags: Record<string, string> = {}
+    for (const [key, value] of Object.entries(record.tags)) tags[key] = this.#translateTagValue(value)
+    if (record.parent !== undefined) {
+      const parentId = this.#resolve(record.parent)
+      if (parentId === undefined) {
+        this.#warn(`run ${record.runName}: its parent run was never created; logging it at top level`)
+      } else tags["mlflow.parentRunId"] = parentId
+    }
+    let runId: string | undefined
+    if (replaying) {
+      // a create cut short by a crash may have reached the server: find it by its token first
+      const found = await this.client.searchRuns({ experimentIds: [experimentId], filter: `tags.\`vw2.create_token\` = '${record.ref}'`, runViewType: "ALL", maxResults: 1 })
+      runId = found[0]?.info.runId
+      if (found[0] !== undefined) this.#runInfo.set(found[0].info.runId, { artifactUri: found[0].info.artifactUri, experimentId })
+    }
+    if (runId === undefined) {
+      const info = await this.client.createRun({ experimentId, runName: record.runName, startTime: record.startTime, userId: tags["mlflow.user"], tags, createToken: record.ref })
+      runId = info.runId
+      this.#runInfo.set(runId, { artifactUri: info.artifactUri, experimentId })
+    }
+    this.#rememberRunId(record.ref, runId)
+    const params = Object.entries(record.params).map(([key, value]) => ({ key, value }))
+    if (params.length > 0) await this.client.logBatch(runId, { params })
+    return runId
+  }
+
+  async #deliverArtifact(record: Extract<TrackingRecord, { t: "artifact" }>): Promise<void> {
+    const runId = this.#resolve(record.ref)
+    if (runId === undefined) return
+    let info = this.#runInfo.get(runId)
+    if (info === undefined) {
+      const run = await this.client.getRun(runId)
+      info = { artifactUri: run.info.artifactUri, experimentId: run.info.experimentId }
+      this.#runInfo.set(runId, info)
+    }
+    if (!fs.existsSync(record.localPath)) {
+      this.#warn(`artifact ${record.localPath} is gone; not uploaded`)
+      return
+    }
+    await this.client.uploadArtifact(info.artifactUri, record.localPath, record.artifactPath)
+    if (record.blob) fs.rmSync(record.localPath, { force: true })
+  }
+
+  /** The real run id for a ref, undefined when its create failed or never happened. */
+  #resolve(ref: string): string | undefined {
+    if (!ref.startsWith(pendingPrefix)) return ref
+    if (this.#failedRefs.has(ref)) return undefined
+    const id = this.#runIds.get(ref)
+    if (id === undefined) this.#warn(`records for run ${ref} arrived without its create; dropped`)
+    return id
+  }
+
+  #translateTagValue(value: string): string {
+    if (value.startsWith(pendingPrefix)) return this.#runIds.get(value) ?? value
+    const m = hitPending.exec(value)
+    if (m !== null) {
+      const id = this.#runIds.get(m[1]!)
+      return id === undefined ? value : `hit:${id}`
+    }
+    return value
+  }
+
+  // ---- persistent state ------------------------------------------------------------------------
+
+  #loadRunIds(): void {
+    let text = ""
+    try {
+      text = fs.readFileSync(path.join(this.#dir, "run-ids.jsonl"), "utf8")
+    } catch {
+      return
+    }
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue
+      try {
+        const { ref, runId } = JSON.parse(line) as { ref: string; runId: string }
+        this.#runIds.set(ref, runId)
+      } catch {
+        // torn line from a crash
+      }
+    }
+  }
+
+  #rememberRunId(ref: string, runId: string): void {
+    this.#runIds.set(ref, runId)
+    fs.appendFileSync(path.join(this.#dir, "run-ids.jsonl"), JSON.stringify({ ref, runId }) + "\n")
+  }
+
+  /** Runs whose driver died without ending them (kill -9, power loss) are marked KILLED. */
+  async #closeRunsOfDeadDrivers(): Promise<void> {
+    const dir = path.join(this.#dir, "open-runs")
+    for (const name of fs.readdirSync(dir)) {
+      const file = path.join(dir, name)
+      let record: OpenRunRecord
+      try {
+        record = JSON.parse(fs.readFileSync(file, "utf8")) as OpenRunRecord
+      } catch {
+        continue
+      }
+      if (isProcessAlive(record.pid) || record.trackingUri !== this.trackingUri) continue
+      const runId = this.#runIds.get(record.ref)
+      try {
+        if (runId !== undefined) {
+          const run = await this.client.getRun(runId)
+          if (run.info.status === "RUNNING") {
+            await this.client.updateRun(runId, { status: "KILLED", endTime: Date.now() })
+            this.#warn(`run ${runId} (${run.info.runName}) was left RUNNING by a vw2 process that died; marked KILLED`)
+          }
+        }
+        fs.rmSync(file, { force: true })
+      } catch (error) {
+        if (error instanceof MlflowApiError && error.errorCode === "RESOURCE_DOES_NOT_EXIST") fs.rmSync(file, { force: true })
+        // otherwise: keep the record, retry on a later start
+      }
+    }
+  }
+}
+
+/** `VW2_HOME`, defaulting to `.vw2` in the working directory (where the engine keeps its store). */
+export const vw2Home = (): string => path.resolve(process.env.VW2_HOME ?? ".vw2")
+
+/** The Tracker service backed by MLflow at `trackingUri`; flushed and closed with its scope. */
+export const layer = (options: MlflowTrackerOptions): Layer.Layer<CoreTracker.Tracker> =>
+  Layer.effect(CoreTracker.Tracker)(
+    Effect.map(
+      Effect.acquireRelease(
+        Effect.promise(() => MlflowTracker.open(options)),
+        (tracker) => Effect.promise(() => tracker.close())
+      ),
+      (tracker) => tracker.shape
+    )
+  )

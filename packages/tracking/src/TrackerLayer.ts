@@ -1,0 +1,45 @@
+/**
+ * How the CLI gets its MLflow tracker: MLFLOW_TRACKING_URI when set, otherwise the embedded local
+ * server (started or reused). If no server can be had at all (MLflow not installed), the run goes on
+ * untracked and says so loudly: tracking never fails a run.
+ */
+import { Effect, Layer } from "effect"
+import { Tracker as CoreTracker } from "@vw2/core"
+import { ensureLocalServer } from "./LocalServer.ts"
+import { MlflowTracker, vw2Home } from "./MlflowTracker.ts"
+
+export interface TrackerFromEnvOptions {
+  /** default: $VW2_HOME or ./.vw2 */
+  readonly home?: string
+  /** default: $MLFLOW_TRACKING_URI, else the embedded server */
+  readonly trackingUri?: string
+  /** progress lines for humans (default: stderr) */
+  readonly log?: (message: string) => void
+}
+
+/** Resolves the tracking URI: explicit, MLFLOW_TRACKING_URI, or the embedded server's. */
+export const resolveTrackingUri = async (options: TrackerFromEnvOptions = {}): Promise<string> => {
+  const explicit = options.trackingUri ?? process.env.MLFLOW_TRACKING_URI
+  if (explicit !== undefined && explicit !== "") return explicit
+  const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`))
+  const server = await ensureLocalServer({ home: options.home ?? vw2Home(), log })
+  log(`MLflow UI: ${server.url}${server.reused ? "" : " (embedded server started; stop it with `kill " + server.pid + "`)"}`)
+  return server.url
+}
+
+export const layerFromEnv = (options: TrackerFromEnvOptions = {}): Layer.Layer<CoreTracker.Tracker> =>
+  Layer.effect(CoreTracker.Tracker)(
+    Effect.gen(function*() {
+      const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`))
+      const uri = yield* Effect.tryPromise(() => resolveTrackingUri(options)).pipe(Effect.option)
+      if (uri._tag === "None") {
+        log("WARNING: tracking disabled: no MLflow server could be started (run `npm run setup`, set MLFLOW_TRACKING_URI, or pass --no-track)")
+        return CoreTracker.makeNoopTracker()
+      }
+      const tracker = yield* Effect.acquireRelease(
+        Effect.promise(() => MlflowTracker.open({ trackingUri: uri.value, home: options.home ?? vw2Home(), warn: (m) => log(`[tracking] ${m}`) })),
+        (t) => Effect.promise(() => t.close())
+      )
+      return tracker.shape
+    })
+  )
