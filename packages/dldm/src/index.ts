@@ -1,1 +1,8 @@
-export {}
+export * from "./DldmConfig.ts"
+export * from "./VideoBlock.ts"
+export * from "./Encoder.ts"
+export * from "./QFormer.ts"
+export * from "./LowFiDecoder.ts"
+export * from "./Dldm.ts"
+export * from "./PatchTransform.ts"
+export * from "./checkpoint.ts"

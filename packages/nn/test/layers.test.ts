@@ -15,6 +15,8 @@ import {
   blockCausalMask,
   causalMask,
   haarPatchMatrix,
+  haarPatches,
+  inverseHaarPatches,
   maskFrom,
   mseLoss,
   patchify,
@@ -135,6 +137,14 @@ describe("video layers", () => {
     const coeffs = tf.matMul(constant, m).dataSync()
     const nonzero = Array.from(coeffs).filter((v) => Math.abs(v) > 1e-5)
     expect(nonzero.length).toBe(3)
+  })
+
+  it("fast Haar patches equal the matrix transform and invert exactly", () => {
+    const p = { t: 2, s: 4 }
+    const x = tf.randomNormal([5, 96], 0, 1, "float32", 3)
+    const fast = haarPatches(x, p, 3)
+    expect(maxAbsDiff(fast, tf.matMul(x, haarPatchMatrix(p, 3)))).toBeLessThan(1e-5)
+    expect(maxAbsDiff(inverseHaarPatches(fast, p, 3), x)).toBeLessThan(1e-5)
   })
 
   it("causal temporal attention and convolution: frames ≤ t ignore perturbations after t", () => {

@@ -104,3 +104,56 @@ export function haarPatchMatrix(p: PatchSize, channels: number): tf.Tensor2D {
   const d = p.t * p.s * p.s * channels
   return tf.tidy(() => tf.transpose(tf.tensor2d(m, [d, d])) as tf.Tensor2D)
 }
+
+/** Orthonormal Haar along the last axis (length a power of two), O(n log n): same basis as `haarMatrix`. */
+function haarLastAxis(x: tf.Tensor): tf.Tensor {
+  const n = x.shape[x.rank - 1]!
+  if (n === 1) return x
+  const lead = x.shape.slice(0, -1)
+  const pairs = tf.reshape(x, [...lead, n / 2, 2])
+  const [even, odd] = tf.unstack(pairs, x.rank) as [tf.Tensor, tf.Tensor]
+  const avg = tf.mul(tf.add(even, odd), Math.SQRT1_2)
+  const detail = tf.mul(tf.sub(even, odd), Math.SQRT1_2)
+  return tf.concat([haarLastAxis(avg), detail], -1)
+}
+
+function inverseHaarLastAxis(y: tf.Tensor): tf.Tensor {
+  const n = y.shape[y.rank - 1]!
+  if (n === 1) return y
+  const lead = y.shape.slice(0, -1)
+  const avg = inverseHaarLastAxis(tf.slice(y, [...lead.map(() => 0), 0], [...lead, n / 2]))
+  const detail = tf.slice(y, [...lead.map(() => 0), n / 2], [...lead, n / 2])
+  const even = tf.mul(tf.add(avg, detail), Math.SQRT1_2)
+  const odd = tf.mul(tf.sub(avg, detail), Math.SQRT1_2)
+  return tf.reshape(tf.stack([even, odd], y.rank), [...lead, n])
+}
+
+/** Apply `f` (a last-axis transform) along `axis` of x. */
+function alongAxis(x: tf.Tensor, axis: number, f: (t: tf.Tensor) => tf.Tensor): tf.Tensor {
+  const perm = x.shape.map((_, i) => i)
+  perm[axis] = x.rank - 1
+  perm[x.rank - 1] = axis
+  return tf.transpose(f(tf.transpose(x, perm)), perm) // the swap is its own inverse
+}
+
+/**
+ * Fast 3D Haar of patch vectors: tokens [..., pt·ps·ps·C] (ordered (pt, ps_y, ps_x, C) as `patchify` makes
+ * them) → coefficients [..., same], equal to `tokens · haarPatchMatrix(p, C)` in O(D log D) per token.
+ */
+export function haarPatches(tokens: tf.Tensor, p: PatchSize, channels: number): tf.Tensor {
+  return tf.tidy(() => transformPatches(tokens, p, channels, haarLastAxis))
+}
+
+/** Inverse of `haarPatches`. */
+export function inverseHaarPatches(coeffs: tf.Tensor, p: PatchSize, channels: number): tf.Tensor {
+  return tf.tidy(() => transformPatches(coeffs, p, channels, inverseHaarLastAxis))
+}
+
+function transformPatches(x: tf.Tensor, p: PatchSize, channels: number, f: (t: tf.Tensor) => tf.Tensor): tf.Tensor {
+  const d = p.t * p.s * p.s * channels
+  if (x.shape[x.rank - 1] !== d) throw new Error(`haar: last axis ${x.shape[x.rank - 1]} ≠ patch size ${p.t}·${p.s}·${p.s}·${channels}`)
+  const lead = x.shape.slice(0, -1)
+  let v = tf.reshape(x, [-1, p.t, p.s, p.s, channels])
+  for (const axis of [1, 2, 3]) if (v.shape[axis]! > 1) v = alongAxis(v, axis, f)
+  return tf.reshape(v, [...lead, d])
+}

@@ -1,0 +1,103 @@
+/**
+ * dLDM — dynamics-enhanced latent dynamics model (PAPER.md "Components"): causal encoder → Q-Former queries
+ * per transition → FSQ codes → low-fidelity decoder from f_0 + codes. Reads top-down from the parts in
+ * Encoder.ts, QFormer.ts, LowFiDecoder.ts.
+ *
+ * Axis legend: B batch, T frames, K latent frames, J = K−1 transitions, N queries, S tokens per latent frame.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { FSQ, Module, l1Loss, type InitContext } from "@vw2/nn"
+import { geometry, validateDldmConfig, type DldmConfig, type DldmGeometry } from "./DldmConfig.ts"
+import { CausalVideoEncoder } from "./Encoder.ts"
+import { LowFiDecoder, patchesToVideo } from "./LowFiDecoder.ts"
+import { QFormer } from "./QFormer.ts"
+
+export interface DldmForward {
+  /** encoder features [B, K, S, D] */
+  readonly features: tf.Tensor4D
+  /** quantised codes [B, J, N, levels] (straight-through gradient to the encoder and queries) */
+  readonly codes: tf.Tensor4D
+  /** FSQ indices [B, J, N] int32 in [0, vocabulary) */
+  readonly indices: tf.Tensor3D
+  /** low-fidelity reconstruction [B, T, H, W, 3] in [0, 1] */
+  readonly recon: tf.Tensor5D
+}
+
+export class Dldm extends Module {
+  readonly config: DldmConfig
+  readonly geo: DldmGeometry
+  readonly encoder: CausalVideoEncoder
+  readonly qformer: QFormer
+  readonly fsq: FSQ
+  readonly decoder: LowFiDecoder
+
+  constructor(init: InitContext, config: DldmConfig) {
+    super(init)
+    validateDldmConfig(config)
+    this.config = config
+    this.geo = geometry(config)
+    this.fsq = new FSQ(config.fsqLevels)
+    this.encoder = this.module("encoder", new CausalVideoEncoder(init, config))
+    this.qformer = this.module(
+      "qformer",
+      new QFormer(init, {
+        width: config.encoder.width,
+        heads: config.qformer.heads,
+        depth: config.qformer.depth,
+        queries: config.queries,
+        codeDim: config.fsqLevels.length,
+        mlpRatio: config.encoder.mlpRatio
+      })
+    )
+    this.decoder = this.module("decoder", new LowFiDecoder(init, config, this.encoder.patchTransform))
+  }
+
+  /** video [B, T, H, W, 3] in [0, 1] → features, codes, indices (no decoding). */
+  codesOf(video: tf.Tensor): { features: tf.Tensor4D; codes: tf.Tensor4D; indices: tf.Tensor3D } {
+    return tf.tidy(() => {
+      const features = this.encoder.call(video)
+      const codes = this.fsq.quantize(this.qformer.call(features)) as tf.Tensor4D
+      const indices = this.fsq.codesToIndices(codes) as tf.Tensor3D
+      return { features, codes, indices }
+    })
+  }
+
+  /** Full pass: encode, quantise, decode the low-fidelity video from f_0 and the codes. */
+  forward(video: tf.Tensor): DldmForward {
+    return tf.tidy(() => {
+      const { features, codes, indices } = this.codesOf(video)
+      const [b, , s, d] = features.shape
+      const f0 = tf.reshape(tf.slice(features, [0, 0, 0, 0], [b, 1, s, d]), [b, s, d]) as tf.Tensor3D
+      const recon = patchesToVideo(this.decoder.call(f0, codes), this.config)
+      return { features, codes, indices, recon }
+    })
+  }
+
+  /** `encode(video) → codes`: FSQ indices [B, K−1, N] (int32). */
+  encode(video: tf.Tensor): tf.Tensor3D {
+    return tf.tidy(() => this.codesOf(video).indices)
+  }
+
+  /**
+   * `decodeLowFi(firstFrame, codes) → video`. firstFrame [B, H, W, 3] (or [B, 1, H, W, 3]) in [0, 1];
+   * codes: indices [B, J, N] (int32) or code vectors [B, J, N, levels] → [B, 1 + tc·J, H, W, 3] in [0, 1].
+   */
+  decodeLowFi(firstFrame: tf.Tensor, codes: tf.Tensor): tf.Tensor5D {
+    return tf.tidy(() => {
+      const frame = firstFrame.rank === 4 ? tf.expandDims(firstFrame, 1) : firstFrame
+      const vectors = (codes.rank === 3 ? this.fsq.indicesToCodes(codes) : codes) as tf.Tensor4D
+      if (vectors.rank !== 4 || vectors.shape[2] !== this.config.queries) {
+        throw new Error(`decodeLowFi: codes must be [B, J, ${this.config.queries}] indices or [B, J, ${this.config.queries}, ${this.fsq.dim}] vectors, got [${codes.shape.join(", ")}]`)
+      }
+      const features = this.encoder.call(frame) // causal: f_0 from frame 0 alone equals f_0 of the whole clip
+      const [b, , s, d] = features.shape
+      const f0 = tf.reshape(features, [b, s, d]) as tf.Tensor3D
+      return patchesToVideo(this.decoder.call(f0, vectors), this.config)
+    })
+  }
+
+  /** Warm-up objective: L1 between the low-fidelity reconstruction and the clip, in [−1, 1] pixel space. */
+  reconstructionLoss(video: tf.Tensor, recon: tf.Tensor): tf.Scalar {
+    return tf.tidy(() => tf.mul(l1Loss(recon, video), 2) as tf.Scalar)
+  }
+}

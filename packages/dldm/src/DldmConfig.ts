@@ -1,0 +1,179 @@
+/**
+ * The dLDM's typed config (PAPER.md "dLDM" + "Facts from the authors' released code"). One object describes
+ * the model at every size; `paper` and `mini` are presets. Saved as config.json in every checkpoint; later
+ * stages take the architecture from the checkpoint, never from their own config.
+ */
+import { Effect, Schema } from "effect"
+
+export interface TransformerWidth {
+  /** token width */
+  readonly width: number
+  /** number of blocks */
+  readonly depth: number
+  readonly heads: number
+  /** MLP hidden = mlpRatio · width */
+  readonly mlpRatio: number
+}
+
+export interface DldmConfig {
+  /** clip length T; must be 1 + temporalCompression·k (the first frame is its own latent frame, causal-VAE style) */
+  readonly frames: number
+  readonly height: number
+  readonly width: number
+  /** "haar": orthonormal 3D Haar transform of each patch before the embedding (the authors' encoder); "linear": raw pixels */
+  readonly patching: "haar" | "linear"
+  /** frames per latent frame (authors: 4) */
+  readonly temporalCompression: number
+  /** pixels per latent token side (authors: 16) */
+  readonly spatialCompression: number
+  /** how tokens mix along time: causal attention, or a causal temporal convolution (kernel `temporalKernel`) */
+  readonly temporalMixing: "attention" | "conv"
+  readonly temporalKernel: number
+  readonly encoder: TransformerWidth
+  /** learnable queries per transition (paper: N = 4) */
+  readonly queries: number
+  /** Q-Former over the token maps of latent frames t−1 and t (authors: depth 2, 4 heads); width = encoder width */
+  readonly qformer: { readonly depth: number; readonly heads: number }
+  /** FSQ levels (paper: [8,5,5,5] → 1000 codes) */
+  readonly fsqLevels: ReadonlyArray<number>
+  readonly decoder: TransformerWidth
+}
+
+/** Quantities derived from a config. */
+export interface DldmGeometry {
+  /** K = 1 + (T − 1) / temporalCompression */
+  readonly latentFrames: number
+  /** K − 1 */
+  readonly transitions: number
+  readonly rows: number
+  readonly cols: number
+  /** tokens per latent frame S = rows·cols */
+  readonly tokensPerFrame: number
+  /** tc·s·s·3 */
+  readonly patchDim: number
+  /** (K − 1)·N FSQ indices per clip */
+  readonly codesPerClip: number
+  readonly vocabulary: number
+}
+
+export function geometry(c: DldmConfig): DldmGeometry {
+  const tc = c.temporalCompression
+  const s = c.spatialCompression
+  const latentFrames = 1 + (c.frames - 1) / tc
+  const rows = c.height / s
+  const cols = c.width / s
+  return {
+    latentFrames,
+    transitions: latentFrames - 1,
+    rows,
+    cols,
+    tokensPerFrame: rows * cols,
+    patchDim: tc * s * s * 3,
+    codesPerClip: (latentFrames - 1) * c.queries,
+    vocabulary: c.fsqLevels.reduce((a, b) => a * b, 1)
+  }
+}
+
+/** Throws with the config path of the first inconsistency. */
+export function validateDldmConfig(c: DldmConfig, where = "dldm.model"): void {
+  const fail = (path: string, msg: string): never => {
+    throw new Error(`${where}.${path}: ${msg}`)
+  }
+  const isPow2 = (n: number) => Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0
+  if (!Number.isInteger(c.frames) || c.frames < 1) fail("frames", `must be a positive integer, got ${c.frames}`)
+  if ((c.frames - 1) % c.temporalCompression !== 0) {
+    fail("frames", `T − 1 = ${c.frames - 1} must be divisible by temporalCompression ${c.temporalCompression} (e.g. T = ${1 + c.temporalCompression * 2})`)
+  }
+  if (c.frames < 1 + c.temporalCompression) fail("frames", `need at least two latent frames (one transition): T ≥ ${1 + c.temporalCompression}`)
+  if (c.height % c.spatialCompression !== 0 || c.width % c.spatialCompression !== 0) {
+    fail("spatialCompression", `${c.spatialCompression} must divide height ${c.height} and width ${c.width}`)
+  }
+  if (c.patching === "haar" && (!isPow2(c.temporalCompression) || !isPow2(c.spatialCompression))) {
+    fail("patching", `"haar" needs power-of-two compressions, got temporal ${c.temporalCompression}, spatial ${c.spatialCompression}`)
+  }
+  for (const [name, t] of [["encoder", c.encoder], ["decoder", c.decoder]] as const) {
+    if (t.width % t.heads !== 0) fail(`${name}.width`, `${t.width} must be divisible by heads ${t.heads}`)
+  }
+  if (c.encoder.width % c.qformer.heads !== 0) fail("qformer.heads", `encoder width ${c.encoder.width} must be divisible by ${c.qformer.heads}`)
+  if (!Number.isInteger(c.queries) || c.queries < 1) fail("queries", `must be ≥ 1, got ${c.queries}`)
+  c.fsqLevels.forEach((l, i) => {
+    if (!Number.isInteger(l) || l < 2) fail(`fsqLevels[${i}]`, `expected integer ≥ 2, got ${l}`)
+  })
+}
+
+/**
+ * Paper scale: 93-frame clips at 480×640 (16 fps, 5 s) → 24 latent frames of 30×40 tokens, 23 transitions ×
+ * 4 queries = 92 indices, vocabulary 1000. Compression, Haar patching, Q-Former depth/heads, N and FSQ are the
+ * authors'. Their encoder/decoder are conv + attention (Cosmos-tokenizer family); we build transformer
+ * blocks of the same token grid with widths giving the same ~10⁸-parameter magnitude (the released config's
+ * exact channel widths are not in the digest).
+ */
+export const paperPreset: DldmConfig = {
+  frames: 93,
+  height: 480,
+  width: 640,
+  patching: "haar",
+  temporalCompression: 4,
+  spatialCompression: 16,
+  temporalMixing: "attention",
+  temporalKernel: 3,
+  encoder: { width: 512, depth: 8, heads: 8, mlpRatio: 4 },
+  queries: 4,
+  qformer: { depth: 2, heads: 4 },
+  fsqLevels: [8, 5, 5, 5],
+  decoder: { width: 512, depth: 8, heads: 8, mlpRatio: 4 }
+}
+
+/**
+ * MiniCraft scale: 9 frames of 32×32 → 5 latent frames of 4×4 tokens, 4 transitions × 4 queries = 16 indices;
+ * tiny widths so one training step of the pure-JS backend takes well under a second.
+ */
+export const miniPreset: DldmConfig = {
+  frames: 9,
+  height: 32,
+  width: 32,
+  patching: "haar",
+  temporalCompression: 2,
+  spatialCompression: 8,
+  temporalMixing: "attention",
+  temporalKernel: 2,
+  encoder: { width: 32, depth: 2, heads: 4, mlpRatio: 2 },
+  queries: 4,
+  qformer: { depth: 2, heads: 4 },
+  fsqLevels: [8, 5, 5, 5],
+  decoder: { width: 32, depth: 2, heads: 4, mlpRatio: 2 }
+}
+
+export const dldmPresets = { paper: paperPreset, mini: miniPreset } as const
+
+// ---- Schema (stage configs embed the model config; every field defaults to the mini preset) ----
+
+const withDefault = <S extends Schema.Top>(schema: S, value: S["Encoded"]) => schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+const widthSchema = (d: TransformerWidth) =>
+  Schema.Struct({
+    width: withDefault(PositiveInt, d.width),
+    depth: withDefault(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), d.depth),
+    heads: withDefault(PositiveInt, d.heads),
+    mlpRatio: withDefault(Schema.Finite.check(Schema.isGreaterThan(0)), d.mlpRatio)
+  })
+
+export const DldmConfigSchema = Schema.Struct({
+  frames: withDefault(PositiveInt, miniPreset.frames),
+  height: withDefault(PositiveInt, miniPreset.height),
+  width: withDefault(PositiveInt, miniPreset.width),
+  patching: withDefault(Schema.Literals(["haar", "linear"]), miniPreset.patching),
+  temporalCompression: withDefault(PositiveInt, miniPreset.temporalCompression),
+  spatialCompression: withDefault(PositiveInt, miniPreset.spatialCompression),
+  temporalMixing: withDefault(Schema.Literals(["attention", "conv"]), miniPreset.temporalMixing),
+  temporalKernel: withDefault(PositiveInt, miniPreset.temporalKernel),
+  encoder: withDefault(widthSchema(miniPreset.encoder), miniPreset.encoder),
+  queries: withDefault(PositiveInt, miniPreset.queries),
+  qformer: withDefault(
+    Schema.Struct({ depth: withDefault(PositiveInt, miniPreset.qformer.depth), heads: withDefault(PositiveInt, miniPreset.qformer.heads) }),
+    miniPreset.qformer
+  ),
+  fsqLevels: withDefault(Schema.Array(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2))), [...miniPreset.fsqLevels]),
+  decoder: withDefault(widthSchema(miniPreset.decoder), miniPreset.decoder)
+})
