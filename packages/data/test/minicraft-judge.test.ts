@@ -1,0 +1,94 @@
+import * as path from "node:path"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { afterAll, describe, expect, it } from "vitest"
+import { readNpy } from "../src/formats/npy.ts"
+import { readEpisodeMeta, readManifest } from "../src/dataset/Manifest.ts"
+import type { Appearance } from "../src/minicraft/Appearance.ts"
+import { decodeAppearance, episodeAppearance } from "../src/minicraft/Appearance.ts"
+import { renderEpisodeArray } from "../src/minicraft/Episode.ts"
+import type { EpisodeVariant } from "../src/minicraft/Episode.ts"
+import { defaultMiniCraftConfig, generateMiniCraft } from "../src/minicraft/Generate.ts"
+import { MiniCraftJudge, stepwiseSuccessRates } from "../src/minicraft/Judge.ts"
+import { TASK_NAMES, getTask, type TaskName } from "../src/minicraft/Tasks.ts"
+
+const options = { width: 32, height: 32, supersample: 3, framesPerStep: 12, idleFrames: 4 }
+const cases = TASK_NAMES.flatMap((task) => (["train", "test"] as const).map((split) => ({ task, split })))
+
+const judgeVideo = (task: TaskName, appearance: Appearance, variant: EpisodeVariant = {}, distort?: (frames: Uint8Array) => void) => {
+  const judge = new MiniCraftJudge({ task: getTask(task), appearance, width: 32, height: 32 })
+  const video = renderEpisodeArray(getTask(task), appearance, options, variant)
+  distort?.(video.frames)
+  return { verdict: judge.judge(video.frames), labels: video.labels }
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "minicraft-judge-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+
+describe("MiniCraft judge", () => {
+  it.each(cases)("scores ground truth 100 % and labels every settled frame exactly ($task, $split)", ({ task, split }) => {
+    const { verdict, labels } = judgeVideo(task, episodeAppearance(5, task, split, 0))
+    expect(verdict.failure).toBeUndefined()
+    expect(verdict.completed).toBe(7)
+    expect(verdict.stepSuccess.every(Boolean)).toBe(true)
+    verdict.frames.forEach((f, t) => {
+      const label = labels[t]!
+      if (label.phase === "idle" || label.phase === "release") expect(f.state, `frame ${t}`).toBe(label.state.completed)
+      // mid-action frames may show no state yet, but never a wrong one
+      else if (f.state !== null) expect([label.state.completed, label.state.completed + 1]).toContain(f.state)
+    })
+  })
+
+  it("is robust to extra sensor noise (±8 per channel)", () => {
+    for (const task of ["fold-plane", "blocks-horse"] as const) {
+      let h = 12345
+      const { verdict } = judgeVideo(task, episodeAppearance(6, task, "test", 1), {}, (frames) => {
+        for (let i = 0; i < frames.length; i++) {
+          h = (Math.imul(h, 1103515245) + 12345) >>> 0
+          frames[i] = Math.max(0, Math.min(255, frames[i]! + ((h >>> 16) % 17) - 8))
+        }
+      })
+      expect(verdict.completed, task).toBe(7)
+    }
+  })
+
+  const order = [0, 1, 2, 3, 4, 5, 6]
+  it.each(TASK_NAMES)("fails a video with a step skipped, steps swapped, the hand frozen, the appearance changed (%s)", (task) => {
+    const appearance = episodeAppearance(7, task, "train", 0)
+    const skipped = judgeVideo(task, appearance, { script: { order: order.filter((i) => i !== 2) } }).verdict
+    expect(skipped.completed).toBe(2)
+    expect(skipped.stepSuccess.slice(2).some(Boolean)).toBe(false)
+
+    const swappedOrder = [0, 1, 2, 4, 3, 5, 6]
+    const swapped = judgeVideo(task, appearance, { script: { order: swappedOrder } }).verdict
+    expect(swapped.completed).toBe(3)
+    expect(swapped.failure).toBeDefined()
+
+    const frozen = judgeVideo(task, appearance, { script: { order, freezeHand: true } }).verdict
+    expect(frozen.completed).toBe(0)
+    expect(frozen.failure).toMatch(/hand/)
+
+    // from frame 40 (during step 3) on, the scene is rendered with another episode's appearance
+    const other = episodeAppearance(7, task, "test", 3)
+    const changed = judgeVideo(task, appearance, { switchAppearance: { atFrame: 40, appearance: other } }).verdict
+    expect(changed.completed).toBeLessThan(4)
+    expect(changed.stepSuccess.at(-1)).toBe(false)
+  })
+
+  it("judges episodes read back from a generated dataset (appearance from meta.json)", () => {
+    const dir = path.join(tmp, "ds")
+    generateMiniCraft(dir, { ...defaultMiniCraftConfig, tasks: ["fold-plane", "blocks-human"], episodesPerTask: { train: 1, test: 1 } })
+    const manifest = readManifest(dir)
+    const verdicts = Object.values(manifest.splits).flat().map((id) => {
+      const meta = readEpisodeMeta(dir, id)
+      const judge = new MiniCraftJudge({ task: getTask(meta.task), appearance: decodeAppearance(meta.appearance, id), width: manifest.width, height: manifest.height })
+      return judge.judge(readNpy(path.join(dir, "episodes", id, "frames.npy")).data as Uint8Array)
+    })
+    expect(stepwiseSuccessRates(verdicts)).toEqual([1, 1, 1, 1, 1, 1, 1])
+  })
+
+  it("refuses resolutions where states cannot be told apart", () => {
+    const appearance = episodeAppearance(0, "fold-plane", "train", 0)
+    expect(() => new MiniCraftJudge({ task: getTask("fold-plane"), appearance, width: 16, height: 16 })).toThrow(/minimum resolution 24/)
+  })
+})
