@@ -78,6 +78,8 @@ describe("vw2 run", () => {
     await first.done
     const orphan = readLog(box.log).find((l) => l.step === "b")!.pid
     await waitFor("the orphaned worker to exit (stdin EOF)", () => !pidAlive(orphan), 10_000)
+    // it was stopped, not left to finish its 4 s sleep
+    expect(readLog(box.log).filter((l) => l.step === "b" && l.phase === "end")).toEqual([])
 
     const second = vw2(box, args)
     expect(second.status).toBe(0)

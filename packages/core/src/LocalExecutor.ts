@@ -1,21 +1,19 @@
 /**
- * The `local` executor: every invocation runs in its own worker process
- * (`node src/worker/main.ts <spec.json>`, protocol in worker/protocol.ts) once the resource pool grants its
- * CPU/GPU slots; `CUDA_VISIBLE_DEVICES` holds exactly the granted GPU ids. The worker leads its own process
- * group, so interruption (Ctrl-C → Effect interruption) kills the whole group: SIGTERM, then SIGKILL.
+ * The `local` executor: invocations run in worker processes (`worker/main.ts --serve`, protocol in
+ * worker/protocol.ts) once the resource pool grants their CPU/GPU slots; `CUDA_VISIBLE_DEVICES` holds
+ * exactly the granted GPU ids. Workers are kept warm and reused for invocations with the same experiment
+ * file and device grant (internal/WorkerPool.ts). Each worker leads its own process group, so interruption
+ * (Ctrl-C → Effect interruption) kills the whole group: SIGTERM, then SIGKILL after a grace period.
  */
 import { Effect, Layer } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
-import * as path from "node:path"
-import * as readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import type { ExecutorEvent, ExecutorShape, InvocationOutcome, InvocationRequest } from "./Executor.ts"
 import { Executor, InvocationFailed } from "./Executor.ts"
 import { ResourcePool } from "./internal/ResourcePool.ts"
+import { eventsFd, WorkerPool } from "./internal/WorkerPool.ts"
 import type { WorkerSpec } from "./worker/protocol.ts"
-import { parseWorkerEvent } from "./worker/protocol.ts"
 
 export const workerEntry = fileURLToPath(new URL("./worker/main.ts", import.meta.url))
 
@@ -28,22 +26,13 @@ export interface LocalExecutorOptions {
   readonly nodePath?: string
   /** grace period between SIGTERM and SIGKILL */
   readonly killGraceMs?: number
+  /** false: a fresh worker process for every invocation (no module state survives between stages) */
+  readonly reuseWorkers?: boolean
 }
 
-const stderrTailLines = 40
-const eventsFd = 3
-
-const killGroup = (pid: number, signal: NodeJS.Signals) => {
-  try {
-    process.kill(-pid, signal)
-  } catch {
-    // group already gone
-  }
-}
-
-/** Spawns one worker and resolves when it exits; interruption kills its process group and waits for it. */
-const runWorker = (
-  nodePath: string,
+const runOnWorker = (
+  pool: WorkerPool,
+  reuse: boolean,
   request: InvocationRequest,
   gpus: ReadonlyArray<string>,
   cpus: number,
@@ -65,113 +54,105 @@ const runWorker = (
       cpus,
       eventsFd
     }
-    const specFile = path.join(request.scratchDir, "worker-spec.json")
-    fs.mkdirSync(request.scratchDir, { recursive: true })
-    fs.writeFileSync(specFile, JSON.stringify(spec))
     const failed = (message: string, stderrTail?: string) =>
       new InvocationFailed({ invocationHash: request.invocationHash, step: request.step, message, ...(stderrTail ? { stderrTail } : {}) })
-
-    const child = spawn(nodePath, [workerEntry, specFile], {
-      cwd: process.cwd(),
-      env: {
-        ...process.env,
-        CUDA_VISIBLE_DEVICES: gpus.join(","),
-        VW2_INVOCATION_HASH: request.invocationHash,
-        OMP_NUM_THREADS: String(Math.max(1, cpus))
-      },
-      stdio: ["pipe", "pipe", "pipe", "pipe"],
-      detached: true
+    const key = `${request.experimentFile}|${gpus.join(",")}|${cpus}`
+    const worker = pool.take(reuse ? key : `${key}|${request.invocationHash}`, {
+      ...process.env,
+      CUDA_VISIBLE_DEVICES: gpus.join(","),
+      OMP_NUM_THREADS: String(Math.max(1, cpus))
     })
-    const stderrTail: Array<string> = []
     const uploads: Array<string> = []
-    let outcome: { done: boolean; failure?: string } = { done: false }
-    let exited = false
-    const onExitCallbacks: Array<() => void> = []
-
-    const events = child.stdio[eventsFd] as NodeJS.ReadableStream
-    readline.createInterface({ input: events }).on("line", (line) => {
-      const event = parseWorkerEvent(line)
-      if (event === undefined) {
-        if (line.trim() !== "") onEvent({ type: "log", message: line, timestamp: Date.now() })
-        return
-      }
-      switch (event.type) {
-        case "started":
+    let settled = false
+    const exitWaiters: Array<() => void> = []
+    const settle = (result: Effect.Effect<InvocationOutcome, InvocationFailed>, reusable: boolean) => {
+      if (settled) return
+      settled = true
+      if (reusable && reuse) pool.give(worker)
+      else if (reusable) pool.kill(worker, "SIGTERM")
+      resume(result)
+    }
+    worker.stderrTail.length = 0
+    worker.listener = (output) => {
+      switch (output._tag) {
+        case "text":
+          if (output.line.trim() !== "") onEvent({ type: "log", message: output.line, timestamp: Date.now() })
           return
-        case "done":
-          outcome = { done: true }
+        case "exit": {
+          for (const waiter of exitWaiters.splice(0)) waiter()
+          const tail = worker.stderrTail.join("\n")
+          const why = output.signal !== null ? `worker killed by ${output.signal}` : `worker exited with status ${output.code}${tail ? `: ${worker.stderrTail.at(-1)}` : ""}`
+          settle(Effect.fail(failed(why, tail)), false)
           return
-        case "failed":
-          outcome = { done: false, failure: event.message }
-          return
-        case "upload":
-          uploads.push(event.path)
-          onEvent({ type: "upload", path: event.path })
-          return
-        default: {
-          const { vw2: _vw2, ...stageEvent } = event
-          onEvent(stageEvent)
+        }
+        case "event": {
+          const event = output.event
+          switch (event.type) {
+            case "started":
+              return
+            case "done":
+              settle(Effect.succeed({ gpus, uploads }), true)
+              return
+            case "failed":
+              settle(Effect.fail(failed(event.message, worker.stderrTail.join("\n"))), true)
+              return
+            case "upload":
+              uploads.push(event.path)
+              onEvent({ type: "upload", path: event.path })
+              return
+            default: {
+              const { vw2: _vw2, ...stageEvent } = event
+              onEvent(stageEvent)
+            }
+          }
         }
       }
-    })
-    readline.createInterface({ input: child.stdout! }).on("line", (line) => onEvent({ type: "log", message: line, timestamp: Date.now() }))
-    readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-      stderrTail.push(line)
-      if (stderrTail.length > stderrTailLines) stderrTail.shift()
-      onEvent({ type: "log", message: line, timestamp: Date.now() })
-    })
-    child.stdin!.on("error", () => {})
+    }
     onEvent({ type: "started", gpus })
+    worker.child.stdin!.write(JSON.stringify(spec) + "\n")
 
-    child.on("error", (error) => {
-      exited = true
-      resume(Effect.fail(failed(`could not start worker: ${error.message}`)))
-    })
-    child.on("close", (code, signal) => {
-      exited = true
-      for (const f of onExitCallbacks) f()
-      if (code === 0 && outcome.done) {
-        resume(Effect.succeed({ gpus, uploads }))
-        return
-      }
-      const tail = stderrTail.join("\n")
-      const why = outcome.failure ?? (signal !== null ? `worker killed by ${signal}` : `worker exited with status ${code}${tail ? `: ${stderrTail.at(-1)}` : ""}`)
-      resume(Effect.fail(failed(why, tail)))
-    })
-
-    // Interruption: kill the group, escalate after the grace period, complete once the worker is gone.
+    // Interruption: kill the worker's group, escalate after the grace period, complete once it is gone.
     return Effect.callback<void>((done) => {
-      if (exited || child.pid === undefined) return done(Effect.void)
-      onExitCallbacks.push(() => done(Effect.void))
-      const pid = child.pid
-      killGroup(pid, "SIGTERM")
-      const escalate = setTimeout(() => killGroup(pid, "SIGKILL"), killGraceMs)
-      onExitCallbacks.push(() => clearTimeout(escalate))
+      settled = true
+      if (!worker.alive && worker.child.exitCode !== null) return done(Effect.void)
+      exitWaiters.push(() => done(Effect.void))
+      pool.kill(worker, "SIGTERM")
+      const escalate = setTimeout(() => pool.kill(worker, "SIGKILL"), killGraceMs)
+      exitWaiters.push(() => clearTimeout(escalate))
     })
   })
 
-export const makeLocalExecutor = (options: LocalExecutorOptions = {}): ExecutorShape => {
+export const makeLocalExecutor = (options: LocalExecutorOptions = {}): ExecutorShape & { readonly close: () => void } => {
   const cpus = options.cpus ?? os.availableParallelism()
   const gpus = options.gpus ?? []
-  const pool = new ResourcePool(cpus, gpus)
+  const slots = new ResourcePool(cpus, gpus)
   const nodePath = options.nodePath ?? process.execPath
   const killGraceMs = options.killGraceMs ?? 3_000
+  const reuse = options.reuseWorkers ?? true
+  if (!fs.existsSync(workerEntry)) throw new Error(`worker entry point missing: ${workerEntry}`)
+  const workers = new WorkerPool(nodePath, workerEntry, Math.max(cpus, gpus.length, 1))
   return {
     name: "local",
     describe: () => `local: ${cpus} cpu slot(s), ${gpus.length === 0 ? "no GPUs" : `GPUs ${gpus.join(",")}`}`,
-    canRun: (resources) => pool.impossible(resources),
+    canRun: (resources) => slots.impossible(resources),
     run: (request, onEvent) =>
       Effect.scoped(
         Effect.gen(function*() {
-          const impossible = pool.impossible(request.resources)
+          const impossible = slots.impossible(request.resources)
           if (impossible !== undefined) {
             return yield* new InvocationFailed({ invocationHash: request.invocationHash, step: request.step, message: impossible })
           }
-          const grant = yield* pool.acquire(request.resources)
-          return yield* runWorker(nodePath, request, grant.gpus, grant.cpus, killGraceMs, onEvent)
+          const grant = yield* slots.acquire(request.resources)
+          return yield* runOnWorker(workers, reuse, request, grant.gpus, grant.cpus, killGraceMs, onEvent)
         })
-      )
+      ),
+    close: () => workers.closeIdle()
   }
 }
 
-export const layer = (options?: LocalExecutorOptions): Layer.Layer<Executor> => Layer.sync(Executor, () => makeLocalExecutor(options))
+/** The executor as a layer; idle workers are closed when the layer's scope ends. */
+export const layer = (options?: LocalExecutorOptions): Layer.Layer<Executor> =>
+  Layer.effect(
+    Executor,
+    Effect.acquireRelease(Effect.sync(() => makeLocalExecutor(options)), (executor) => Effect.sync(() => executor.close()))
+  )

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 /**
- * Worker entry point: `node packages/core/src/worker/main.ts <spec.json>` runs one stage invocation.
+ * Worker entry point.
+ *   node packages/core/src/worker/main.ts <spec.json>   runs one stage invocation and exits
+ *   node packages/core/src/worker/main.ts --serve       runs specs read line by line from stdin
  * The protocol (spec fields, event lines, exit codes, cancellation) is documented in ./protocol.ts.
  */
 import { Effect, Exit, Fiber } from "effect"
 import * as fs from "node:fs"
-import { findStep, loadExperimentPromise } from "../Loader.ts"
+import * as readline from "node:readline"
 import { runStageInProcess } from "../internal/runStage.ts"
+import { findStep, loadExperimentPromise } from "../Loader.ts"
 import type { WorkerEvent, WorkerSpec } from "./protocol.ts"
 import { checkWorkerSpec, workerExitCodes } from "./protocol.ts"
 
@@ -22,26 +25,35 @@ const writeAll = (fd: number, text: string): void => {
   }
 }
 
-const readSpec = (file: string | undefined): WorkerSpec => {
-  if (file === undefined) throw new TypeError("usage: node packages/core/src/worker/main.ts <spec.json>")
-  return checkWorkerSpec(JSON.parse(fs.readFileSync(file, "utf8")))
+let current: Fiber.Fiber<unknown, unknown> | undefined
+let interrupted = false
+
+/** SIGTERM/SIGINT from the parent (or EOF on stdin in one-shot mode): interrupt the stage, then exit 143. */
+const interrupt = () => {
+  if (interrupted) return
+  interrupted = true
+  if (current !== undefined) Effect.runFork(Fiber.interrupt(current))
+  setTimeout(() => process.exit(workerExitCodes.interrupted), current === undefined ? 0 : 5_000).unref()
 }
 
-const main = async (): Promise<number> => {
+/** Runs one spec; returns the exit status a one-shot worker would have. */
+const runSpec = async (raw: unknown): Promise<number> => {
   let spec: WorkerSpec
   let stage
   try {
-    spec = readSpec(process.argv[2])
+    spec = checkWorkerSpec(raw)
     const experiment = await loadExperimentPromise(spec.experimentFile)
     stage = findStep(experiment, spec.step).stage
   } catch (error) {
-    process.stderr.write(`vw2 worker: ${error instanceof Error ? error.message : String(error)}\n`)
+    const message = error instanceof Error ? error.message : String(error)
+    process.stderr.write(`vw2 worker: ${message}\n`)
+    const fd = (raw as { eventsFd?: unknown } | null)?.eventsFd
+    if (typeof fd === "number") writeAll(fd, JSON.stringify({ vw2: 1, type: "failed", message } satisfies WorkerEvent) + "\n")
     return workerExitCodes.badSpec
   }
   const eventsFd = spec.eventsFd ?? 1
   const send = (event: WorkerEvent) => writeAll(eventsFd, JSON.stringify(event) + "\n")
   send({ vw2: 1, type: "started", pid: process.pid })
-
   const fiber = Effect.runFork(
     runStageInProcess(
       {
@@ -59,39 +71,67 @@ const main = async (): Promise<number> => {
       (event) => send({ ...event, vw2: 1 })
     )
   )
-
-  // Cancellation: SIGTERM/SIGINT from the parent, or EOF on a piped stdin (the parent died).
-  let interrupted = false
-  const interrupt = () => {
-    if (interrupted) return
-    interrupted = true
-    Effect.runFork(Fiber.interrupt(fiber))
-    setTimeout(() => process.exit(workerExitCodes.interrupted), 5_000).unref()
-  }
-  process.on("SIGTERM", interrupt)
-  process.on("SIGINT", interrupt)
-  if (fs.fstatSync(0).isFIFO()) {
-    process.stdin.on("end", interrupt)
-    process.stdin.on("error", interrupt)
-    process.stdin.resume()
-  }
-
+  current = fiber
   const exit = await Effect.runPromise(Fiber.await(fiber))
+  current = undefined
   if (interrupted || Exit.hasInterrupts(exit)) return workerExitCodes.interrupted
   if (Exit.isSuccess(exit)) {
     send({ vw2: 1, type: "done" })
     return workerExitCodes.done
   }
-  const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-  const message = error !== undefined && error._tag === "Fail" ? String((error.error as { message?: unknown }).message ?? error.error) : String(exit.cause)
-  const cause = error !== undefined && error._tag === "Fail" ? (error.error as { cause?: unknown }).cause : undefined
-  send(cause instanceof Error && cause.stack !== undefined
-    ? { vw2: 1, type: "failed", message, stack: cause.stack }
-    : { vw2: 1, type: "failed", message })
+  const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
+  const error = failure?._tag === "Fail" ? (failure.error as { message?: unknown; cause?: unknown }) : undefined
+  const message = error !== undefined ? String(error.message ?? error) : String(exit.cause)
+  const stack = error?.cause instanceof Error ? error.cause.stack : undefined
+  send(stack !== undefined ? { vw2: 1, type: "failed", message, stack } : { vw2: 1, type: "failed", message })
   return workerExitCodes.failed
 }
 
-main().then(
+const oneShot = async (file: string | undefined): Promise<number> => {
+  if (fs.fstatSync(0).isFIFO()) {
+    process.stdin.on("end", interrupt)
+    process.stdin.on("error", interrupt)
+    process.stdin.resume()
+  }
+  if (file === undefined) {
+    process.stderr.write("usage: node packages/core/src/worker/main.ts <spec.json> | --serve\n")
+    return workerExitCodes.badSpec
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(fs.readFileSync(file, "utf8"))
+  } catch (error) {
+    process.stderr.write(`vw2 worker: ${file}: ${error instanceof Error ? error.message : String(error)}\n`)
+    return workerExitCodes.badSpec
+  }
+  return runSpec(raw)
+}
+
+const serve = async (): Promise<number> => {
+  const lines = readline.createInterface({ input: process.stdin })
+  // The parent closes stdin only on idle workers; EOF while a stage runs means the parent died.
+  lines.on("close", () => {
+    if (current !== undefined) interrupt()
+  })
+  for await (const line of lines) {
+    if (line.trim() === "") continue
+    let raw: unknown
+    try {
+      raw = JSON.parse(line)
+    } catch {
+      process.stderr.write(`vw2 worker: stdin line is not JSON: ${line.slice(0, 80)}\n`)
+      return workerExitCodes.badSpec
+    }
+    const status = await runSpec(raw)
+    if (status === workerExitCodes.interrupted) return status
+  }
+  return workerExitCodes.done
+}
+
+process.on("SIGTERM", interrupt)
+process.on("SIGINT", interrupt)
+const run = process.argv[2] === "--serve" ? serve() : oneShot(process.argv[2])
+run.then(
   (code) => process.exit(code),
   (error: unknown) => {
     process.stderr.write(`vw2 worker: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)

@@ -33,6 +33,12 @@
  * worker's stdin as a pipe, EOF on stdin means the parent died: the worker exits the same way.
  *
  * The worker never publishes: after `done` the parent verifies and publishes `outputRoot` into the store.
+ *
+ * Serve mode (what the local executor uses, to pay Node start-up and module loading once per worker rather
+ * than once per invocation): `node packages/core/src/worker/main.ts --serve` reads one WorkerSpec per line
+ * on stdin and runs them one after another, emitting the same events for each (each spec's `eventsFd`);
+ * after `done` or `failed` it is ready for the next line. EOF on stdin ends it (exit 0). The parent must
+ * give every spec of one worker the same GPUs, since CUDA_VISIBLE_DEVICES is fixed at process start.
  */
 
 export interface InputArtifactSpec {
