@@ -72,6 +72,13 @@ export const serverArgs = (dir: string, port: number, workers: number): Array<st
   "--workers", String(workers)
 ]
 
+/** The server's environment: MLflow's background job runner (GenAI jobs, several extra Python
+ * processes) is off unless asked for: tracking does not use it and small machines feel it. */
+export const serverEnv = (): NodeJS.ProcessEnv => ({
+  ...process.env,
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION: process.env.MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?? "false"
+})
+
 const portIsFree = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const server = net.createServer()
@@ -176,8 +183,8 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
     const url = `http://127.0.0.1:${port}`
     const logFile = path.join(dir, "server.log")
     const logFd = fs.openSync(logFile, "a")
-    const workers = options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 2)
-    const child = spawn(bin, serverArgs(dir, port, workers), { cwd: dir, detached: true, stdio: ["ignore", logFd, logFd], env: process.env })
+    const workers = options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 1)
+    const child = spawn(bin, serverArgs(dir, port, workers), { cwd: dir, detached: true, stdio: ["ignore", logFd, logFd], env: serverEnv() })
     fs.closeSync(logFd)
     const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start ${bin}: ${e.message}`))))
     child.unref()
@@ -229,7 +236,7 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   const bin = options.mlflowBin ?? findMlflowBin()
   const port = options.port ?? (process.env.VW2_MLFLOW_PORT ? Number(process.env.VW2_MLFLOW_PORT) : await findFreePort(options.portRange ?? [5500, 5599]))
   const url = `http://127.0.0.1:${port}`
-  const child = spawn(bin, serverArgs(dir, port, options.workers ?? 2), { cwd: dir, stdio: ["ignore", "inherit", "inherit"] })
+  const child = spawn(bin, serverArgs(dir, port, options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 1)), { cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: serverEnv() })
   const stop = () => child.kill("SIGTERM")
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
