@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { type ArArchitecture, maxSequenceLength, outputVocab, patchCount, specialTokens } from "./ArConfig.ts"
+import { gatherRows } from "./internal/gatherRows.ts"
 import { Initializers, LayerNorm, Linear, maskFrom, Mlp, Module, type InitContext, type Param, scaledDotProductAttention } from "./internal/nn.ts"
 
 /** Keys and values of every earlier position, per block: [B, heads, Lpast, headDim]. */
@@ -94,6 +95,10 @@ class Block extends Module {
   }
 }
 
+/** Embedding lookup: ids [B, L] → [B, L, dim] (row gather with a cheap gradient, see gatherRows). */
+export const embedTokens = (table: tf.Tensor2D, ids: Int32Array, batch: number): tf.Tensor3D =>
+  tf.tidy(() => tf.reshape(gatherRows(table, ids), [batch, ids.length / batch, table.shape[1]]) as tf.Tensor3D)
+
 /** Frame [B, H, W, 3] → patches [B, P, patch·patch·3], row-major over the patch grid. */
 export const patchify = (frames: tf.Tensor4D, patch: number): tf.Tensor3D =>
   tf.tidy(() => {
@@ -149,14 +154,14 @@ export class ArTransformer extends Module {
       if (fb !== b || h !== this.arch.height || w !== this.arch.width) {
         throw new Error(`ar: frame must be [${b}, ${this.arch.height}, ${this.arch.width}, 3], got [${frame.shape.join(", ")}]`)
       }
-      const t = tf.gather(this.textEmbed.v, tf.cast(text, "int32")) // [B, Lt, dim]
+      const t = embedTokens(this.textEmbed.v as tf.Tensor2D, text.dataSync() as Int32Array, b) // [B, Lt, dim]
       const p = this.patchEmbed.call(patchify(frame, this.arch.patchSize)) // [B, P, dim]
       return tf.concat([t, p], 1) as tf.Tensor3D
     })
   }
 
   private streamEmbeddings(stream: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => tf.gather(this.codeEmbed.v, tf.cast(stream, "int32")) as tf.Tensor3D)
+    return embedTokens(this.codeEmbed.v as tf.Tensor2D, tf.tidy(() => tf.cast(stream, "int32")).dataSync() as Int32Array, stream.shape[0])
   }
 
   /** Run the blocks over x [B, L, dim] placed at absolute positions start..start+L−1, extending `cache`. */
@@ -187,6 +192,22 @@ export class ArTransformer extends Module {
       disposeCache(cache)
       const s = inputs.stream.shape[1]
       return this.head.call(tf.slice(hidden, [0, this.prefixLength, 0], [-1, s, -1])) as tf.Tensor3D
+    })
+  }
+
+  /**
+   * Training forward restricted to some stream positions: `rows` indexes the flattened [B, S] stream
+   * (b·S + i); returns their logits [R, outVocab]. The loss only needs the positions that have a target,
+   * so the output head and the softmax run on those alone.
+   */
+  logitsAt(inputs: ArInputs, rows: Int32Array): tf.Tensor2D {
+    return tf.tidy(() => {
+      const x = tf.concat([this.prefixEmbeddings(inputs.text, inputs.frame), this.streamEmbeddings(inputs.stream)], 1) as tf.Tensor3D
+      const { hidden, cache } = this.run(x, undefined)
+      disposeCache(cache)
+      const [b, s] = inputs.stream.shape
+      const stream = tf.reshape(tf.slice(hidden, [0, this.prefixLength, 0], [-1, s, -1]), [b * s, this.arch.dim]) as tf.Tensor2D
+      return this.head.call(gatherRows(stream, rows)) as tf.Tensor2D
     })
   }
 

@@ -31,13 +31,28 @@ export const maskedCrossEntropy = (logits: tf.Tensor3D, targets: tf.Tensor2D, vo
     return tf.div(tf.neg(tf.sum(tf.mul(picked, valid))), count) as tf.Scalar
   })
 
+/** Mean next-token cross-entropy over the batch's target positions (logits computed there only). */
 export const batchLoss = (model: ArTransformer, batch: ArBatch): tf.Scalar =>
   tf.tidy(() => {
     const { height, width, maxTextTokens, codeVocab } = model.arch
-    const logits = model.call({
-      text: tf.tensor2d(batch.text, [batch.batch, maxTextTokens], "int32"),
-      frame: tf.tensor4d(batch.frames, [batch.batch, height, width, 3]),
-      stream: tf.tensor2d(batch.stream, [batch.batch, batch.streamLength], "int32")
+    const rows: Array<number> = []
+    const targets: Array<number> = []
+    batch.targets.forEach((t, i) => {
+      if (t >= 0) {
+        rows.push(i)
+        targets.push(t)
+      }
     })
-    return maskedCrossEntropy(logits, tf.tensor2d(batch.targets, [batch.batch, batch.streamLength], "int32"), outputVocab(codeVocab))
+    if (rows.length === 0) throw new Error("ar batch has no target positions")
+    const logits = model.logitsAt(
+      {
+        text: tf.tensor2d(batch.text, [batch.batch, maxTextTokens], "int32"),
+        frame: tf.tensor4d(batch.frames, [batch.batch, height, width, 3]),
+        stream: tf.tensor2d(batch.stream, [batch.batch, batch.streamLength], "int32")
+      },
+      Int32Array.from(rows)
+    )
+    const vocab = outputVocab(codeVocab)
+    const logProbs = tf.logSoftmax(logits) // [R, V]
+    return tf.neg(tf.mean(tf.sum(tf.mul(logProbs, tf.oneHot(tf.tensor1d(targets, "int32"), vocab)), -1))) as tf.Scalar
   })

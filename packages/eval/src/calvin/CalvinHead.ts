@@ -5,6 +5,7 @@
  * Trained with an l2 loss on demonstrations tokenized by the dLDM.
  */
 import * as tf from "@tensorflow/tfjs"
+import { embedTokens } from "@vw2/ar"
 import { Schema } from "effect"
 import { Initializers, Linear, Module, type InitContext, type Param } from "@vw2/nn"
 import { positiveInt, withDefault } from "../internal/schema.ts"
@@ -54,7 +55,7 @@ export class CalvinHead extends Module {
     return tf.tidy(() => {
       const [b, n] = codes.shape
       if (n !== this.arch.codesPerTransition) throw new Error(`calvin head: expected ${this.arch.codesPerTransition} codes per transition, got ${n}`)
-      let x: tf.Tensor = tf.reshape(tf.gather(this.codeEmbed.v, tf.cast(codes, "int32")), [b, n * this.arch.codeEmbedDim])
+      let x: tf.Tensor = tf.reshape(embedTokens(this.codeEmbed.v as tf.Tensor2D, tf.tidy(() => tf.cast(codes, "int32")).dataSync() as Int32Array, b), [b, n * this.arch.codeEmbedDim])
       if (this.arch.useProprio) {
         if (proprio === undefined || proprio.shape[1] !== PROPRIO_DIM) throw new Error(`calvin head: useProprio needs robot_obs [B, ${PROPRIO_DIM}]`)
         x = tf.concat([x, proprio], 1)
