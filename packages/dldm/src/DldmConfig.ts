@@ -3,7 +3,8 @@
  * the model at every size; `paper` and `mini` are presets. Saved as config.json in every checkpoint; later
  * stages take the architecture from the checkpoint, never from their own config.
  */
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
+import { PositiveInt, withDefault } from "./internal/schema.ts"
 
 export interface TransformerWidth {
   /** token width */
@@ -148,8 +149,6 @@ export const dldmPresets = { paper: paperPreset, mini: miniPreset } as const
 
 // ---- Schema (stage configs embed the model config; every field defaults to the mini preset) ----
 
-const withDefault = <S extends Schema.Top>(schema: S, value: S["Encoded"]) => schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
-const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
 const widthSchema = (d: TransformerWidth) =>
   Schema.Struct({

@@ -1,0 +1,106 @@
+/**
+ * Stage `warmup` (PAPER.md "Warm-up"; authors' code): train encoder → queries → FSQ → low-fi decoder with the
+ * plain reconstruction loss (L1 [+ 0.1·LPIPS]) until the decoder reproduces coarse motion. Input: a video
+ * dataset; output: a dLDM checkpoint (weights, config, optimiser state, train state).
+ */
+import { defineStage, StageError, type StageContext } from "@vw2/core"
+import { Init, describeBackend, selectBackend, trainStep } from "@vw2/nn"
+import { Effect, Schema } from "effect"
+import { Dldm } from "../Dldm.ts"
+import { DldmConfigSchema, validateDldmConfig, type DldmConfig } from "../DldmConfig.ts"
+import { saveDldm } from "../checkpoint.ts"
+import { nonNegInt, nonNegative, int, withDefault } from "../internal/schema.ts"
+import { batchTensor, endlessBatches, openClips } from "../train/data.ts"
+import { runSteps } from "../train/loop.ts"
+import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
+
+export const WarmupConfigSchema = Schema.Struct({
+  /** the architecture (defaults: the mini preset); later stages read it from this stage's checkpoint */
+  model: withDefault(DldmConfigSchema, {}),
+  steps: int(60),
+  optim: withDefault(OptimConfigSchema, {}),
+  /** weight of LPIPS in the loss (authors: 0.1). Needs a differentiable LPIPS network in tfjs; none ships, so > 0 fails. */
+  lpipsWeight: nonNegative(0),
+  split: withDefault(Schema.String, "train"),
+  /** frames between training clip starts (0 = 1 + temporalCompression) */
+  clipStride: nonNegInt(0),
+  /** write an intermediate checkpoint every n steps (0 = only at the end) */
+  checkpointEvery: nonNegInt(0)
+})
+export type WarmupConfig = typeof WarmupConfigSchema.Type
+
+export const stageFailure = (stage: string) => (e: unknown) =>
+  new StageError({ stage, message: e instanceof Error ? e.message : String(e), cause: e })
+
+/** The backend this process trains on (chosen once by @vw2/nn's selectBackend), logged for the run. */
+export async function useBackend(ctx: StageContext): Promise<string> {
+  const choice = await selectBackend()
+  const line = describeBackend(choice)
+  ctx.log(`tfjs backend: ${line}`)
+  return line
+}
+
+export async function runWarmup(ctx: StageContext, config: WarmupConfig, datasetDir: string): Promise<void> {
+  if (config.lpipsWeight > 0) {
+    throw new Error(
+      `warmup.lpipsWeight = ${config.lpipsWeight}: the perceptual term needs a differentiable LPIPS feature network in tfjs, ` +
+        "and none is available in this build (the ONNX LPIPS in @vw2/eval has no gradients); set warmup.lpipsWeight to 0"
+    )
+  }
+  const model = config.model as DldmConfig
+  validateDldmConfig(model, "warmup.model")
+  const backend = await useBackend(ctx)
+  const clips = openClips(datasetDir, model, { split: config.split, clipStride: config.clipStride || undefined })
+  ctx.log(`warmup: ${clips.count} clips of ${model.frames} frames; ${config.steps} steps at batch ${config.optim.batchSize}`)
+  const dldm = new Dldm(Init.seeded(ctx.seed), model)
+  const optimizer = makeOptimizer(config.optim)
+  const lr = makeSchedule(config.optim, config.steps)
+  const batches = endlessBatches(clips, config.optim.batchSize, ctx.seed)
+  const variables = dldm.trainableVariables()
+  const out = ctx.outputDir("checkpoint")
+  try {
+    const result = await runSteps(
+      ctx,
+      config.steps,
+      (step) => {
+        const video = batchTensor(batches.next().value!)
+        try {
+          const r = trainStep({
+            variables,
+            optimizer,
+            lr: lr(step),
+            clipNorm: clipOf(config.optim),
+            lossFn: () => {
+              const f = dldm.forward(video)
+              const l1 = dldm.reconstructionLoss(video, f.recon)
+              return { loss: l1, aux: { l1 } }
+            }
+          })
+          return { loss: r.loss, l1: r.aux["l1"]!, grad_norm: r.gradNorm, lr: lr(step) }
+        } finally {
+          video.dispose()
+        }
+      },
+      { every: config.checkpointEvery, write: (step) => saveDldm(out, dldm, { optimizer, trainState: { step, stage: "warmup" } }) }
+    )
+    await saveDldm(out, dldm, {
+      optimizer,
+      trainState: { step: config.steps, stage: "warmup", backend, meanStepMs: result.meanStepMs, firstLoss: result.first["loss"], lastLoss: result.last["loss"] }
+    })
+    ctx.log(`warmup: loss ${result.first["loss"]?.toFixed(4)} → ${result.last["loss"]?.toFixed(4)}, ${result.meanStepMs.toFixed(0)} ms/step on ${backend}`)
+  } finally {
+    optimizer.dispose()
+    dldm.dispose()
+  }
+}
+
+export const warmupStage = defineStage({
+  name: "warmup",
+  version: "1",
+  config: WarmupConfigSchema,
+  inputs: { dataset: "video-dataset" },
+  outputs: { checkpoint: "dldm-checkpoint" },
+  resources: () => ({ cpus: 1 }),
+  run: (ctx, config, inputs) =>
+    Effect.tryPromise({ try: () => runWarmup(ctx, config, inputs.dataset.dir), catch: stageFailure("warmup") })
+})

@@ -1,0 +1,90 @@
+import * as tf from "@tensorflow/tfjs"
+import { readNpy } from "@vw2/data"
+import { Exit } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { loadDldm, tokenizeStage, warmupStage } from "../src/index.ts"
+import { failureMessage, runStage, tempDir, writeSquaresDataset } from "./stageSupport.ts"
+
+let root: string
+let dataset: string
+let checkpoint: string
+let warmupRun: Awaited<ReturnType<typeof runStage>>
+
+beforeAll(async () => {
+  root = tempDir("stages")
+  dataset = path.join(root, "squares")
+  writeSquaresDataset(dataset, { train: 4, test: 2 }, 17)
+  warmupRun = await runStage(warmupStage, { steps: 16, optim: { batchSize: 2, lr: 3e-3, warmupSteps: 2 } }, { dataset })
+  checkpoint = path.join(warmupRun.outputRoot, "checkpoint")
+})
+
+afterAll(() => {
+  fs.rmSync(root, { recursive: true, force: true })
+})
+
+describe("warmup stage", () => {
+  it("trains on the dataset, streams loss metrics and writes a loadable safetensors checkpoint", async () => {
+    expect(warmupRun.exit._tag, failureMessage(warmupRun.exit)).toBe("Success")
+    const losses = warmupRun.metrics.map((m) => m.values["loss"]!)
+    expect(losses.length).toBe(16)
+    expect(warmupRun.metrics.map((m) => m.step)).toEqual([...Array(16).keys()])
+    const early = (losses[0]! + losses[1]!) / 2
+    const late = (losses[14]! + losses[15]!) / 2
+    expect(late).toBeLessThan(early)
+    for (const f of ["model.safetensors", "config.json", "optimizer.safetensors", "train_state.json"]) {
+      expect(fs.existsSync(path.join(checkpoint, f))).toBe(true)
+    }
+    const { model, trainState } = await loadDldm(checkpoint)
+    expect(trainState?.step).toBe(16)
+    expect(String(trainState?.["backend"])).toMatch(/tensorflow|wasm|cpu/)
+    expect(warmupRun.logs.some((l) => l.startsWith("tfjs backend:"))).toBe(true)
+    model.dispose()
+  })
+
+  it("refuses a perceptual weight without a differentiable LPIPS network, naming the config field", async () => {
+    const run = await runStage(warmupStage, { steps: 1, lpipsWeight: 0.1 }, { dataset })
+    expect(Exit.isFailure(run.exit)).toBe(true)
+    expect(failureMessage(run.exit)).toContain("warmup.lpipsWeight")
+  })
+
+  it("fails clearly when the dataset's frame size does not match the model", async () => {
+    const run = await runStage(warmupStage, { steps: 1, model: { height: 64, width: 64 } }, { dataset })
+    expect(failureMessage(run.exit)).toContain("expects 64×64")
+  })
+
+  it("stops when interrupted", async () => {
+    const abort = new AbortController()
+    abort.abort()
+    const run = await runStage(warmupStage, { steps: 3 }, { dataset }, { signal: abort.signal })
+    expect(failureMessage(run.exit)).toContain("interrupted")
+  })
+})
+
+describe("tokenize stage", () => {
+  it("writes the code-dataset layout, and the codes equal encode() of each clip", async () => {
+    const run = await runStage(tokenizeStage, {}, { dataset, checkpoint })
+    expect(run.exit._tag, failureMessage(run.exit)).toBe("Success")
+    const out = path.join(run.outputRoot, "codes")
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, "codes.json"), "utf8"))
+    expect(manifest).toMatchObject({ format: "vw2-codes/1", codeVocab: 1000, queries: 4, transitionsPerClip: 4, clipLength: 9, clipStride: 8 })
+    expect(manifest.episodes.length).toBe(6)
+    const ep = manifest.episodes[0]
+    expect(ep.clips).toBe(2) // 17 frames: clips at 0 and 8
+    const codes = readNpy(path.join(out, "episodes", ep.id, "codes.npy"))
+    expect(codes.dtype).toBe("int32")
+    expect(codes.shape).toEqual([2, 4, 4])
+    const starts = readNpy(path.join(out, "episodes", ep.id, "start_frames.npy"))
+    expect(starts.shape).toEqual([2, 32, 32, 3])
+    // recompute clip 1 (frames 8..16) directly from the episode's frames.npy
+    const frames = readNpy(path.join(dataset, "episodes", ep.id, "frames.npy"))
+    const size = 32 * 32 * 3
+    const clip = Float32Array.from((frames.data as Uint8Array).subarray(8 * size, 17 * size), (v) => v / 255)
+    const { model } = await loadDldm(checkpoint)
+    const direct = model.encode(tf.tensor5d(clip, [1, 9, 32, 32, 3])).dataSync()
+    expect(Array.from((codes.data as Int32Array).subarray(16, 32))).toEqual(Array.from(direct))
+    expect(Array.from((starts.data as Uint8Array).subarray(size, 2 * size))).toEqual(Array.from((frames.data as Uint8Array).subarray(8 * size, 9 * size)))
+    model.dispose()
+  })
+})
