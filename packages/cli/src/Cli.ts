@@ -6,7 +6,7 @@
 import {
   ArtifactStore,
   ConfigError,
-  type Executor,
+  Executor,
   type Experiment,
   ExperimentLoadError,
   InlineExecutor,
@@ -17,7 +17,8 @@ import {
   planExperiment,
   PlanRejected,
   runPlan,
-  type SchedulerObserver
+  type SchedulerObserver,
+  Tracker
 } from "@vw2/core"
 import { Console, Data, Effect, Layer } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
@@ -27,6 +28,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { planDocument, renderPlan } from "./PlanView.ts"
 import { combineObservers, lineProgress, ttyProgress } from "./Progress.ts"
+import { logFileObserver } from "./LogFiles.ts"
 import { listRunRecords, newRunId, type RunRecord, writeRunRecord } from "./RunRecords.ts"
 import { selectTracker } from "./selectTracker.ts"
 import { renderSummary } from "./Summary.ts"
@@ -148,6 +150,8 @@ const runWithRecord = (
 ) =>
   Effect.gen(function*() {
     const progress = progressObserver()
+    let executorName = ""
+    let trackerName: string | undefined
     const base: RunRecord = {
       id: newRunId(),
       experiment: plan.experiment,
@@ -163,9 +167,22 @@ const runWithRecord = (
     const recordEnd = (status: RunRecord["status"], counts?: Record<string, number>, trackingRunId?: string) =>
       writeRunRecord(store.runsDir, { ...base, status, endedAt: new Date().toISOString(), ...(counts ? { counts } : {}), ...(trackingRunId ? { trackingRunId } : {}) })
     let trackingRunId: string | undefined
-    const observer = combineObservers(progress, { onStart: (_plan, id) => (trackingRunId = id) })
+    const logs = logFileObserver(path.join(store.root, "logs", base.id))
+    const announce: SchedulerObserver = {
+      onStart: (_plan, id) => {
+        trackingRunId = id
+        const cached = plan.invocations.filter((inv) => store.isPublished(inv.hash)).length
+        process.stdout.write(
+          `${plan.experiment}: ${plan.trials.length} trial(s) × ${plan.steps.length} step(s) → ${plan.invocations.length} invocation(s), ` +
+            `${cached} cached · ${executorName}${trackerName === undefined ? "" : ` · tracking ${trackerName}`}\n`
+        )
+      }
+    }
+    const observer = combineObservers(announce, progress, logs)
     const summary = yield* Effect.gen(function*() {
       writeRunRecord(store.runsDir, base)
+      executorName = (yield* Executor).describe()
+      trackerName = (yield* Tracker.Tracker).describe()
       return yield* runPlan({
         plan,
         experimentFile: file,
@@ -191,7 +208,7 @@ const runWithRecord = (
     const counts: Record<string, number> = {}
     for (const r of summary.results) counts[r.status] = (counts[r.status] ?? 0) + 1
     recordEnd(summary.status === "succeeded" ? "succeeded" : "failed", counts, summary.experimentRunId)
-    yield* Console.log(renderSummary(summary))
+    yield* Console.log(renderSummary(summary, { logFile: logs.fileFor }))
     if (summary.status !== "succeeded") process.exitCode = exitCodes.stageFailed
   })
 

@@ -90,7 +90,10 @@ const make = <Steps extends StepsRecord>(steps: ReadonlyArray<PipelineStep>): Pi
 })
 
 /** Starts an empty pipeline; add steps with `.step(name, stage, wiring)`. */
-export const definePipeline = (): Pipeline<{}> => make<{}>([])
+/** A pipeline with no steps yet. */
+export type EmptySteps = Record<never, AnyStage>
+
+export const definePipeline = (): Pipeline<EmptySteps> => make<EmptySteps>([])
 
 export const isPipeline = (u: unknown): u is AnyPipeline =>
   typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "Pipeline" && Array.isArray((u as AnyPipeline).steps)

@@ -35,6 +35,8 @@ export interface InvocationResult {
   readonly durationMs?: number
   readonly gpus?: ReadonlyArray<string>
   readonly error?: string
+  /** last lines of a failed worker's stderr */
+  readonly stderrTail?: string
   /** last value of each metric the stage reported */
   readonly metrics: Readonly<Record<string, number>>
   /** tracker run that produced the artifact (this run's, or the one recorded in the manifest for a cache hit) */
@@ -54,6 +56,8 @@ export interface StatusDetail {
   readonly durationMs?: number
   /** why a cached entry was not used, e.g. "corrupt: model/w.bin does not match its sha256" */
   readonly note?: string
+  /** last lines of a failed worker's stderr */
+  readonly stderrTail?: string
 }
 
 /** Life-cycle hooks; progress displays, loggers and tests are observers side by side. */
@@ -247,7 +251,8 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
           if (Exit.isFailure(ran)) {
             if (Exit.hasInterrupts(ran)) return yield* Effect.interrupt
             const error = ran.cause.reasons.map((r) => (r._tag === "Fail" ? r.error.message : String(r._tag === "Die" ? r.defect : "interrupted"))).join("; ")
-            setStatus(inv, "failed", { error, durationMs })
+            const stderrTail = ran.cause.reasons.flatMap((r) => (r._tag === "Fail" && r.error.stderrTail ? [r.error.stderrTail] : [])).join("\n")
+            setStatus(inv, "failed", stderrTail === "" ? { error, durationMs } : { error, durationMs, stderrTail })
             yield* endRun(stageRunId, "FAILED")
             yield* recordStageRuns(inv, otherTrials, stageRunId, "FAILED", { "vw2.status": "failed" })
             return "failed" as const

@@ -87,7 +87,6 @@ export interface StageDefinition<
 }
 
 /** Any stage, whatever its name, config and artifact kinds (what pipelines and executors hold). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyStage = StageDefinition<string, any, any, any>
 
 /** The config value an experiment file writes for a stage (the Schema's encoded side: defaults may be omitted). */

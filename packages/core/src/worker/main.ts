@@ -83,6 +83,8 @@ const runSpec = async (raw: unknown): Promise<number> => {
   const error = failure?._tag === "Fail" ? (failure.error as { message?: unknown; cause?: unknown }) : undefined
   const message = error !== undefined ? String(error.message ?? error) : String(exit.cause)
   const stack = error?.cause instanceof Error ? error.cause.stack : undefined
+  // the stack also goes to stderr, where parents keep a tail for the failure report
+  if (stack !== undefined) process.stderr.write(`${stack}\n`)
   send(stack !== undefined ? { vw2: 1, type: "failed", message, stack } : { vw2: 1, type: "failed", message })
   return workerExitCodes.failed
 }
