@@ -2,6 +2,9 @@
  * MiniCraft contact sheets: per task, a train-domain and a test-domain episode, each as a row of settled
  * states (0..7 steps done) and a row of mid-action frames.
  */
+import * as path from "node:path"
+import { episodeDir, readEpisodeMeta, readManifest } from "../dataset/Manifest.ts"
+import { readNpy } from "../formats/npy.ts"
 import type { Split } from "./Appearance.ts"
 import { episodeAppearance } from "./Appearance.ts"
 import type { Tile } from "./ContactSheet.ts"
@@ -58,4 +61,24 @@ export const minicraftContactSheets = (options: SheetOptions): ContactSheet[] =>
   }
   sheets.push({ name: "all-tasks.png", description: "every task, train then test state rows", png: encodeGridPng(overview, { scale: Math.max(1, Math.round(96 / width)), gap: 4 }) })
   return sheets
+}
+
+/**
+ * A contact sheet of a dataset in the shared layout: for each task, the first train and the first test
+ * episode as rows of settled states (read from disk, one episode at a time).
+ */
+export const datasetContactSheet = (dir: string): Uint8Array => {
+  const manifest = readManifest(dir)
+  const rows: Tile[][] = []
+  for (const task of manifest.tasks) {
+    for (const split of Object.keys(manifest.splits).sort().reverse()) {
+      const id = manifest.splits[split]!.find((candidate) => (manifest.episodes?.[candidate]?.task ?? readEpisodeMeta(dir, candidate).task) === task)
+      if (id === undefined) continue
+      const meta = readEpisodeMeta(dir, id)
+      const frames = readNpy(path.join(episodeDir(dir, id), "frames.npy")).data as Uint8Array
+      const size = manifest.width * manifest.height * 3
+      rows.push(episodeRows(meta.frames as ReadonlyArray<FrameLabel>, (i) => frames.subarray(i * size, (i + 1) * size), manifest.width, manifest.height).states)
+    }
+  }
+  return encodeGridPng(rows, { scale: Math.max(1, Math.round(96 / manifest.width)), gap: 4 })
 }

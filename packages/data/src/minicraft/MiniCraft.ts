@@ -1,0 +1,11 @@
+/** The public MiniCraft API (re-exported by the package as the `MiniCraft` namespace). */
+export * from "./Appearance.ts"
+export * from "./Tasks.ts"
+export * from "./Timeline.ts"
+export * from "./Scene.ts"
+export * from "./Renderer.ts"
+export * from "./Episode.ts"
+export * from "./Generate.ts"
+export * from "./Judge.ts"
+export * from "./ContactSheet.ts"
+export * from "./Sheets.ts"
