@@ -2,7 +2,7 @@
  * Rollout GIFs: ground truth (left) and generated (right), side by side, upscaled by an integer factor so
  * tiny MiniCraft frames stay visible in the MLflow UI. Encoded with gifenc.
  */
-import { applyPalette, GIFEncoder, quantize } from "gifenc"
+import * as gifencModule from "gifenc"
 import { frameAt, type RgbVideo } from "./Video.ts"
 
 export interface SideBySideOptions {
@@ -13,6 +13,12 @@ export interface SideBySideOptions {
   /** width in (upscaled) pixels of the white gap between the two panels */
   readonly gap?: number
 }
+
+// gifenc is CommonJS: under plain Node its functions sit on the default export; bundlers (vitest) resolve
+// its ESM build with named exports. Take whichever this loader produced.
+const gifenc: typeof gifencModule =
+  typeof (gifencModule as { GIFEncoder?: unknown }).GIFEncoder === "function" ? gifencModule : (gifencModule as unknown as { default: typeof gifencModule }).default
+const { applyPalette, GIFEncoder, quantize } = gifenc
 
 /** Compose frame t of every panel into one RGBA canvas; a panel shorter than t shows its last frame. */
 const composeFrame = (panels: ReadonlyArray<RgbVideo>, t: number, scale: number, gap: number) => {
