@@ -1,9 +1,14 @@
 import * as tf from "@tensorflow/tfjs"
-import { AdamW, Init, trainStep } from "@vw2/nn"
-import { describe, expect, it } from "vitest"
+import { AdamW, Init, selectBackend, trainStep } from "@vw2/nn"
+import { beforeAll, describe, expect, it } from "vitest"
 import { rectifiedFlowLoss, sample } from "../src/Objective.ts"
 import { VideoDiT } from "../src/VideoDiT.ts"
 import { movingSquare, tinyDiT } from "./support.ts"
+
+// the fastest backend available (native TensorFlow when built by setup step 40, else pure JS)
+beforeAll(async () => {
+  await selectBackend()
+})
 
 describe("overfit", () => {
   it("the sampler turns noise into frames whose error to the training clip shrinks as training proceeds", () => {

@@ -1,0 +1,50 @@
+/**
+ * The video DiT config as an Effect Schema, for stage configs: every field optional with a default taken
+ * from a preset, unknown keys rejected by the engine, and the decoded value a `VideoDiTConfig`.
+ */
+import { Schema } from "effect"
+import { bool, finite, int, literals, nonNegativeNumber, positiveNumber, withDefault } from "./internal/schema.ts"
+import { vdmTrainingModes, type VideoDiTConfig } from "./VideoDiTConfig.ts"
+
+export const ditConfigSchema = (d: VideoDiTConfig) => {
+  const control = Schema.Struct({
+    enabled: bool(d.control.enabled),
+    blocks: int(1, d.control.blocks),
+    weight: nonNegativeNumber(d.control.weight),
+    grayscale: bool(d.control.grayscale),
+    stopGradient: bool(d.control.stopGradient),
+    hintChannels: int(1, d.control.hintChannels)
+  })
+  const training = Schema.Struct({
+    mode: literals(vdmTrainingModes, d.training.mode),
+    lora: withDefault(Schema.Struct({ rank: int(1, d.training.lora.rank), alpha: positiveNumber(d.training.lora.alpha) }), {})
+  })
+  return Schema.Struct({
+    inChannels: int(1, d.inChannels),
+    patchSpatial: int(1, d.patchSpatial),
+    patchTemporal: int(1, d.patchTemporal),
+    width: int(1, d.width),
+    depth: int(1, d.depth),
+    heads: int(1, d.heads),
+    mlpRatio: positiveNumber(d.mlpRatio),
+    adalnLoraDim: int(0, d.adalnLoraDim),
+    contextDim: int(1, d.contextDim),
+    codeDim: int(1, d.codeDim),
+    timeScale: finite(d.timeScale),
+    concatPaddingMask: bool(d.concatPaddingMask),
+    causalCrossAttention: bool(d.causalCrossAttention),
+    temporalSelfAttention: literals(["full", "causal"], d.temporalSelfAttention),
+    contextDropout: nonNegativeNumber(d.contextDropout),
+    control: withDefault(control, {}),
+    training: withDefault(training, {})
+  })
+}
+
+/** Schema of the rectified-flow objective's settings (defaults: the authors' code). */
+export const FlowObjectiveSchema = Schema.Struct({
+  pMean: finite(0),
+  pStd: positiveNumber(1),
+  scaleSigmaByFrames: bool(true),
+  conditionFrames: int(0, 1),
+  conditionFrameTime: nonNegativeNumber(0)
+})
