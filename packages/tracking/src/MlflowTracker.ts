@@ -469,11 +469,14 @@ export class MlflowTracker {
       while (start < batch.lines.length) {
         let end = start
         let points = 0
+        // a chunk is either consecutive metric/tag records or exactly one other record (as #takeGroup)
         while (end < batch.lines.length && points < 20_000) {
           const r = batch.lines[end]!.record
+          const isLog = r.t === "metrics" || r.t === "tags"
+          if (!isLog && end > start) break
           points += r.t === "metrics" ? r.points.length : 1
           end++
-          if (r.t !== "metrics" && r.t !== "tags") break
+          if (!isLog) break
         }
         try {
           await this.#deliver(batch.lines.slice(start, end).map((l) => l.record), true)
@@ -656,6 +659,14 @@ export class MlflowTracker {
     fs.appendFileSync(path.join(this.#dir, "run-ids.jsonl"), JSON.stringify({ ref, runId }) + "\n")
   }
 
+  #spoolHasSegments(): boolean {
+    try {
+      return fs.readdirSync(this.#spool.dir).some((f) => f.endsWith(".jsonl"))
+    } catch {
+      return false
+    }
+  }
+
   /** Runs whose driver died without ending them (kill -9, power loss) are marked KILLED. */
   async #closeRunsOfDeadDrivers(): Promise<void> {
     const dir = path.join(this.#dir, "open-runs")
@@ -669,6 +680,8 @@ export class MlflowTracker {
       }
       if (isProcessAlive(record.pid) || record.trackingUri !== this.trackingUri) continue
       const runId = this.#runIds.get(record.ref)
+      // not created yet: its create may still sit in a spool segment nobody has replayed; keep it for then
+      if (runId === undefined && this.#spoolHasSegments()) continue
       try {
         if (runId !== undefined) {
           const run = await this.client.getRun(runId)
