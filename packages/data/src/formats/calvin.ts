@@ -155,9 +155,13 @@ export class CalvinWriter {
   private readonly ranges: Array<[number, number]> = []
   private readonly segments: Array<{ start: number; end: number; ann: string; task: string; emb: Float32Array | undefined }> = []
 
-  constructor(dir: string, firstIndex = 0) {
+  private readonly compress: boolean
+
+  /** `compress`: deflate step files like np.savez_compressed (default false, like np.savez: much faster) */
+  constructor(dir: string, firstIndex = 0, options: { readonly compress?: boolean } = {}) {
     this.dir = dir
     this.next = firstIndex
+    this.compress = options.compress ?? false
     fs.mkdirSync(path.join(dir, "lang_annotations"), { recursive: true })
   }
 
@@ -180,7 +184,7 @@ export class CalvinWriter {
       scene_obs: f64(step.sceneObs, 24, "scene_obs"),
       rgb_static: npyArray("uint8", [step.rgbStatic.height, step.rgbStatic.width, 3], step.rgbStatic.data),
       rgb_gripper: npyArray("uint8", [step.rgbGripper.height, step.rgbGripper.width, 3], step.rgbGripper.data)
-    }, { compress: true })
+    }, { compress: this.compress })
     return index
   }
 

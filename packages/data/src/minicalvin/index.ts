@@ -1,0 +1,6 @@
+export * from "./World.ts"
+export * from "./Render.ts"
+export * from "./Tasks.ts"
+export * from "./Expert.ts"
+export * from "./Protocol.ts"
+export * from "./Demos.ts"
