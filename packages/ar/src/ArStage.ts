@@ -10,7 +10,7 @@ import { ArTransformer } from "./ArTransformer.ts"
 import { type CodeDataset, type CodedEpisode, readCodeDataset, startFrame } from "./CodeDataset.ts"
 import { streamExample } from "./CodeStream.ts"
 import { buildVocabulary, encodeInstruction, type InstructionVocabulary } from "./InstructionTokenizer.ts"
-import { AdamW, Init, Rng, trainStep, warmupCosine } from "./internal/nn.ts"
+import { AdamW, describeBackend, Init, Rng, selectBackend, trainStep, warmupCosine } from "./internal/nn.ts"
 import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } from "./internal/schema.ts"
 import { type ArBatch, batchLoss } from "./Train.ts"
 
@@ -80,6 +80,7 @@ export const ar = defineStage({
         if (config.text.kind === "pretrained") {
           throw new Error(`ar.text: the pretrained text encoder ${config.text.model} is declared for paper scale; this build has no runtime for it (use ar.text.kind = "vocab")`)
         }
+        ctx.log(`tfjs backend: ${describeBackend(await selectBackend())}`)
         const data = readCodeDataset(inputs.codes.dir, { split: "train" })
         if (data.episodes.length === 0) throw new Error(`${inputs.codes.dir}: no training episodes`)
         const vocab = buildVocabulary(data.episodes.map((e) => e.instruction), config.text.maxTokens)
@@ -109,6 +110,7 @@ export const ar = defineStage({
               ctx.metrics({ "ar/loss": r.loss, "ar/grad_norm": r.gradNorm, "ar/lr": schedule(step) }, step)
             }
             ctx.progress(step + 1, train.steps, `loss ${r.loss.toFixed(3)}`)
+            if (step % train.logEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve)) // let progress and signals through
           }
           await saveArCheckpoint(ctx.outputDir("checkpoint"), model, { vocabulary: vocab, codes: data.info })
         } finally {

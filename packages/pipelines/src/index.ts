@@ -1,1 +1,1 @@
-export {}
+export * from "./VideoWorld2.ts"

@@ -2,6 +2,7 @@
 export {
   AdamW,
   asFloatState,
+  describeBackend,
   Init,
   Initializers,
   LayerNorm,
@@ -13,6 +14,7 @@ export {
   Rng,
   saveCheckpoint,
   scaledDotProductAttention,
+  selectBackend,
   trainStep,
   warmupCosine,
   type InitContext,
