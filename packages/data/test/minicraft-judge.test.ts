@@ -4,8 +4,9 @@ import * as os from "node:os"
 import { afterAll, describe, expect, it } from "vitest"
 import { readNpy } from "../src/formats/npy.ts"
 import { readEpisodeMeta, readManifest } from "../src/dataset/Manifest.ts"
+import { judgeDatasetEpisode } from "../src/minicraft/DatasetJudge.ts"
 import type { Appearance } from "../src/minicraft/Appearance.ts"
-import { decodeAppearance, episodeAppearance } from "../src/minicraft/Appearance.ts"
+import { episodeAppearance } from "../src/minicraft/Appearance.ts"
 import { renderEpisodeArray } from "../src/minicraft/Episode.ts"
 import type { EpisodeVariant } from "../src/minicraft/Episode.ts"
 import { defaultMiniCraftConfig, generateMiniCraft } from "../src/minicraft/Generate.ts"
@@ -79,12 +80,18 @@ describe("MiniCraft judge", () => {
     const dir = path.join(tmp, "ds")
     generateMiniCraft(dir, { ...defaultMiniCraftConfig, tasks: ["fold-plane", "blocks-human"], episodesPerTask: { train: 1, test: 1 } })
     const manifest = readManifest(dir)
-    const verdicts = Object.values(manifest.splits).flat().map((id) => {
-      const meta = readEpisodeMeta(dir, id)
-      const judge = new MiniCraftJudge({ task: getTask(meta.task), appearance: decodeAppearance(meta.appearance, id), width: manifest.width, height: manifest.height })
-      return judge.judge(readNpy(path.join(dir, "episodes", id, "frames.npy")).data as Uint8Array)
-    })
-    expect(stepwiseSuccessRates(verdicts)).toEqual([1, 1, 1, 1, 1, 1, 1])
+    const ids = Object.values(manifest.splits).flat()
+    expect(stepwiseSuccessRates(ids.map((id) => judgeDatasetEpisode(dir, id)))).toEqual([1, 1, 1, 1, 1, 1, 1])
+    // a "generated" video for one episode that stops after the first fold scores step 1 only
+    const id = ids[0]!
+    const meta = readEpisodeMeta(dir, id)
+    const frames = readNpy(path.join(dir, "episodes", id, "frames.npy")).data as Uint8Array
+    const size = 32 * 32 * 3
+    const afterFirstStep = meta.frames.findIndex((f) => f.state["completed"] === 1 && f.phase === "release")
+    const stalled = new Uint8Array(frames.length)
+    stalled.set(frames.subarray(0, (afterFirstStep + 1) * size))
+    for (let t = afterFirstStep + 1; t < meta.frames.length; t++) stalled.set(frames.subarray(afterFirstStep * size, (afterFirstStep + 1) * size), t * size)
+    expect(judgeDatasetEpisode(dir, id, stalled).stepSuccess).toEqual([true, false, false, false, false, false, false])
   })
 
   it("refuses resolutions where states cannot be told apart", () => {

@@ -7,7 +7,7 @@
 import type { Appearance, Distractor } from "./Appearance.ts"
 import type { Affine, Polygon, Vec } from "./Geometry.ts"
 import { apply, compose, invert, rotate, scale, translate, vec } from "./Geometry.ts"
-import type { Paint, Rgb, Shader } from "./Raster.ts"
+import type { Paint, Rgb } from "./Raster.ts"
 import { Canvas } from "./Raster.ts"
 import type { SceneState, SheetLayer } from "./Scene.ts"
 import type { Task } from "./Tasks.ts"
