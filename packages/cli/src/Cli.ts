@@ -32,6 +32,7 @@ import { logFileObserver } from "./LogFiles.ts"
 import { listRunRecords, newRunId, type RunRecord, writeRunRecord } from "./RunRecords.ts"
 import { selectTracker } from "./selectTracker.ts"
 import { renderSummary } from "./Summary.ts"
+import { trackingCommands } from "./TrackingCommands.ts"
 
 /** Exit codes: 0 ok, 1 a stage failed, 2 bad input (config, --set, flags, file), 130 interrupted. */
 export const exitCodes = { ok: 0, stageFailed: 1, badInput: 2, interrupted: 130 } as const
@@ -95,6 +96,17 @@ const gitCommit = (): string => {
   }
 }
 
+export interface ExecutorSettings {
+  readonly gpus: ReadonlyArray<string>
+  readonly cpus: number
+}
+
+/** Executor kinds `vw2 run --executor` accepts; a new backend (packages/cluster: "ray") adds one entry. */
+export const executorKinds: Readonly<Record<string, (settings: ExecutorSettings) => Layer.Layer<Executor>>> = {
+  inline: () => InlineExecutor.layer,
+  local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus })
+}
+
 const chooseExecutor = (
   experiment: Experiment,
   flags: { readonly executor: string | undefined; readonly gpus: string | undefined; readonly cpus: number | undefined }
@@ -104,14 +116,9 @@ const chooseExecutor = (
     const gpus = flags.gpus !== undefined ? yield* parseGpus(flags.gpus) : experiment.executor?.gpus ?? []
     const cpus = flags.cpus ?? experiment.executor?.cpus ?? os.availableParallelism()
     if (!Number.isInteger(cpus) || cpus < 1) return yield* new UsageError({ message: `--cpus ${cpus}: expected an integer ≥ 1` })
-    switch (kind) {
-      case "inline":
-        return InlineExecutor.layer
-      case "local":
-        return LocalExecutor.layer({ cpus, gpus })
-      default:
-        return yield* new UsageError({ message: `--executor ${kind}: expected inline or local` })
-    }
+    const make = executorKinds[kind]
+    if (make === undefined) return yield* new UsageError({ message: `executor ${kind}: expected one of ${Object.keys(executorKinds).join(", ")}` })
+    return make({ gpus, cpus })
   })
 
 const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } =>
@@ -120,8 +127,8 @@ const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } 
 const run = Command.make("run", {
   file: fileArg,
   set: setFlag,
-  executor: Flag.Literals("executor", ["inline", "local"] as const).pipe(
-    Flag.withDescription("where stages run (default: the experiment's choice, else local)"),
+  executor: Flag.String("executor").pipe(
+    Flag.withDescription(`where stages run: ${Object.keys(executorKinds).join(" | ")} (default: the experiment's choice, else local)`),
     Flag.optional
   ),
   gpus: Flag.String("gpus").pipe(Flag.withDescription("GPU ids the local executor hands out, e.g. 0,1"), Flag.optional),
@@ -152,6 +159,7 @@ const runWithRecord = (
     const progress = progressObserver()
     let executorName = ""
     let trackerName: string | undefined
+    let tracker: Tracker.TrackerShape | undefined
     const base: RunRecord = {
       id: newRunId(),
       experiment: plan.experiment,
@@ -182,7 +190,8 @@ const runWithRecord = (
     const summary = yield* Effect.gen(function*() {
       writeRunRecord(store.runsDir, base)
       executorName = (yield* Executor).describe()
-      trackerName = (yield* Tracker.Tracker).describe()
+      tracker = yield* Tracker.Tracker
+      trackerName = tracker.describe()
       return yield* runPlan({
         plan,
         experimentFile: file,
@@ -209,6 +218,8 @@ const runWithRecord = (
     for (const r of summary.results) counts[r.status] = (counts[r.status] ?? 0) + 1
     recordEnd(summary.status === "succeeded" ? "succeeded" : "failed", counts, summary.experimentRunId)
     yield* Console.log(renderSummary(summary, { logFile: logs.fileFor }))
+    if (trackerName !== undefined) yield* Console.log(`tracking: ${trackerName}`)
+    if (tracker?.degraded() === true) yield* Console.error("vw2: the tracker could not reach its backend; records were spooled and will be delivered later")
     if (summary.status !== "succeeded") process.exitCode = exitCodes.stageFailed
   })
 
@@ -231,7 +242,7 @@ const status = Command.make("status", {
   })).pipe(Command.withDescription("list recent runs recorded in the store (VW2_HOME, default ./.vw2)"))
 
 /** Every `vw2` subcommand; append new ones here. */
-export const subcommands = [plan, run, status] as const
+export const subcommands = [plan, run, status, ...trackingCommands] as const
 
 export const vw2 = Command.make("vw2").pipe(
   Command.withDescription("VideoWorld 2 experiments: plan and run content-hashed stage pipelines"),

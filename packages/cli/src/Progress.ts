@@ -67,7 +67,10 @@ export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { r
   }
   const ticker = setInterval(render, 1000)
   ticker.unref()
+  let stopped = false
   const stop = () => {
+    if (stopped) return
+    stopped = true
     clearInterval(ticker)
     if (timer !== undefined) clearTimeout(timer)
     render()

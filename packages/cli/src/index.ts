@@ -1,4 +1,5 @@
-export { exitCodes, subcommands, UsageError, vw2 } from "./Cli.ts"
+export { executorKinds, exitCodes, subcommands, UsageError, vw2 } from "./Cli.ts"
+export type { ExecutorSettings } from "./Cli.ts"
 export { selectTracker } from "./selectTracker.ts"
 export type { TrackerFlags } from "./selectTracker.ts"
 export { planDocument, renderPlan } from "./PlanView.ts"

@@ -1,10 +1,11 @@
 /**
- * THE place where the CLI picks its Tracker implementation. `@vw2/tracking` plugs its MLflow tracker in
- * here (e.g. when `--tracking-uri`/`MLFLOW_TRACKING_URI` is set); everything else gets the Tracker service
- * from the layer this returns.
+ * THE place where the CLI picks its Tracker implementation: MLflow by default (MLFLOW_TRACKING_URI, or
+ * the embedded local server started/reused under VW2_HOME); `--no-track` (or VW2_TRACKER=none) records
+ * nothing. Everything else gets the Tracker service from the layer this returns.
  */
 import type { Layer } from "effect"
 import { Tracker } from "@vw2/core"
+import { layerFromEnv } from "@vw2/tracking"
 
 export interface TrackerFlags {
   /** `--no-track`: record nothing */
@@ -12,6 +13,6 @@ export interface TrackerFlags {
 }
 
 export const selectTracker = (flags: TrackerFlags): Layer.Layer<Tracker.Tracker> => {
-  if (flags.noTrack) return Tracker.layerNoop
-  return Tracker.layerNoop
+  if (flags.noTrack || process.env.VW2_TRACKER === "none") return Tracker.layerNoop
+  return layerFromEnv()
 }

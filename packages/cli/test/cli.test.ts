@@ -88,6 +88,8 @@ describe("vw2 run", () => {
     expect(starts.filter((l) => l.step === "a")).toHaveLength(1)
     expect(starts.filter((l) => l.step === "b")).toHaveLength(2)
     expect(second.stdout).toMatch(/source .* cached/)
+    // the killed driver's staging dirs were cleaned up, nothing half-written was published
+    expect(fs.readdirSync(path.join(box.home, "tmp"))).toEqual([])
 
     const clean = sandbox("kill9-clean")
     expect(vw2(clean, args).status).toBe(0)

@@ -19,7 +19,7 @@ export const loadExperimentPromise = async (file: string): Promise<Experiment> =
   const module = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>
   const candidate = module.default ?? module.experiment
   if (!isExperiment(candidate)) {
-    throw new TypeError(`${file}: expected \`export default defineExperiment({...})\` (or an export named \`experiment\`)`)
+    throw new TypeError(`${absolute}: expected \`export default defineExperiment({...})\` (or an export named \`experiment\`)`)
   }
   return candidate
 }
@@ -27,7 +27,10 @@ export const loadExperimentPromise = async (file: string): Promise<Experiment> =
 export const loadExperiment = (file: string): Effect.Effect<Experiment, ExperimentLoadError> =>
   Effect.tryPromise({
     try: () => loadExperimentPromise(file),
-    catch: (cause) => new ExperimentLoadError({ file, message: cause instanceof Error ? cause.message : String(cause) })
+    catch: (cause) => {
+      const message = cause instanceof Error ? cause.message : String(cause)
+      return new ExperimentLoadError({ file, message: message.startsWith(file) ? message : `${file}: ${message}` })
+    }
   })
 
 export const findStep = (experiment: Experiment, step: string): PipelineStep => {

@@ -257,7 +257,8 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             yield* recordStageRuns(inv, otherTrials, stageRunId, "FAILED", { "vw2.status": "failed" })
             return "failed" as const
           }
-          const published = yield* Effect.exit(store.publish(inv.hash, staging, {
+          // uninterruptible: a Ctrl-C waits for the rename instead of racing the staging cleanup
+          const published = yield* Effect.exit(Effect.uninterruptible(store.publish(inv.hash, staging, {
             hash: inv.hash,
             step: inv.step,
             stage: inv.stage,
@@ -269,7 +270,7 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             uploads: ran.value.uploads,
             tracking: { runId: stageRunId },
             durationMs
-          }))
+          })))
           if (Exit.isFailure(published)) {
             const error = published.cause.reasons.map((r) => (r._tag === "Fail" ? r.error.message : String(r))).join("; ")
             setStatus(inv, "failed", { error, durationMs })
