@@ -5,7 +5,6 @@
  */
 import { LruCache } from "./ClipCache.ts"
 import { Dataset, type EpisodeFilter, type EpisodeRef } from "./Dataset.ts"
-import { ACTION_DIM } from "./Manifest.ts"
 
 export interface ClipSpec {
   /** frames per clip (T) */
