@@ -17,7 +17,8 @@ export interface Sandbox {
 export const sandbox = (name: string): Sandbox => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), `vw2-cli-${name}-`))
   const log = path.join(home, "exec.log")
-  return { home, log, env: { ...process.env, VW2_HOME: home, VW2_TEST_LOG: log } }
+  // these tests are about the engine; tracking has its own tests in packages/tracking
+  return { home, log, env: { ...process.env, VW2_HOME: home, VW2_TEST_LOG: log, VW2_TRACKER: "none" } }
 }
 
 export interface CliResult {
