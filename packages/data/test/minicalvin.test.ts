@@ -42,14 +42,21 @@ describe("MiniCALVIN world and oracle", () => {
     const pushed = cloneState(s0)
     const red = blockOf(pushed, "red")
     const start = blockOf(s0, "red")
-    if (start.z === 0) {
-      red.x -= 0.12
-      expect(completedTasks(s0, pushed).has("push_red_block_left")).toBe(true)
-      expect(completedTasks(s0, pushed).has("push_red_block_right")).toBe(false)
-      red.x = start.x
-      red.yaw = start.yaw + Math.PI / 2
-      expect([...completedTasks(s0, pushed)]).toEqual(["rotate_red_block_right"])
-    }
+    expect(start.z).toBe(0) // this scene has the red block on the table
+    red.x -= 0.12
+    expect(completedTasks(s0, pushed).has("push_red_block_left")).toBe(true)
+    expect(completedTasks(s0, pushed).has("push_red_block_right")).toBe(false)
+    red.x = start.x
+    red.yaw = start.yaw + Math.PI / 2
+    expect([...completedTasks(s0, pushed)]).toEqual(["rotate_red_block_right"])
+    red.yaw = start.yaw
+    pushed.robot.held = "red"
+    red.z = 0.08
+    expect([...completedTasks(s0, pushed)]).toEqual(["lift_red_block_table"])
+    const lit = cloneState(s0)
+    lit.lightbulb = !s0.lightbulb
+    lit.led = !s0.led
+    expect([...completedTasks(s0, lit)].sort()).toEqual([s0.lightbulb ? "turn_off_lightbulb" : "turn_on_lightbulb", s0.led ? "turn_off_led" : "turn_on_led"].sort())
   })
 
   it("the scripted expert solves every subtask from valid states (the oracle confirms)", () => {
