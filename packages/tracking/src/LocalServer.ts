@@ -43,6 +43,25 @@ interface ServerState {
 
 const defaultHome = () => path.resolve(process.env.VW2_HOME ?? ".vw2")
 
+const keeperScript = fileURLToPath(new URL("./internal/serverKeeper.ts", import.meta.url))
+
+/** Minutes an embedded server lives without any vw2 process using it (VW2_MLFLOW_IDLE_MINUTES, 0 = forever). */
+const idleMinutes = (): number => {
+  const raw = process.env.VW2_MLFLOW_IDLE_MINUTES
+  const value = raw === undefined || raw === "" ? 20 : Number(raw)
+  if (!Number.isFinite(value) || value < 0) throw new Error(`VW2_MLFLOW_IDLE_MINUTES=${JSON.stringify(raw)}: expected minutes ≥ 0`)
+  return value
+}
+
+/** Marks the embedded server of `dir` as in use (its keeper stops it after idle minutes without this). */
+export const touchLease = (dir: string): void => {
+  try {
+    fs.writeFileSync(path.join(dir, "lease"), String(process.pid))
+  } catch {
+    // the home is gone; the keeper will stop the server
+  }
+}
+
 /** The project's venv MLflow (created by infra/setup.d/10-mlflow.sh), found by walking up from here. */
 export const findMlflowBin = (): string => {
   const fromEnv = process.env.VW2_MLFLOW_BIN
@@ -170,6 +189,7 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
         return undefined
       }
     }
+    touchLease(dir)
     return { url: state.url, port: state.port, pid: state.pid, reused: true, dir }
   }
   const running = await reuse()
@@ -184,19 +204,30 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
     const logFile = path.join(dir, "server.log")
     const logFd = fs.openSync(logFile, "a")
     const workers = options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 1)
-    const child = spawn(bin, serverArgs(dir, port, workers), { cwd: dir, detached: true, stdio: ["ignore", logFd, logFd], env: serverEnv() })
+    touchLease(dir)
+    // the keeper is the detached group leader: it stops mlflow after idleMinutes without a vw2 client
+    const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers)], {
+      cwd: dir,
+      detached: true,
+      stdio: ["ignore", logFd, logFd],
+      env: serverEnv()
+    })
     fs.closeSync(logFd)
     const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start ${bin}: ${e.message}`))))
     child.unref()
     const pid = child.pid ?? -1
     fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now() } satisfies ServerState))
     options.log?.(`starting MLflow server on ${url} (log: ${logFile})`)
+    const starting = setInterval(() => touchLease(dir), 1000) // startup is not idleness
     try {
       await Promise.race([waitForHealth(url, pid, options.startTimeoutMs ?? 180_000, logFile), spawnError])
+      touchLease(dir)
     } catch (error) {
       fs.rmSync(stateFile, { force: true })
       if (pid > 0 && isProcessAlive(pid)) process.kill(-pid, "SIGTERM")
       throw error
+    } finally {
+      clearInterval(starting)
     }
     return { url, port, pid, reused: false, dir }
   })

@@ -51,6 +51,12 @@ export const runsTable = async (experiment: string, options: RunsTableOptions): 
     const isStage = (run: Run) => run.tags["vw2.stage"] !== undefined
     const isTrial = (run: Run) => !isStage(run) && run.tags["vw2.trial"] !== undefined
 
+    // a cache hit logs nothing itself: show the metrics of the run that produced the reused output
+    const metricsOf = (run: Run): Record<string, number> => {
+      const producer = /^hit:(.+)$/.exec(run.tags["vw2.cache"] ?? "")?.[1]
+      const source = producer === undefined ? run : byId.get(producer) ?? run
+      return Object.fromEntries(Object.entries(source.metrics).map(([key, m]) => [key, m.value]))
+    }
     const rows: Array<RunsTableRow> = []
     const candidates = runs.filter(level === "trial" ? isTrial : isStage)
     for (const run of candidates) {
@@ -62,12 +68,12 @@ export const runsTable = async (experiment: string, options: RunsTableOptions): 
         // a trial's metrics are its stage runs' (latest values), named by step
         for (const stage of runs) {
           if (!isStage(stage) || parentOf(stage) !== run.info.runId) continue
-          for (const [key, m] of Object.entries(stage.metrics)) metrics[`${stage.tags["vw2.step"] ?? stage.info.runName}/${key}`] = m.value
+          for (const [key, value] of Object.entries(metricsOf(stage))) metrics[`${stage.tags["vw2.step"] ?? stage.info.runName}/${key}`] = value
         }
         const parent = experimentRun === undefined ? undefined : byId.get(experimentRun)
         if (parent !== undefined) params = { ...parent.params, ...params }
       } else {
-        for (const [key, m] of Object.entries(run.metrics)) metrics[key] = m.value
+        Object.assign(metrics, metricsOf(run))
         const trial = experimentRun === undefined ? undefined : byId.get(experimentRun)
         experimentRun = trial === undefined ? experimentRun : parentOf(trial)
       }

@@ -5,7 +5,7 @@
  */
 import { Effect, Layer } from "effect"
 import { Tracker as CoreTracker } from "@vw2/core"
-import { ensureLocalServer } from "./LocalServer.ts"
+import { ensureLocalServer, touchLease } from "./LocalServer.ts"
 import { MlflowTracker, vw2Home } from "./MlflowTracker.ts"
 
 export interface TrackerFromEnvOptions {
@@ -23,7 +23,9 @@ export const resolveTrackingUri = async (options: TrackerFromEnvOptions = {}): P
   if (explicit !== undefined && explicit !== "") return explicit
   const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`))
   const server = await ensureLocalServer({ home: options.home ?? vw2Home(), log })
-  log(`MLflow UI: ${server.url}${server.reused ? "" : " (embedded server started; stop it with `kill " + server.pid + "`)"}`)
+  log(`MLflow UI: ${server.url}${server.reused ? "" : " (embedded server started; it stops after VW2_MLFLOW_IDLE_MINUTES (20) unused)"}`)
+  // keep the embedded server's lease fresh while this process uses it
+  setInterval(() => touchLease(server.dir), 60_000).unref()
   return server.url
 }
 
