@@ -91,13 +91,14 @@ export const paperDiT: VideoDiTConfig = {
 /** The video geometry the paper preset is declared for (not needed to build the network). */
 export const paperVideo = { frames: 93, latentFrames: 24, height: 480, width: 832, latentHeight: 60, latentWidth: 104 } as const
 
-/** MiniCraft 32×32 RGB in pixel space, tiny width: a training step takes well under a second on the pure-JS CPU backend. */
+/** MiniCraft 32×32 RGB in pixel space, tiny width and depth, so a training step is cheap even on the pure-JS backend. */
 export const miniDiT: VideoDiTConfig = {
   inChannels: 3,
-  patchSpatial: 4,
+  // one token per 8×8 patch (16 per frame): full spatio-temporal attention stays cheap on the pure-JS backend
+  patchSpatial: 8,
   patchTemporal: 1,
   width: 64,
-  depth: 3,
+  depth: 2,
   heads: 4,
   mlpRatio: 2,
   adalnLoraDim: 0,

@@ -11,7 +11,7 @@ import { maxAbsDiff } from "./support.ts"
 import { runStage, writeSquaresDataset, type StageRun } from "./stageSupport.ts"
 
 const data = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-squares-"))
-const model = { width: 32, depth: 2, heads: 2, contextDim: 16, mlpRatio: 2 }
+const model = { patchSpatial: 4, width: 32, depth: 2, heads: 2, contextDim: 16, mlpRatio: 2 }
 let run: StageRun
 
 beforeAll(async () => {

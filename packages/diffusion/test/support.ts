@@ -5,6 +5,7 @@ import { miniDiT, type VideoDiTConfig } from "../src/VideoDiTConfig.ts"
 
 export const tinyDiT = (over: Partial<VideoDiTConfig> = {}): VideoDiTConfig => ({
   ...miniDiT,
+  patchSpatial: 4,
   width: 32,
   heads: 2,
   depth: 2,

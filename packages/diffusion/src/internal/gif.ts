@@ -12,7 +12,11 @@ interface GifencModule {
 
 // gifenc ships no types: bind the calls used here to a local interface instead of an ambient declaration.
 const gifencName = "gifenc"
-const loadGifenc = async (): Promise<GifencModule> => (await import(gifencName)) as GifencModule
+/** gifenc is CommonJS: plain Node puts its functions on `default`, vitest resolves its ESM build with named exports. */
+const loadGifenc = async (): Promise<GifencModule> => {
+  const mod = (await import(gifencName)) as GifencModule & { default?: GifencModule }
+  return typeof mod.GIFEncoder === "function" ? mod : mod.default!
+}
 
 /** One video: [T, H, W, 3] values in [0, 1]. */
 export interface RgbFrames {
