@@ -1,0 +1,219 @@
+/**
+ * Train-step throughput of transformer blocks with the shapes our models train at, on one tfjs backend.
+ *
+ * The network is a pre-LN transformer (LayerNorm → multi-head attention → residual → LayerNorm → GELU MLP →
+ * residual, final LayerNorm, MSE loss, Adam) built from raw @tensorflow/tfjs ops. bench/pytorch/transformer.py
+ * builds the same network from the same spec, so the ratio compares frameworks, not architectures. The
+ * shapes (width, depth, heads, MLP ratio, tokens per sample, causal or not) are those of the dLDM, DiT and AR
+ * presets; "small" presets are what a user would train on a CPU box; see SPECS.
+ */
+import * as tf from "@tensorflow/tfjs"
+
+export interface TransformerSpec {
+  /** `<model>-<preset>`, e.g. `dit-small` */
+  readonly name: string
+  /** where the shape comes from */
+  readonly shapeOf: string
+  readonly batch: number
+  readonly tokens: number
+  readonly width: number
+  readonly depth: number
+  readonly heads: number
+  readonly mlpRatio: number
+  readonly causal: boolean
+}
+
+/**
+ * mini: the presets the quickstart and tests use (packages/dldm/src/DldmConfig.ts miniPreset,
+ * packages/diffusion/src/VideoDiTConfig.ts miniDiT, packages/ar/src/ArConfig.ts defaults), 9-frame 32×32 clips.
+ * small: 4× wider, 4× more tokens: the smallest size that learns MiniCraft well, and the CPU-training target.
+ */
+export const SPECS: ReadonlyArray<TransformerSpec> = [
+  {
+    name: "dldm-mini", shapeOf: "dLDM miniPreset: 5 latent frames × 4×4 tokens, encoder 2 + decoder 2 blocks of width 48",
+    batch: 8, tokens: 80, width: 48, depth: 4, heads: 4, mlpRatio: 2, causal: false
+  },
+  {
+    name: "dit-mini", shapeOf: "miniDiT: 9 frames × (32/4)² patches, width 64, depth 3",
+    batch: 4, tokens: 576, width: 64, depth: 3, heads: 4, mlpRatio: 2, causal: false
+  },
+  {
+    name: "ar-mini", shapeOf: "AR defaults: dim 64, depth 2, ~96-token causal stream (text + 16 patches + 3 clips of codes)",
+    batch: 8, tokens: 96, width: 64, depth: 2, heads: 4, mlpRatio: 4, causal: true
+  },
+  {
+    name: "dldm-small", shapeOf: "dLDM at 64×64: 5 latent frames × 8×8 tokens, 4 + 4 blocks of width 192",
+    batch: 8, tokens: 320, width: 192, depth: 8, heads: 6, mlpRatio: 4, causal: false
+  },
+  {
+    name: "dit-small", shapeOf: "DiT at 64×64 latents: 4 frames × 8×8 patches, width 256, depth 4",
+    batch: 8, tokens: 256, width: 256, depth: 4, heads: 8, mlpRatio: 4, causal: false
+  },
+  {
+    name: "ar-small", shapeOf: "AR: dim 256, depth 6, 256-token causal stream",
+    batch: 8, tokens: 256, width: 256, depth: 6, heads: 8, mlpRatio: 4, causal: true
+  }
+]
+
+/**
+ * FLOPs of one train step: matmuls only (they are > 95% of the work), backward = 2× forward.
+ * Per block forward: qkv 3D², out D², MLP 2·r·D² per token (×2 for multiply-add), attention 2·T²·D twice.
+ */
+export const trainStepFlops = (s: TransformerSpec): number => {
+  const rows = s.batch * s.tokens
+  const dense = 2 * rows * (4 + 2 * s.mlpRatio) * s.width * s.width
+  const attention = 2 * 2 * s.batch * s.tokens * s.tokens * s.width
+  return 3 * s.depth * (dense + attention)
+}
+
+interface Linear { readonly w: tf.Variable; readonly b: tf.Variable }
+interface Norm { readonly gamma: tf.Variable; readonly beta: tf.Variable }
+interface Block { readonly norm1: Norm; readonly qkv: Linear; readonly out: Linear; readonly norm2: Norm; readonly up: Linear; readonly down: Linear }
+
+/** A variable that owns its initial value (tf.variable keeps the initial tensor alive otherwise). */
+const owned = (init: tf.Tensor): tf.Variable => {
+  const v = tf.variable(init)
+  init.dispose()
+  return v
+}
+
+/** PyTorch nn.Linear's init: U(−1/√fanIn, 1/√fanIn) for weights and biases. */
+const linear = (fanIn: number, fanOut: number, seed: number): Linear => {
+  const bound = 1 / Math.sqrt(fanIn)
+  return {
+    w: owned(tf.randomUniform([fanIn, fanOut], -bound, bound, "float32", seed)),
+    b: owned(tf.randomUniform([fanOut], -bound, bound, "float32", seed + 1))
+  }
+}
+const norm = (width: number): Norm => ({ gamma: owned(tf.ones([width])), beta: owned(tf.zeros([width])) })
+
+/** rows × in → rows × out; 2-D on purpose (tfjs 4.22's BatchMatMul gradient does not reduce broadcast weights). */
+const applyLinear = (x: tf.Tensor2D, l: Linear): tf.Tensor2D => tf.add(tf.matMul(x, l.w), l.b)
+const applyNorm = (x: tf.Tensor2D, n: Norm): tf.Tensor2D => {
+  const { mean, variance } = tf.moments(x, -1, true)
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), n.gamma), n.beta)
+}
+/** GELU, tanh form (PyTorch gelu(approximate="tanh")). */
+const gelu = (x: tf.Tensor2D): tf.Tensor2D =>
+  tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI)))))
+
+export interface BenchModel {
+  readonly spec: TransformerSpec
+  /** one forward + backward + Adam update; resolves when the loss value is on the host */
+  readonly step: () => number
+  readonly dispose: () => void
+}
+
+export const buildBenchModel = (spec: TransformerSpec, seed = 0): BenchModel => {
+  const { batch: B, tokens: T, width: D, heads: H } = spec
+  const dh = D / H
+  const blocks: Array<Block> = Array.from({ length: spec.depth }, (_, i) => ({
+    norm1: norm(D), qkv: linear(D, 3 * D, seed + 10 * i), out: linear(D, D, seed + 10 * i + 2),
+    norm2: norm(D), up: linear(D, spec.mlpRatio * D, seed + 10 * i + 4), down: linear(spec.mlpRatio * D, D, seed + 10 * i + 6)
+  }))
+  const finalNorm = norm(D)
+  const x = tf.randomNormal([B * T, D], 0, 1, "float32", seed + 1000) as tf.Tensor2D
+  const target = tf.randomNormal([B * T, D], 0, 1, "float32", seed + 1001) as tf.Tensor2D
+  // additive mask: 0 on and below the diagonal, −1e9 above (causal), broadcast over batch and heads
+  const mask = spec.causal ? tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9)) : undefined
+  const optimizer = tf.train.adam(1e-4)
+
+  // rows = B·T, axes of attention tensors: [B, H, T, dh]
+  const toHeads = (m: tf.Tensor2D) => tf.transpose(tf.reshape(m, [B, T, H, dh]), [0, 2, 1, 3])
+  const attention = (h: tf.Tensor2D, blk: Block): tf.Tensor2D => {
+    const [q, k, v] = tf.split(applyLinear(h, blk.qkv), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
+    let scores = tf.mul(tf.matMul(toHeads(q), toHeads(k), false, true), 1 / Math.sqrt(dh))
+    if (mask !== undefined) scores = tf.add(scores, mask)
+    const mixed = tf.matMul(tf.softmax(scores), toHeads(v)) // [B, H, T, dh]
+    return applyLinear(tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B * T, D]), blk.out)
+  }
+  const loss = (): tf.Scalar => {
+    let h = x
+    for (const blk of blocks) {
+      h = tf.add(h, attention(applyNorm(h, blk.norm1), blk))
+      h = tf.add(h, applyLinear(gelu(applyLinear(applyNorm(h, blk.norm2), blk.up)), blk.down))
+    }
+    return tf.mean(tf.square(tf.sub(applyNorm(h, finalNorm), target)))
+  }
+  return {
+    spec,
+    step: () => {
+      const cost = optimizer.minimize(loss, true)
+      const value = cost!.dataSync()[0]!
+      cost!.dispose()
+      return value
+    },
+    dispose: () => {
+      optimizer.dispose()
+      tf.dispose([x, target, ...(mask ? [mask] : [])])
+      for (const blk of blocks) {
+        for (const v of [blk.norm1, blk.norm2]) tf.dispose([v.gamma, v.beta])
+        for (const l of [blk.qkv, blk.out, blk.up, blk.down]) tf.dispose([l.w, l.b])
+      }
+      tf.dispose([finalNorm.gamma, finalNorm.beta])
+    }
+  }
+}
+
+export interface StepTiming {
+  readonly spec: string
+  readonly backend: string
+  readonly steps: number
+  /** median wall time of a timed step, ms */
+  readonly stepMs: number
+  readonly samplesPerSec: number
+  readonly gflops: number
+  readonly firstLoss: number
+  readonly lastLoss: number
+}
+
+/**
+ * Times train steps on the active backend: `warmup` untimed steps (kernel caches, allocator), then timed
+ * steps until `budgetMs` is spent (at least `minSteps`, at most `maxSteps`); reports the median.
+ */
+export const timeTrainSteps = (
+  spec: TransformerSpec,
+  options: { readonly warmup?: number; readonly minSteps?: number; readonly maxSteps?: number; readonly budgetMs?: number } = {}
+): StepTiming => {
+  const { warmup = 2, minSteps = 3, maxSteps = 30, budgetMs = 4000 } = options
+  const model = buildBenchModel(spec)
+  try {
+    const firstLoss = model.step()
+    for (let i = 1; i < warmup; i++) model.step()
+    const times: Array<number> = []
+    let lastLoss = firstLoss
+    const start = performance.now()
+    while (times.length < maxSteps && (times.length < minSteps || performance.now() - start < budgetMs)) {
+      const t0 = performance.now()
+      lastLoss = model.step()
+      times.push(performance.now() - t0)
+    }
+    times.sort((a, b) => a - b)
+    const stepMs = times[Math.floor(times.length / 2)]!
+    return {
+      spec: spec.name, backend: tf.getBackend(), steps: times.length, stepMs,
+      samplesPerSec: spec.batch / (stepMs / 1000), gflops: trainStepFlops(spec) / (stepMs / 1000) / 1e9,
+      firstLoss, lastLoss
+    }
+  } finally {
+    model.dispose()
+  }
+}
+
+/** Square float32 matmul throughput on the active backend (GFLOP/s of the median of `reps`). */
+export const matmulGflops = (n: number, reps = 5): number => {
+  const a = tf.randomNormal([n, n], 0, 1, "float32", 1)
+  const b = tf.randomNormal([n, n], 0, 1, "float32", 2)
+  tf.matMul(a, b).dispose()
+  const times: Array<number> = []
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now()
+    const c = tf.matMul(a, b)
+    c.dataSync()
+    times.push(performance.now() - t0)
+    c.dispose()
+  }
+  tf.dispose([a, b])
+  const median = times.sort((x, y) => x - y)[Math.floor(reps / 2)]!
+  return (2 * n ** 3) / (median / 1000) / 1e9
+}

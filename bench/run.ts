@@ -1,0 +1,239 @@
+/**
+ * `npm run bench`: the benchmark suite (not tests). Writes bench/results/*.json and bench/results/summary.md.
+ *
+ * 1. Train-step throughput of the dLDM/DiT/AR transformer shapes (bench/models.ts) under every tfjs backend
+ *    available here, and of the same network in PyTorch-CPU (bench/pytorch/transformer.py) in this run.
+ * 2. The CPU's matmul ceiling: square float32 matmuls on the native backend and in PyTorch, next to the
+ *    theoretical FP32 peak of the cores.
+ * 3. The other issues' benchmarks, when present: every bench/*.ts besides this file and models.ts runs as
+ *    `node bench/<name>.ts` with VW2_BENCH_OUT=bench/results/<name>.json; if it writes that file, its
+ *    top-level scalars (or a `rows` array of flat objects) go into the summary; its output goes to
+ *    bench/results/<name>.log.
+ *
+ * Flags: --full (also the slow backends on the small presets), --only=dit-mini,ar-small,
+ * --backends=tensorflow,cpu, --no-pytorch, --no-others, --update-docs (rewrite the table in
+ * docs/native-compute.md between its bench markers).
+ */
+import * as tf from "@tensorflow/tfjs"
+import { spawn, spawnSync } from "node:child_process"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import { join } from "node:path"
+import { parseArgs } from "node:util"
+import { type BackendName, backendNames, selectBackend } from "../packages/nn/src/backend/index.ts"
+import { matmulGflops, SPECS, type StepTiming, timeTrainSteps, type TransformerSpec, trainStepFlops } from "./models.ts"
+
+const root = new URL("..", import.meta.url).pathname
+const resultsDir = join(root, "bench/results")
+const python = join(root, ".venvs/bench/bin/python")
+
+const { values: flags } = parseArgs({
+  options: {
+    full: { type: "boolean", default: false },
+    only: { type: "string" },
+    backends: { type: "string" },
+    "no-pytorch": { type: "boolean", default: false },
+    "no-others": { type: "boolean", default: false },
+    "update-docs": { type: "boolean", default: false }
+  }
+})
+
+const specs = flags.only === undefined ? SPECS : SPECS.filter((s) => flags.only!.split(",").includes(s.name))
+if (specs.length === 0) throw new Error(`--only=${flags.only}: no such spec; known: ${SPECS.map((s) => s.name).join(", ")}`)
+const wantedBackends = (flags.backends?.split(",") ?? [...backendNames]) as Array<BackendName>
+/** Pure JS and single-threaded wasm take minutes per small-preset step; they run those only with --full. */
+const slowBackends = new Set<string>(["cpu", "wasm"])
+
+const log = (line: string) => process.stderr.write(`${line}\n`)
+
+// ---- machine ----
+const cpuModel = os.cpus()[0]?.model ?? "unknown CPU"
+const cores = os.availableParallelism()
+const cpuFlags = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : ""
+/** os.cpus().speed reads cpufreq, which VMs often lack (0); /proc/cpuinfo has the nominal clock. */
+const mhz = Math.round(Number(/cpu MHz\s*:\s*([\d.]+)/.exec(cpuFlags)?.[1] ?? os.cpus()[0]?.speed ?? 0))
+/** FP32 FLOP per cycle per core: 2 FMA pipes × lanes × 2 (Zen 4 runs AVX-512 as 2 × 256-bit; AVX2 the same). */
+const flopsPerCycle = /\bavx2\b/.test(cpuFlags) && /\bfma\b/.test(cpuFlags) ? 32 : 8
+const peakGflops = (cores * mhz * flopsPerCycle) / 1000
+const machine = {
+  cpu: cpuModel, cores, mhz, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version,
+  loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))), date: new Date().toISOString(),
+  theoreticalPeakGflops: Math.round(peakGflops)
+}
+log(`bench: ${cpuModel}, ${cores} cores @ ${mhz} MHz, load ${machine.loadAverageAtStart.join(" ")}`)
+
+// ---- tfjs backends ----
+interface Skipped { readonly spec: string; readonly backend: string; readonly reason: string }
+const tfjsTimings: Array<StepTiming> = []
+const skipped: Array<Skipped> = []
+const matmuls: Array<{ backend: string; n: number; gflops: number }> = []
+const backendInfo: Record<string, Record<string, string>> = {}
+
+for (const backend of wantedBackends) {
+  let choice
+  try {
+    choice = await selectBackend({ backend })
+  } catch (error) {
+    log(`bench: backend ${backend} unavailable: ${(error as Error).message}`)
+    backendInfo[backend] = { unavailable: (error as Error).message }
+    continue
+  }
+  backendInfo[backend] = { ...choice.details }
+  for (const n of backend === "tensorflow" ? [512, 1024, 2048] : [512]) {
+    matmuls.push({ backend, n, gflops: matmulGflops(n) })
+  }
+  for (const spec of specs) {
+    if (!flags.full && slowBackends.has(backend) && spec.name.endsWith("-small")) {
+      skipped.push({ spec: spec.name, backend, reason: "minutes per step; run with --full" })
+      continue
+    }
+    log(`bench: ${spec.name} on ${backend}`)
+    const before = tf.memory().numTensors
+    const timing = timeTrainSteps(spec, slowBackends.has(backend) ? { warmup: 1, minSteps: 2, budgetMs: 1 } : {})
+    const leaked = tf.memory().numTensors - before
+    if (leaked !== 0) throw new Error(`bench model ${spec.name} leaked ${leaked} tensors on ${backend}`)
+    tfjsTimings.push(timing)
+  }
+}
+
+// ---- PyTorch ----
+interface TorchLine { readonly kind: string; readonly [key: string]: unknown }
+const runTorch = async (policy: "default" | "passive"): Promise<Array<TorchLine>> => {
+  const env = { ...process.env, ...(policy === "passive" ? { OMP_WAIT_POLICY: "PASSIVE" } : {}) }
+  const child = spawn(python, [join(root, "bench/pytorch/transformer.py")], { env, stdio: ["pipe", "pipe", "inherit"] })
+  child.stdin.end(JSON.stringify({ specs, budget_ms: 4000, matmul: [512, 1024, 2048] }))
+  let out = ""
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+  if (code !== 0) throw new Error(`bench/pytorch/transformer.py exited with ${code}`)
+  return out.trim().split("\n").map((line) => ({ ...JSON.parse(line), ompWaitPolicy: policy }) as TorchLine)
+}
+
+let torchLines: Array<TorchLine> = []
+let torchNote = "not run (--no-pytorch)"
+if (!flags["no-pytorch"]) {
+  const setup = spawnSync("bash", [join(root, "bench/pytorch/setup.sh")], { stdio: "inherit" })
+  if (setup.status !== 0) {
+    torchNote = `not run: bench/pytorch/setup.sh failed (exit ${setup.status})`
+  } else {
+    // On a contended machine (load above the core count) OpenMP's spin-waiting made torch up to 100×
+    // slower here (ar-mini 2186 ms vs 21 ms a step); PASSIVE is what a user of a shared box would set.
+    const contended = machine.loadAverageAtStart[0]! > cores
+    const policy = contended ? "passive" : "default"
+    log(`bench: PyTorch reference (OMP_WAIT_POLICY ${policy})`)
+    torchLines = await runTorch(policy)
+    torchNote = contended ? "OMP_WAIT_POLICY=PASSIVE: the machine was contended" : "default OpenMP settings"
+  }
+}
+const torchInfo = torchLines.find((l) => l.kind === "info")
+const bestTorch = (kind: string, key: string, value: unknown): TorchLine | undefined =>
+  torchLines
+    .filter((l) => l.kind === kind && l[key] === value)
+    .sort((a, b) => (b["gflops"] as number) - (a["gflops"] as number))[0]
+
+// ---- other issues' benchmarks ----
+interface OtherBench { readonly name: string; readonly ok: boolean; readonly seconds: number; readonly summary: Array<[string, string]> }
+const others: Array<OtherBench> = []
+const flatScalars = (value: unknown, prefix = ""): Array<[string, string]> => {
+  if (value === null || typeof value !== "object") return [[prefix, String(value)]]
+  if (Array.isArray(value)) return value.length > 20 ? [[prefix, `${value.length} items`]] : value.flatMap((v, i) => flatScalars(v, `${prefix}[${i}]`))
+  return Object.entries(value).flatMap(([k, v]) => flatScalars(v, prefix === "" ? k : `${prefix}.${k}`))
+}
+if (!flags["no-others"]) {
+  const mine = new Set(["run.ts", "models.ts"])
+  for (const file of readdirSync(join(root, "bench")).sort()) {
+    if (!file.endsWith(".ts") || mine.has(file) || file.includes(".tmp.")) continue
+    const name = file.replace(/\.ts$/, "")
+    const out = join(resultsDir, `${name}.json`)
+    log(`bench: running bench/${file}`)
+    mkdirSync(resultsDir, { recursive: true })
+    const t0 = performance.now()
+    const res = spawnSync(process.execPath, [join(root, "bench", file)], {
+      cwd: root, env: { ...process.env, VW2_BENCH_OUT: out }, encoding: "utf8", maxBuffer: 64 * 2 ** 20
+    })
+    writeFileSync(join(resultsDir, `${name}.log`), `${res.stdout ?? ""}\n${res.stderr ?? ""}`)
+    const summary = existsSync(out) ? flatScalars(JSON.parse(readFileSync(out, "utf8"))).slice(0, 24) : []
+    others.push({ name, ok: res.status === 0, seconds: (performance.now() - t0) / 1000, summary })
+  }
+}
+
+// ---- report ----
+const fmt = (x: number, digits = 1) => (x >= 100 ? x.toFixed(0) : x.toFixed(digits))
+const rows: Array<string> = []
+const tfjsBackendsRun = [...new Set(tfjsTimings.map((t) => t.backend))]
+rows.push(`| shape | GFLOP/step | ${tfjsBackendsRun.map((b) => `tfjs ${b}: samples/s (GFLOP/s)`).join(" | ")} | PyTorch-CPU: samples/s (GFLOP/s) | best tfjs ÷ PyTorch |`)
+rows.push(`|---|---:|${tfjsBackendsRun.map(() => "---:").join("|")}|---:|---:|`)
+const ratios: Array<{ spec: string; backend: string; ratio: number }> = []
+for (const spec of specs) {
+  const cells = tfjsBackendsRun.map((b) => {
+    const t = tfjsTimings.find((x) => x.spec === spec.name && x.backend === b)
+    if (t !== undefined) return `${fmt(t.samplesPerSec)} (${fmt(t.gflops)})`
+    return skipped.some((s) => s.spec === spec.name && s.backend === b) ? "— (--full)" : "—"
+  })
+  const torch = bestTorch("train", "spec", spec.name)
+  const best = tfjsTimings.filter((t) => t.spec === spec.name).sort((a, b) => b.samplesPerSec - a.samplesPerSec)[0]
+  let ratio = "—"
+  if (torch !== undefined && best !== undefined) {
+    const r = best.samplesPerSec / (torch["samplesPerSec"] as number)
+    ratios.push({ spec: spec.name, backend: best.backend, ratio: r })
+    ratio = `${r.toFixed(2)}× (${best.backend})`
+  }
+  const torchCell = torch === undefined ? "—" : `${fmt(torch["samplesPerSec"] as number)} (${fmt(torch["gflops"] as number)})`
+  rows.push(`| ${spec.name} | ${fmt(trainStepFlops(spec) / 1e9, 2)} | ${cells.join(" | ")} | ${torchCell} | ${ratio} |`)
+}
+
+const matmulRows = [
+  "| square matmul n | " + [...new Set(matmuls.map((m) => `tfjs ${m.backend}`)), "PyTorch"].join(" | ") + " |",
+  "|---:|" + [...new Set(matmuls.map((m) => m.backend)), "torch"].map(() => "---:").join("|") + "|"
+]
+for (const n of [512, 1024, 2048]) {
+  const cells = [...new Set(matmuls.map((m) => m.backend))].map((b) => {
+    const m = matmuls.find((x) => x.backend === b && x.n === n)
+    return m === undefined ? "—" : fmt(m.gflops)
+  })
+  const torch = bestTorch("matmul", "n", n)
+  matmulRows.push(`| ${n} | ${cells.join(" | ")} | ${torch === undefined ? "—" : fmt(torch["gflops"] as number)} |`)
+}
+const ceiling = Math.max(...matmuls.map((m) => m.gflops), ...torchLines.filter((l) => l.kind === "matmul").map((l) => l["gflops"] as number))
+
+const machineLine = `${cpuModel}, ${cores} cores @ ${mhz} MHz, ${machine.memoryGiB} GiB, Node ${process.version}` +
+  `${torchInfo ? `, PyTorch ${String(torchInfo["torch"])} (${String(torchInfo["threads"])} threads, ${String(torchInfo["cpu_capability"])})` : ""}; ` +
+  `load average at start ${machine.loadAverageAtStart.join(" / ")} (1/5/15 min), ${machine.date}`
+const markdown = [
+  `Machine: ${machineLine}.`,
+  "",
+  `Train step = forward + backward + Adam on a pre-LN transformer with the model's shape (bench/models.ts; PyTorch: bench/pytorch/transformer.py, ${torchNote}). GFLOP/s counts matmul FLOPs only.`,
+  "",
+  ...rows,
+  "",
+  `Matmul ceiling (GFLOP/s, float32; theoretical FP32 peak of ${cores} cores ≈ ${machine.theoreticalPeakGflops}; best measured ${fmt(ceiling)}):`,
+  "",
+  ...matmulRows,
+  ...(others.length === 0 ? [] : [
+    "",
+    "Other benchmarks:",
+    "",
+    "| bench | status | seconds | results |",
+    "|---|---|---:|---|",
+    ...others.map((o) => `| ${o.name} | ${o.ok ? "ok" : "failed"} | ${o.seconds.toFixed(1)} | ${o.summary.map(([k, v]) => `${k}=${v}`).join(", ") || `see bench/results/${o.name}.log`} |`)
+  ])
+].join("\n")
+
+mkdirSync(resultsDir, { recursive: true })
+writeFileSync(join(resultsDir, "models.json"), JSON.stringify({
+  machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))) },
+  backends: backendInfo, specs: specs as ReadonlyArray<TransformerSpec>, tfjs: tfjsTimings, skipped,
+  pytorch: torchLines, matmul: matmuls, ratios, others
+}, null, 2))
+writeFileSync(join(resultsDir, "summary.md"), `${markdown}\n`)
+
+if (flags["update-docs"]) {
+  const docs = join(root, "docs/native-compute.md")
+  const text = readFileSync(docs, "utf8")
+  const begin = "<!-- bench:begin -->", end = "<!-- bench:end -->"
+  const i = text.indexOf(begin), j = text.indexOf(end)
+  if (i < 0 || j < i) throw new Error(`${docs}: missing ${begin} … ${end} markers`)
+  writeFileSync(docs, `${text.slice(0, i + begin.length)}\n${markdown}\n${text.slice(j)}`)
+  log(`bench: table written to ${docs}`)
+}
+process.stdout.write(`${markdown}\n`)
