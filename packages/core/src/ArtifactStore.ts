@@ -3,7 +3,7 @@
  *
  *   store/<hash>/manifest.json        committed invocation: its outputs + manifest (files, sizes, sha256)
  *   store/<hash>/<output>/...         one directory per output (and any extra dir the stage wrote)
- *   tmp/<hash>-<pid>-<n>/             staging: a worker writes here; never read as a result
+ *   tmp/<hash>-<host>-<pid>-<n>/      staging: a worker writes here; never read as a result
  *   locks/<hash>.lock                 held while one process computes <hash> (see internal/fileLock.ts)
  *   trash/                            corrupted entries moved out of the way (kept for inspection)
  *   runs/<id>.json                    one record per `vw2 run` (vw2 status)
@@ -16,6 +16,7 @@ import { Context, Data, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
+import * as os from "node:os"
 import * as path from "node:path"
 import { lockHeartbeatMs, refreshLock, tryLock, unlock } from "./internal/fileLock.ts"
 import type { ArtifactKind } from "./Stage.ts"
@@ -124,6 +125,7 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
   }
   for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true })
   let stagingCounter = 0
+  const hostTag = os.hostname().replace(/[^A-Za-z0-9.]/g, "_")
 
   const entryDir = (hash: string) => {
     if (!hashPattern.test(hash)) throw new TypeError(`not an invocation hash: ${hash}`)
@@ -203,7 +205,7 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
   const stage = (hash: string): Effect.Effect<Staging, StoreError> =>
     Effect.try({
       try: () => {
-        const base = path.join(dirs.tmp, `${hash}-${process.pid}-${++stagingCounter}`)
+        const base = path.join(dirs.tmp, `${hash}-${hostTag}-${process.pid}-${++stagingCounter}`)
         fs.rmSync(base, { recursive: true, force: true })
         fs.mkdirSync(base, { recursive: true })
         fs.mkdirSync(`${base}.scratch`, { recursive: true })
@@ -271,8 +273,9 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
   const cleanStaleStaging = Effect.sync(() => {
     let removed = 0
     for (const name of fs.readdirSync(dirs.tmp)) {
-      const match = /^[0-9a-f]{64}-(\d+)-\d+(\.scratch)?$/.exec(name)
-      if (match === null || isAlive(Number(match[1]))) continue
+      // only this host's dead processes: a shared store may hold other machines' live staging dirs
+      const match = /^[0-9a-f]{64}-(.+)-(\d+)-\d+(\.scratch)?$/.exec(name)
+      if (match === null || match[1] !== hostTag || isAlive(Number(match[2]))) continue
       fs.rmSync(path.join(dirs.tmp, name), { recursive: true, force: true })
       removed++
     }
