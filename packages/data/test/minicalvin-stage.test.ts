@@ -4,7 +4,7 @@ import * as path from "node:path"
 import type { StageContext } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
-import { mixtureBatches } from "../src/dataset/Batches.ts"
+import { type Batch, mixtureBatches } from "../src/dataset/Batches.ts"
 import { DatasetClips } from "../src/dataset/Clips.ts"
 import { Dataset } from "../src/dataset/Dataset.ts"
 import { findTfRecordShards } from "../src/formats/rlds.ts"
@@ -69,7 +69,7 @@ describe("generate-minicalvin / import-openx / import-calvin stages", () => {
     expect(metrics[0]).toMatchObject({ episodes: 6, openx_episodes: 6 })
     // the two outputs co-train: a 50/50 mixture of their clips
     const spec = { length: 4 }
-    const batch = mixtureBatches([
+    const batch: Batch = mixtureBatches([
       { source: new DatasetClips(dataset, spec), weight: 1 },
       { source: new DatasetClips(openx, spec), weight: 1 }
     ], { batchSize: 8, seed: 0, batches: 1 }).next().value!

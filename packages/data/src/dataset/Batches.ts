@@ -60,7 +60,7 @@ export interface ShuffledBatchesOptions {
 }
 
 /** Seeded shuffled batches over every clip of a source, epoch after epoch. */
-export function* shuffledBatches(source: ClipSource, options: ShuffledBatchesOptions): Generator<Batch> {
+export function* shuffledBatches(source: ClipSource, options: ShuffledBatchesOptions): Generator<Batch, void, undefined> {
   const { batchSize, seed } = options
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`)
   const epochs = options.epochs ?? 1
@@ -96,7 +96,7 @@ export interface MixtureOptions {
  * component's next clip in its own seeded shuffled order (reshuffled after each pass), so small sources
  * are revisited and large ones are streamed. Components must agree on clip length and frame size.
  */
-export function* mixtureBatches(components: ReadonlyArray<MixtureComponent>, options: MixtureOptions): Generator<Batch> {
+export function* mixtureBatches(components: ReadonlyArray<MixtureComponent>, options: MixtureOptions): Generator<Batch, void, undefined> {
   if (components.length === 0) throw new RangeError("mixture: no components")
   const { batchSize, seed } = options
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`)
