@@ -57,15 +57,32 @@ export const tryLock = (file: string): boolean => {
       return true
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+      let staleContent: string
+      try {
+        staleContent = fs.readFileSync(file, "utf8")
+      } catch {
+        continue // released meanwhile: try again
+      }
       if (!isStale(file)) return false
-      // Take over a stale lock: rename it away first so two processes cannot both delete a fresh one.
+      // Take over a stale lock: move it aside, then check that what was moved is the stale lock we judged;
+      // if another process replaced it in between, put its fresh lock back and keep waiting.
       const aside = `${file}.stale-${process.pid}-${Date.now()}`
       try {
         fs.renameSync(file, aside)
-        fs.rmSync(aside, { force: true })
       } catch {
         return false
       }
+      const moved = fs.readFileSync(aside, "utf8")
+      if (moved !== staleContent) {
+        try {
+          fs.linkSync(aside, file)
+        } catch {
+          // a third process created a lock meanwhile; it holds it now
+        }
+        fs.rmSync(aside, { force: true })
+        return false
+      }
+      fs.rmSync(aside, { force: true })
     }
   }
   return false
