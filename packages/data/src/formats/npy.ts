@@ -285,6 +285,14 @@ export const readNpyRows = (path: string, start: number, count: number, header: 
   return { dtype: header.dtype, shape: [count, ...header.shape.slice(1)], data: allocate(header.dtype, buffer, count * rowElements) }
 }
 
+/** Writes every byte (write(2) may write less than asked); `position` undefined appends. */
+export const writeFully = (fd: number, bytes: Uint8Array, position?: number): void => {
+  let done = 0
+  while (done < bytes.length) {
+    done += fs.writeSync(fd, bytes, done, bytes.length - done, position === undefined ? null : position + done)
+  }
+}
+
 /**
  * Streams rows into a .npy file whose first-axis length is unknown up front. The header is written with
  * length 0 and rewritten on `close`; numpy's growth space keeps its size constant, so the final file is
@@ -305,7 +313,7 @@ export class NpyRowWriter<D extends NpyDType> {
     const header = encodeNpyHeader(dtype, [0, ...rowShape])
     this.headerLength = header.length
     this.fd = fs.openSync(path, "w")
-    fs.writeSync(this.fd, header)
+    writeFully(this.fd, header)
   }
 
   get length(): number {
@@ -319,7 +327,7 @@ export class NpyRowWriter<D extends NpyDType> {
     if (rowElements === 0 ? data.length !== 0 : data.length % rowElements !== 0) {
       throw new RangeError(`${this.path}: appended ${data.length} elements, not a multiple of row shape ${JSON.stringify(this.rowShape)}`)
     }
-    fs.writeSync(this.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    writeFully(this.fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
     this.rows += rowElements === 0 ? 0 : data.length / rowElements
   }
 
@@ -327,7 +335,7 @@ export class NpyRowWriter<D extends NpyDType> {
     if (this.fd === undefined) return
     const header = encodeNpyHeader(this.dtype, [this.rows, ...this.rowShape])
     if (header.length !== this.headerLength) throw new Error(`${this.path}: npy header size changed on close`)
-    fs.writeSync(this.fd, header, 0, header.length, 0)
+    writeFully(this.fd, header, 0)
     fs.closeSync(this.fd)
     this.fd = undefined
   }

@@ -8,6 +8,7 @@
 import * as fs from "node:fs"
 import { crc32c } from "@aws-crypto/crc32c"
 import { formatError } from "./errors.ts"
+import { writeFully } from "./npy.ts"
 
 const MASK_DELTA = 0xa282ead8
 const HEADER_BYTES = 12
@@ -47,7 +48,7 @@ export class TfRecordWriter {
 
   write(data: Uint8Array): void {
     if (this.fd === undefined) throw new Error(`${this.path}: TfRecordWriter is closed`)
-    fs.writeSync(this.fd, encodeTfRecord(data))
+    writeFully(this.fd, encodeTfRecord(data))
     this.count++
   }
 
