@@ -4,6 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Initializers, Linear, Module, RMSNorm, scaledDotProductAttention, type InitContext, type Param } from "@vw2/nn"
+import { applyRope, type RopeAngles } from "./Rope3D.ts"
 
 /** Low-rank update x·A·B·(alpha/rank); B starts at zero so the adapted layer starts equal to the base. */
 export class LoraAdapter extends Module {
@@ -84,13 +85,18 @@ export class DiTAttention extends Module {
 
   /**
    * x [B, Lq, dim]; context [B, Lk, contextDim] (omit for self-attention); mask bool [Lq, Lk] or [B, Lq, Lk]
-   * (true = may attend; a query row with nothing allowed outputs zero). → [B, Lq, dim]
+   * (true = may attend; a query row with nothing allowed outputs zero); rope: rotary angles for
+   * self-attention queries and keys (Cosmos applies them after the QK norms). → [B, Lq, dim]
    */
-  call(x: tf.Tensor, context?: tf.Tensor, mask?: tf.Tensor): tf.Tensor {
+  call(x: tf.Tensor, context?: tf.Tensor, mask?: tf.Tensor, rope?: RopeAngles): tf.Tensor {
     return tf.tidy(() => {
       const kv = context ?? x
-      const q = this.q_norm.call(this.heads4(project(this.q_proj, this.loras.q, x))) as tf.Tensor4D
-      const k = this.k_norm.call(this.heads4(project(this.k_proj, this.loras.k, kv))) as tf.Tensor4D
+      let q = this.q_norm.call(this.heads4(project(this.q_proj, this.loras.q, x))) as tf.Tensor4D
+      let k = this.k_norm.call(this.heads4(project(this.k_proj, this.loras.k, kv))) as tf.Tensor4D
+      if (rope !== undefined) {
+        q = applyRope(q, rope)
+        k = applyRope(k, rope)
+      }
       const v = this.heads4(project(this.v_proj, this.loras.v, kv))
       const o = scaledDotProductAttention(q, k, v, mask) // [B, H, Lq, hd]
       const [b, , lq] = o.shape

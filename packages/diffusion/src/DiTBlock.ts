@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { gelu, LayerNorm, Linear, Module, silu, type InitContext } from "@vw2/nn"
 import { DiTAttention } from "./DiTAttention.ts"
+import type { RopeAngles } from "./Rope3D.ts"
 import type { VideoDiTConfig } from "./VideoDiTConfig.ts"
 
 /**
@@ -45,6 +46,8 @@ export interface BlockMasks {
   readonly self?: tf.Tensor
   /** bool [N, S] or [B, N, S] video tokens × context tokens */
   readonly cross?: tf.Tensor
+  /** rotary angles of the self-attention (positionEncoding "rope3d") */
+  readonly rope?: RopeAngles
 }
 
 const modulate = (x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) => tf.add(tf.mul(x, tf.add(1, scale)), shift)
@@ -91,7 +94,7 @@ export class DiTBlock extends Module {
       const frames = (x: tf.Tensor) => tf.reshape(x, [b, tn, p, d]) // [B, Tn, P, D]
 
       const [s1, c1, g1] = this.adaln_modulation_self_attn.call(emb, adalnLora) as [tf.Tensor, tf.Tensor, tf.Tensor]
-      const a = this.self_attn.call(tokens(modulate(this.layer_norm_self_attn.call(h), s1, c1)), undefined, masks.self)
+      const a = this.self_attn.call(tokens(modulate(this.layer_norm_self_attn.call(h), s1, c1)), undefined, masks.self, masks.rope)
       let x = tf.add(h, tf.mul(g1, frames(a)))
 
       const [s2, c2, g2] = this.adaln_modulation_cross_attn.call(emb, adalnLora) as [tf.Tensor, tf.Tensor, tf.Tensor]

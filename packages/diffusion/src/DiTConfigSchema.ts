@@ -28,6 +28,17 @@ export const ditConfigSchema = (d: VideoDiTConfig) => {
     heads: int(1, d.heads),
     mlpRatio: positiveNumber(d.mlpRatio),
     adalnLoraDim: int(0, d.adalnLoraDim),
+    positionEncoding: literals(["rope3d", "sincos"], d.positionEncoding),
+    rope: withDefault(
+      Schema.Struct({
+        extrapolation: withDefault(
+          Schema.Struct({ t: positiveNumber(d.rope.extrapolation.t), h: positiveNumber(d.rope.extrapolation.h), w: positiveNumber(d.rope.extrapolation.w) }),
+          {}
+        ),
+        temporalScale: positiveNumber(d.rope.temporalScale)
+      }),
+      {}
+    ),
     contextDim: int(1, d.contextDim),
     codeDim: int(1, d.codeDim),
     timeScale: finite(d.timeScale),

@@ -33,6 +33,8 @@ export const architectureFields = [
   "heads",
   "mlpRatio",
   "adalnLoraDim",
+  "positionEncoding",
+  "rope",
   "contextDim",
   "codeDim",
   "timeScale",
@@ -56,8 +58,14 @@ export const readVdmCheckpointConfig = async (dir: string): Promise<VdmCheckpoin
   if (config.format !== VDM_CHECKPOINT_FORMAT) {
     throw new Error(`${join(dir, "config.json")}: format ${JSON.stringify(config.format)} is not ${VDM_CHECKPOINT_FORMAT} (is this a vdm-checkpoint?)`)
   }
-  validateDiTConfig(config.dit, `${join(dir, "config.json")}: dit`)
-  return config
+  // checkpoints written before the DiT had a position-encoding switch used additive sin/cos positions
+  const dit: VideoDiTConfig = {
+    ...config.dit,
+    positionEncoding: config.dit.positionEncoding ?? "sincos",
+    rope: config.dit.rope ?? { extrapolation: { t: 1, h: 1, w: 1 }, temporalScale: 1 }
+  }
+  validateDiTConfig(dit, `${join(dir, "config.json")}: dit`)
+  return { ...config, dit }
 }
 
 export interface PreparedVdm {
@@ -78,7 +86,7 @@ export interface PreparedVdm {
 export const prepareVdm = async (wanted: VideoDiTConfig, checkpointDir: string | undefined, seed: number): Promise<PreparedVdm> => {
   if (checkpointDir === undefined) return { dit: new VideoDiT(Init.seeded(seed), wanted), config: wanted, report: undefined, overridden: [] }
   const saved = await readVdmCheckpointConfig(checkpointDir)
-  const overridden = architectureFields.filter((k) => saved.dit[k] !== wanted[k])
+  const overridden = architectureFields.filter((k) => JSON.stringify(saved.dit[k]) !== JSON.stringify(wanted[k]))
   const config: VideoDiTConfig = { ...wanted, ...Object.fromEntries(architectureFields.map((k) => [k, saved.dit[k]])) }
   const dit = new VideoDiT(Init.seeded(seed), config)
   if (config.training.mode === "random") return { dit, config, report: undefined, overridden }

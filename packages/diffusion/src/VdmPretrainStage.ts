@@ -129,6 +129,9 @@ export const vdmPretrain = defineStage({
         if (dataset.height % m.patchSpatial !== 0 || dataset.width % m.patchSpatial !== 0) {
           throw new Error(`${where}.model.patchSpatial: ${m.patchSpatial} must divide the dataset's ${dataset.height}×${dataset.width} frames`)
         }
+        if (m.inChannels !== 3) {
+          throw new Error(`${where}.model.inChannels: ${m.inChannels} channels means tokenizer latents; this build has no video tokenizer and trains on RGB pixels (3)`)
+        }
         if (config.clip.length % m.patchTemporal !== 0) {
           throw new Error(`${where}.clip.length: ${config.clip.length} must be a multiple of model.patchTemporal (${m.patchTemporal})`)
         }

@@ -26,6 +26,7 @@ import {
 } from "@vw2/nn"
 import { DiTBlock, type BlockMasks } from "./DiTBlock.ts"
 import { grayscale3 } from "./internal/grayscale.ts"
+import { rope3dAngles } from "./Rope3D.ts"
 import type { VelocityNet } from "./RectifiedFlow.ts"
 import { validateDiTConfig, type VideoDiTConfig } from "./VideoDiTConfig.ts"
 
@@ -312,10 +313,16 @@ export class VideoDiT extends Module {
       const [, tn, p] = xPatches.shape as [number, number, number, number]
       const tokenTime = tf.mul(tf.stridedSlice(input.time, [0, 0], [b, t], [1, c.patchTemporal]), c.timeScale) // [B, Tn]
       const te = this.t_embedder.call(tokenTime)
-      const positions = tf.reshape(videoPositions(tn, h / c.patchSpatial, w / c.patchSpatial, c.width), [1, tn, p, c.width])
+      const rows = h / c.patchSpatial
+      const cols = w / c.patchSpatial
+      const positions =
+        c.positionEncoding === "sincos" ? tf.reshape(videoPositions(tn, rows, cols, c.width), [1, tn, p, c.width]) : tf.zeros([1, 1, 1, c.width])
       const context = this.contextTokens(b, input.context, input.contextKeep)
       const codesPer = input.context?.codes.shape[2] ?? 1
-      const masks = this.masks(tn, p, context.shape[1]!, input.context?.visibleFrom, codesPer)
+      const masks = {
+        ...this.masks(tn, p, context.shape[1]!, input.context?.visibleFrom, codesPer),
+        ...(c.positionEncoding === "rope3d" ? { rope: rope3dAngles(tn, rows, cols, c.width / c.heads, c.rope) } : {})
+      }
       const prepared: Prepared = { emb: this.t_embedding_norm.call(te.emb), adalnLora: te.adalnLora, context, masks, positions }
 
       const residuals =

@@ -11,6 +11,9 @@ export const vdmTrainingModes: ReadonlyArray<VdmTrainingMode> = ["random", "froz
 /** Temporal structure of the DiT's own self-attention. */
 export type TemporalSelfAttention = "full" | "causal"
 
+/** How tokens know where they are: Cosmos's 3D RoPE, or additive fixed 3D sin/cos (cheaper on pure JS). */
+export type PositionEncoding = "rope3d" | "sincos"
+
 export interface ControlBranchConfig {
   /** ControlNet-like branch on/off (ablation: "+ControlNet") */
   readonly enabled: boolean
@@ -52,6 +55,9 @@ export interface VideoDiTConfig {
   readonly contextDim: number
   /** width of one code vector before the projection to contextDim (FSQ: number of levels, 4) */
   readonly codeDim: number
+  readonly positionEncoding: PositionEncoding
+  /** rope3d: NTK extrapolation ratios per axis and the temporal position scale (Cosmos: base_fps / fps) */
+  readonly rope: { readonly extrapolation: { readonly t: number; readonly h: number; readonly w: number }; readonly temporalScale: number }
   /** network time = t · timeScale (Cosmos rectified_flow_t_scaling_factor: 1) */
   readonly timeScale: number
   /** an all-zero padding-mask channel is concatenated to the input (Cosmos concat_padding_mask: on) */
@@ -76,6 +82,9 @@ export const paperDiT: VideoDiTConfig = {
   heads: 16,
   mlpRatio: 4,
   adalnLoraDim: 256,
+  positionEncoding: "rope3d",
+  // video2world feeds 16 fps against the RoPE's base 24 fps
+  rope: { extrapolation: { t: 1, h: 1, w: 1 }, temporalScale: 1.5 },
   contextDim: 1024,
   codeDim: 4,
   timeScale: 1,
@@ -102,6 +111,8 @@ export const miniDiT: VideoDiTConfig = {
   heads: 4,
   mlpRatio: 2,
   adalnLoraDim: 0,
+  positionEncoding: "sincos",
+  rope: { extrapolation: { t: 1, h: 1, w: 1 }, temporalScale: 1 },
   contextDim: 64,
   codeDim: 4,
   timeScale: 1000,
@@ -129,6 +140,14 @@ export const validateDiTConfig = (c: VideoDiTConfig, path = "dit"): void => {
   if (!(c.mlpRatio > 0)) throw new Error(`${path}.mlpRatio: expected > 0, got ${c.mlpRatio}`)
   if (!Number.isInteger(c.adalnLoraDim) || c.adalnLoraDim < 0) throw new Error(`${path}.adalnLoraDim: expected an integer ≥ 0, got ${c.adalnLoraDim}`)
   if (!(c.contextDropout >= 0 && c.contextDropout < 1)) throw new Error(`${path}.contextDropout: expected 0 ≤ p < 1, got ${c.contextDropout}`)
+  if (c.positionEncoding !== "rope3d" && c.positionEncoding !== "sincos") {
+    throw new Error(`${path}.positionEncoding: expected "rope3d" or "sincos", got ${JSON.stringify(c.positionEncoding)}`)
+  }
+  if (c.positionEncoding === "rope3d") {
+    const hd = c.width / c.heads
+    const h = Math.floor(hd / 6) * 2
+    if (h < 2 || hd - 2 * h < 2) throw new Error(`${path}.heads: head width ${hd} is too small for rope3d (needs ≥ 12)`)
+  }
   if (c.temporalSelfAttention !== "full" && c.temporalSelfAttention !== "causal") {
     throw new Error(`${path}.temporalSelfAttention: expected "full" or "causal", got ${JSON.stringify(c.temporalSelfAttention)}`)
   }

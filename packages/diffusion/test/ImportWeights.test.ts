@@ -16,7 +16,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-const config = tinyDiT({ adalnLoraDim: 8, concatPaddingMask: true, control: { ...tinyDiT().control, enabled: false } })
+const config = tinyDiT({ adalnLoraDim: 8, concatPaddingMask: true, positionEncoding: "rope3d", control: { ...tinyDiT().control, enabled: false } })
 
 /** Written independently of the importer: our parameters → the Cosmos-Predict2 names and PyTorch layouts. */
 const toCosmos = (dit: VideoDiT): Map<string, NamedTensor> => {
