@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs"
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { AdamW, Init, countParams, trainStep } from "@vw2/nn"
+import { AdamW, Init, countParams, selectBackend, trainStep } from "@vw2/nn"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Dldm, geometry, loadDldm, miniPreset, paperPreset, saveDldm } from "../src/index.ts"
 import { maxAbsDiff, movingSquares } from "./fixtures.ts"
@@ -15,7 +15,8 @@ const futureNoise = tf.tidy(() =>
 )
 const perturbed = tf.tidy(() => tf.clipByValue(tf.add(video, futureNoise), 0, 1))
 
-beforeAll(() => {
+beforeAll(async () => {
+  await selectBackend() // the fastest available backend (VW2_TF_BACKEND forces one)
   model = new Dldm(Init.seeded(1), miniPreset)
 })
 

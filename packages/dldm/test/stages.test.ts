@@ -4,7 +4,9 @@ import { Exit } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { loadDldm, tokenizeStage, warmupStage } from "../src/index.ts"
+import { VideoDiT, miniDiT, readVdmCheckpointConfig, saveVdmCheckpoint } from "@vw2/diffusion"
+import { Init, loadCheckpoint } from "@vw2/nn"
+import { dldmStage, loadDldm, openxCotrainStage, tokenizeStage, warmupStage } from "../src/index.ts"
 import { failureMessage, runStage, tempDir, writeSquaresDataset } from "./stageSupport.ts"
 
 let root: string
@@ -86,5 +88,60 @@ describe("tokenize stage", () => {
     expect(Array.from((codes.data as Int32Array).subarray(16, 32))).toEqual(Array.from(direct))
     expect(Array.from((starts.data as Uint8Array).subarray(size, 2 * size))).toEqual(Array.from((frames.data as Uint8Array).subarray(8 * size, 9 * size)))
     model.dispose()
+  })
+})
+
+describe("dldm and openx-cotrain stages", () => {
+  let vdm: string
+  let joint: Awaited<ReturnType<typeof runStage>>
+  beforeAll(async () => {
+    // a vdm-checkpoint as vdm-pretrain writes it (no control branch; its weights need no training for this test)
+    vdm = path.join(root, "vdm")
+    const pretrained = new VideoDiT(Init.seeded(9), { ...miniDiT, control: { ...miniDiT.control, enabled: false } })
+    await saveVdmCheckpoint(vdm, pretrained, {
+      objective: { pMean: 0, pStd: 1, scaleSigmaByFrames: true, conditionFrames: 1, conditionFrameTime: 0 },
+      clip: { length: 5, frameStep: 2, height: 32, width: 32 },
+      pixelRange: [-1, 1]
+    })
+    pretrained.dispose()
+    joint = await runStage(dldmStage, { steps: 3, optim: { batchSize: 2 } }, { dataset, warmup: checkpoint, vdm })
+  })
+
+  it("dldm: trains dLDM + DiT jointly from the warm-up checkpoint and writes both checkpoints", async () => {
+    expect(joint.exit._tag, failureMessage(joint.exit)).toBe("Success")
+    expect(joint.metrics.length).toBe(3)
+    for (const m of joint.metrics) {
+      const v = m.values
+      expect(v["loss"]).toBeCloseTo(10 * v["diffusion"]! + v["reconstruction"]!, 3)
+    }
+    const { model, trainState } = await loadDldm(path.join(joint.outputRoot, "checkpoint"))
+    expect(trainState?.["stage"]).toBe("dldm")
+    // the dLDM changed from the warm-up weights
+    const { model: warm } = await loadDldm(checkpoint)
+    const a = model.paramMap().get("qformer.queries")!.v.dataSync()
+    const b = warm.paramMap().get("qformer.queries")!.v.dataSync()
+    expect(Array.from(a)).not.toEqual(Array.from(b))
+    // the VDM now has its control branch and the code projection
+    const vdmOut = path.join(joint.outputRoot, "vdm")
+    expect((await readVdmCheckpointConfig(vdmOut)).dit.control.enabled).toBe(true)
+    const weights = (await loadCheckpoint(vdmOut)).weights
+    expect([...weights.keys()].some((k) => k.startsWith("control."))).toBe(true)
+    model.dispose()
+    warm.dispose()
+  })
+
+  it("openx-cotrain: continues on a weighted Craft + Open-X mixture", async () => {
+    const openx = path.join(root, "openx")
+    writeSquaresDataset(openx, { train: 3, test: 0 }, 13, 32, "openx")
+    const run = await runStage(
+      openxCotrainStage,
+      { steps: 3, optim: { batchSize: 4 }, craftWeight: 1, openxWeight: 3 },
+      { craft: dataset, openx, checkpoint: path.join(joint.outputRoot, "checkpoint"), vdm: path.join(joint.outputRoot, "vdm") }
+    )
+    expect(run.exit._tag, failureMessage(run.exit)).toBe("Success")
+    const fractions = run.metrics.map((m) => m.values["openx_fraction"]!)
+    expect(fractions.length).toBe(3)
+    expect(fractions.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    expect(fs.existsSync(path.join(run.outputRoot, "checkpoint", "model.safetensors"))).toBe(true)
   })
 })
