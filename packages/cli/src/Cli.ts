@@ -99,17 +99,19 @@ const gitCommit = (): string => {
 export interface ExecutorSettings {
   readonly gpus: ReadonlyArray<string>
   readonly cpus: number
+  /** a fresh worker process per invocation instead of warm, reused workers */
+  readonly freshWorkers: boolean
 }
 
 /** Executor kinds `vw2 run --executor` accepts; a new backend (packages/cluster: "ray") adds one entry. */
 export const executorKinds: Readonly<Record<string, (settings: ExecutorSettings) => Layer.Layer<Executor>>> = {
   inline: () => InlineExecutor.layer,
-  local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus })
+  local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus, reuseWorkers: !settings.freshWorkers })
 }
 
 const chooseExecutor = (
   experiment: Experiment,
-  flags: { readonly executor: string | undefined; readonly gpus: string | undefined; readonly cpus: number | undefined }
+  flags: { readonly executor: string | undefined; readonly gpus: string | undefined; readonly cpus: number | undefined; readonly freshWorkers: boolean }
 ) =>
   Effect.gen(function*() {
     const kind = flags.executor ?? experiment.executor?.kind ?? "local"
@@ -118,7 +120,7 @@ const chooseExecutor = (
     if (!Number.isInteger(cpus) || cpus < 1) return yield* new UsageError({ message: `--cpus ${cpus}: expected an integer ≥ 1` })
     const make = executorKinds[kind]
     if (make === undefined) return yield* new UsageError({ message: `executor ${kind}: expected one of ${Object.keys(executorKinds).join(", ")}` })
-    return make({ gpus, cpus })
+    return make({ gpus, cpus, freshWorkers: flags.freshWorkers })
   })
 
 const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } =>
@@ -133,6 +135,10 @@ const run = Command.make("run", {
   ),
   gpus: Flag.String("gpus").pipe(Flag.withDescription("GPU ids the local executor hands out, e.g. 0,1"), Flag.optional),
   cpus: Flag.Int("cpus").pipe(Flag.withDescription("CPU slots of the local executor (default: core count)"), Flag.optional),
+  freshWorkers: Flag.Boolean("fresh-workers").pipe(
+    Flag.withDescription("local executor: start a new worker process for every invocation (no module state shared between stages)"),
+    Flag.withDefault(false)
+  ),
   noTrack: Flag.Boolean("no-track").pipe(Flag.withDescription("record nothing in the tracker"), Flag.withDefault(false))
 }, (flags) =>
   Effect.gen(function*() {
@@ -140,7 +146,8 @@ const run = Command.make("run", {
     const executorLayer = yield* chooseExecutor(experiment, {
       executor: flags.executor._tag === "Some" ? flags.executor.value : undefined,
       gpus: flags.gpus._tag === "Some" ? flags.gpus.value : undefined,
-      cpus: flags.cpus._tag === "Some" ? flags.cpus.value : undefined
+      cpus: flags.cpus._tag === "Some" ? flags.cpus.value : undefined,
+      freshWorkers: flags.freshWorkers
     })
     const storeShape = ArtifactStore.makeArtifactStore()
     yield* runWithRecord(absolute, plan, storeShape, executorLayer, selectTracker({ noTrack: flags.noTrack }))
