@@ -1,19 +1,16 @@
 /**
- * Quickstart: the whole VideoWorld 2 DAG at the mini preset on MiniCraft + MiniCALVIN.
+ * Quickstart: the whole VideoWorld 2 DAG at the mini preset — MiniCraft + MiniCALVIN data, VDM pre-training,
+ * dLDM warm-up and disentangled training, tokenization, the AR transformers, the CALVIN head with the
+ * closed-loop protocol, and the CraftBench evaluation (table, GIFs, plot). Sized for a 2-core CPU.
  *
  *   npx vw2 run experiments/quickstart-vw2.ts
+ *   npx vw2 run experiments/quickstart-vw2.ts --set ar.train.lr=0.001   # reruns ar and craft-eval only
  */
 import { defineExperiment } from "@vw2/core"
-import { videoWorld2Pipeline } from "@vw2/pipelines"
+import { videoWorld2Pipeline, videoWorld2Presets } from "@vw2/pipelines"
 
 export default defineExperiment({
   name: "quickstart-vw2",
   pipeline: videoWorld2Pipeline,
-  config: {
-    "craft-data": { trainEpisodesPerTask: 4, testEpisodesPerTask: 1 },
-    "vdm-pretrain": {},
-    warmup: {},
-    tokenize: {},
-    ar: { model: { dim: 48, depth: 2, heads: 4, mlpRatio: 2, patchSize: 8, historyClips: 2 }, train: { steps: 60, batchSize: 8, lr: 2e-3 } }
-  }
+  config: videoWorld2Presets.mini
 })

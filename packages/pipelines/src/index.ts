@@ -1,1 +1,3 @@
+export * from "./Presets.ts"
+export * from "./RobotTokenize.ts"
 export * from "./VideoWorld2.ts"

@@ -1,0 +1,164 @@
+/**
+ * Configs of the VideoWorld 2 pipelines at two sizes. `mini`: MiniCraft/MiniCALVIN at 32×32 with tiny
+ * models, sized so the whole DAG runs in minutes on a 2-core CPU. `paper`: the paper's sizes (PAPER.md
+ * "Training recipe") for GPU clusters. Experiment files pick one with `presetFromEnv()` (VW2_PRESET).
+ */
+import type { ConfigOfPipeline } from "@vw2/core"
+import { dldmPresets } from "@vw2/dldm"
+import { ditPresets } from "@vw2/diffusion"
+import type {
+  baselinesPipeline,
+  craftPipeline,
+  mainTablePipeline,
+  reconstructionOnlyPipeline,
+  videoWorld2OpenXPipeline,
+  videoWorld2Pipeline
+} from "./VideoWorld2.ts"
+
+export type PresetName = "mini" | "paper"
+export const presetNames: ReadonlyArray<PresetName> = ["mini", "paper"]
+
+/** The preset named by VW2_PRESET (default mini); a wrong name fails with the accepted ones. */
+export const presetFromEnv = (env: Readonly<Record<string, string | undefined>> = process.env): PresetName => {
+  const value = env["VW2_PRESET"] ?? "mini"
+  if (!(presetNames as ReadonlyArray<string>).includes(value)) throw new TypeError(`VW2_PRESET=${value}: expected one of ${presetNames.join(", ")}`)
+  return value as PresetName
+}
+
+type Vw2Config = ConfigOfPipeline<typeof videoWorld2Pipeline>
+type OpenXConfig = ConfigOfPipeline<typeof videoWorld2OpenXPipeline>
+type ReconstructionConfig = ConfigOfPipeline<typeof reconstructionOnlyPipeline>
+
+/** Mini sizes. The AR and head widths are tiny; the dLDM/DiT use their packages' mini presets. */
+const miniAr = {
+  model: { dim: 48, depth: 2, heads: 4, mlpRatio: 2, patchSize: 8, historyClips: 2 },
+  text: { kind: "vocab", maxTokens: 12 },
+  train: { steps: 150, batchSize: 8, lr: 2e-3, weightDecay: 0.05, warmupSteps: 10, logEvery: 10 }
+} as const
+
+const mini: Vw2Config = {
+  "craft-data": { source: "minicraft", trainEpisodesPerTask: 4, testEpisodesPerTask: 1 },
+  "calvin-data": { source: "minicalvin", trainSequences: 4, testSequences: 1, size: 32, openx: { sequences: 2 } },
+  "vdm-pretrain": {},
+  warmup: { model: dldmPresets.mini },
+  dldm: {},
+  tokenize: {},
+  "tokenize-calvin": {},
+  ar: miniAr,
+  "ar-calvin": miniAr,
+  "calvin-head": { train: { steps: 300, batchSize: 32, lr: 2e-3 }, protocol: { chains: 5, epLen: 60 } },
+  "craft-eval": { method: "VideoWorld 2", training: "Craft", episodesPerTask: 1, decoder: { steps: 8, cfg: 3 }, gifs: 5 }
+}
+
+/**
+ * Paper sizes: dLDM and DiT paper presets (93 frames, 480 px, Cosmos 2B widths), AR at Cosmos-AR-4B-like
+ * width, the authors' optimisers and iteration counts. The AR's text encoder is the T5-XXL encoder Cosmos AR
+ * conditions on (declared; this build has no runtime for it).
+ */
+const paperAr = {
+  model: { dim: 3072, depth: 32, heads: 24, mlpRatio: 4, patchSize: 16, historyClips: 4 },
+  text: { kind: "pretrained", model: "google/t5-v1_1-xxl", maxTokens: 512 },
+  train: { steps: 50_000, batchSize: 256, lr: 3e-4, weightDecay: 0.05, beta1: 0.9, beta2: 0.98, warmupSteps: 1000, logEvery: 100 }
+} as const
+
+const paperDldmOptim = { lr: 1e-4, weightDecay: 0.1, beta1: 0.9, beta2: 0.99, batchSize: 128, warmupSteps: 2000, schedule: "constant" } as const
+
+const paper: Vw2Config = {
+  // the real data: Video-CraftBench as a video folder with step annotations, CALVIN ABCD→D, Open-X RLDS shards
+  // (paths are placeholders to override: --set craft-data.path=... --set calvin-data.calvin.path=...)
+  "craft-data": { source: "video-folder", path: "data/video-craftbench", name: "video-craftbench", height: 480, width: 640, fps: 16 },
+  "calvin-data": {
+    source: "calvin",
+    calvin: { path: "data/calvin/task_ABCD_D", height: 480, width: 640 },
+    openx: { path: "data/open-x", height: 480, width: 640 }
+  },
+  "vdm-pretrain": { model: { ...ditPresets.paper, control: { ...ditPresets.paper.control, enabled: false } } },
+  warmup: { model: dldmPresets.paper, steps: 20_000, optim: { ...paperDldmOptim, lr: 4.3e-5 } },
+  dldm: { steps: 100_000, optim: paperDldmOptim, dit: ditPresets.paper },
+  tokenize: {},
+  "tokenize-calvin": {},
+  ar: paperAr,
+  "ar-calvin": paperAr,
+  "calvin-head": { model: { hidden: 1024, layers: 3 }, train: { steps: 20_000, batchSize: 256, lr: 1e-4 }, protocol: { chains: 1000, epLen: 360 } },
+  "craft-eval": { method: "VideoWorld 2", training: "Craft", decoder: { steps: 35, cfg: 7 }, gifs: 20 }
+}
+
+export const videoWorld2Presets: Readonly<Record<PresetName, Vw2Config>> = { mini, paper }
+
+const withOpenX = (c: Vw2Config, steps: number): OpenXConfig => ({
+  ...c,
+  "openx-cotrain": { ...c.dldm, steps, craftWeight: 1, openxWeight: 1 },
+  "craft-eval": { ...c["craft-eval"], training: "OpenX & Craft" }
+})
+
+export const videoWorld2OpenXPresets: Readonly<Record<PresetName, OpenXConfig>> = { mini: withOpenX(mini, 30), paper: withOpenX(paper, 100_000) }
+
+const reconstructionOnly = (c: Vw2Config, method: string): ReconstructionConfig => ({
+  "craft-data": c["craft-data"],
+  "calvin-data": c["calvin-data"],
+  warmup: c.warmup,
+  tokenize: c.tokenize,
+  "tokenize-calvin": c["tokenize-calvin"],
+  ar: c.ar,
+  "ar-calvin": c["ar-calvin"],
+  "calvin-head": c["calvin-head"],
+  "craft-eval": { ...c["craft-eval"], method }
+})
+
+export const reconstructionOnlyPresets: Readonly<Record<PresetName, ReconstructionConfig>> = {
+  mini: reconstructionOnly(mini, "VideoWorld 1-like (no VDM)"),
+  paper: reconstructionOnly(paper, "VideoWorld 1-like (no VDM)")
+}
+
+type CraftConfig = ConfigOfPipeline<typeof craftPipeline>
+type MainTableConfig = ConfigOfPipeline<typeof mainTablePipeline>
+type BaselinesConfig = ConfigOfPipeline<typeof baselinesPipeline>
+
+const craftOnly = (c: Vw2Config): CraftConfig => ({
+  "craft-data": c["craft-data"],
+  "vdm-pretrain": c["vdm-pretrain"],
+  warmup: c.warmup,
+  dldm: c.dldm,
+  tokenize: c.tokenize,
+  ar: c.ar,
+  "craft-eval": c["craft-eval"]
+})
+
+/** Craft-only configs (the ablations' base point). */
+export const craftPresets: Readonly<Record<PresetName, CraftConfig>> = { mini: craftOnly(mini), paper: craftOnly(paper) }
+
+const mainTable = (c: Vw2Config, cotrainSteps: number): MainTableConfig => ({
+  ...c,
+  "craft-eval": { ...c["craft-eval"], method: "VideoWorld 2", training: "Craft" },
+  "openx-cotrain": { ...c.dldm, steps: cotrainSteps, craftWeight: 1, openxWeight: 1 },
+  "tokenize-openx": c.tokenize,
+  "ar-openx": c.ar,
+  "craft-eval-openx": { ...c["craft-eval"], method: "VideoWorld 2", training: "OpenX & Craft" }
+})
+
+export const mainTablePresets: Readonly<Record<PresetName, MainTableConfig>> = { mini: mainTable(mini, 30), paper: mainTable(paper, 100_000) }
+
+/** The model config with 2-frame clips: one transition per clip, no temporal compression (LAPA/Moto/CoLA). */
+const twoFrameClips = <M extends { readonly frames?: number; readonly temporalCompression?: number }>(model: M): M => ({ ...model, frames: 2, temporalCompression: 1 })
+
+const baselines = (c: Vw2Config): BaselinesConfig => {
+  const warmupModel = c.warmup.model ?? {}
+  return {
+    "craft-data": c["craft-data"],
+    warmup: c.warmup,
+    tokenize: c.tokenize,
+    ar: c.ar,
+    "craft-eval": { ...c["craft-eval"], method: "VideoWorld 1-like (no VDM)", training: "Craft" },
+    "warmup-t2": { ...c.warmup, model: twoFrameClips(warmupModel) },
+    "tokenize-t2": c.tokenize,
+    "ar-t2": c.ar,
+    "craft-eval-t2": { ...c["craft-eval"], method: "LAPA/Moto-like (T = 2, reconstruction)", training: "Craft" },
+    "vdm-pretrain": c["vdm-pretrain"],
+    "dldm-cola": { ...c.dldm, dit: { ...c.dldm.dit, control: { ...c.dldm.dit?.control, enabled: false } } },
+    "tokenize-cola": c.tokenize,
+    "ar-cola": c.ar,
+    "craft-eval-cola": { ...c["craft-eval"], method: "CoLA-like (VDM, T = 2, no low-fi branch)", training: "Craft" }
+  }
+}
+
+export const baselinesPresets: Readonly<Record<PresetName, BaselinesConfig>> = { mini: baselines(mini), paper: baselines(paper) }
