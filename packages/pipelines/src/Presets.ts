@@ -33,7 +33,7 @@ type ReconstructionConfig = ConfigOfPipeline<typeof reconstructionOnlyPipeline>
 const miniAr = {
   model: { dim: 48, depth: 2, heads: 4, mlpRatio: 2, patchSize: 8, historyClips: 2 },
   text: { kind: "vocab", maxTokens: 12 },
-  train: { steps: 150, batchSize: 8, lr: 2e-3, weightDecay: 0.05, warmupSteps: 10, logEvery: 10 }
+  train: { steps: 100, batchSize: 8, lr: 2e-3, weightDecay: 0.05, warmupSteps: 10, logEvery: 10 }
 } as const
 
 const mini: Vw2Config = {
@@ -45,9 +45,10 @@ const mini: Vw2Config = {
   tokenize: {},
   "tokenize-calvin": {},
   ar: miniAr,
-  "ar-calvin": miniAr,
-  "calvin-head": { train: { steps: 300, batchSize: 32, lr: 2e-3 }, protocol: { chains: 5, epLen: 60 } },
-  "craft-eval": { method: "VideoWorld 2", training: "Craft", episodesPerTask: 1, decoder: { steps: 8, cfg: 3 }, gifs: 5 }
+  "ar-calvin": { ...miniAr, train: { ...miniAr.train, steps: 80 } },
+  // MiniCALVIN's scripted expert needs at most ~45 steps per subtask
+  "calvin-head": { train: { steps: 200, batchSize: 32, lr: 2e-3 }, protocol: { chains: 4, epLen: 48 } },
+  "craft-eval": { method: "VideoWorld 2", training: "Craft", episodesPerTask: 1, decoder: { steps: 6, cfg: 2 }, gifs: 5 }
 }
 
 /**
