@@ -1,4 +1,5 @@
 /** Drives the real `vw2` binary as a subprocess against a temp VW2_HOME and the core fixture experiment. */
+import { afterAll } from "vitest"
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -14,8 +15,16 @@ export interface Sandbox {
   readonly env: NodeJS.ProcessEnv
 }
 
+const created: Array<string> = []
+// registered while the importing test file is collected, so it runs after that file's tests
+afterAll(() => {
+  for (const dir of created.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh VW2_HOME (removed after the test file) and the env that points vw2 at it. */
 export const sandbox = (name: string): Sandbox => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), `vw2-cli-${name}-`))
+  created.push(home)
   const log = path.join(home, "exec.log")
   // these tests are about the engine; tracking has its own tests in packages/tracking
   return { home, log, env: { ...process.env, VW2_HOME: home, VW2_TEST_LOG: log, VW2_TRACKER: "none" } }

@@ -1,4 +1,5 @@
 /** Shared test helpers: temp store dirs, a recording Tracker, the fixture experiment, the execution log. */
+import { afterAll } from "vitest"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -17,7 +18,18 @@ import { Tracker } from "../src/Tracker.ts"
 
 export const fixtureFile = fileURLToPath(new URL("./fixtures/experiment.ts", import.meta.url))
 
-export const tempDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `vw2-${prefix}-`))
+const created: Array<string> = []
+// registered while the importing test file is collected, so it runs after that file's tests
+afterAll(() => {
+  for (const dir of created.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+/** A fresh temp dir, removed after the test file. */
+export const tempDir = (prefix: string): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vw2-${prefix}-`))
+  created.push(dir)
+  return dir
+}
 
 export interface LogLine {
   readonly step: string
