@@ -103,7 +103,7 @@ export function validateDldmConfig(c: DldmConfig, where = "dldm.model"): void {
 }
 
 /**
- * Paper scale: 93-frame clips at 480×640 (16 fps, 5 s) → 24 latent frames of 30×40 tokens, 23 transitions ×
+ * Paper scale: 93-frame clips at 480×832 (Cosmos 480p, 16 fps, 5 s) → 24 latent frames of 30×52 tokens, 23 transitions ×
  * 4 queries = 92 indices, vocabulary 1000. Compression, Haar patching, Q-Former depth/heads, N and FSQ are the
  * authors'. Their encoder/decoder are conv + attention (Cosmos-tokenizer family); we build transformer
  * blocks of the same token grid with widths giving the same ~10⁸-parameter magnitude (the released config's
@@ -112,7 +112,7 @@ export function validateDldmConfig(c: DldmConfig, where = "dldm.model"): void {
 export const paperPreset: DldmConfig = {
   frames: 93,
   height: 480,
-  width: 640,
+  width: 832,
   patching: "haar",
   temporalCompression: 4,
   spatialCompression: 16,

@@ -89,10 +89,10 @@ describe("training", () => {
 })
 
 describe("presets", () => {
-  it("paper preset: 24 latent frames × 30×40 tokens, 23 × 4 = 92 codes, vocab 1000, ~10⁸ parameters (counted without allocating)", () => {
+  it("paper preset: 24 latent frames × 30×52 tokens, 23 × 4 = 92 codes, vocab 1000, ~10⁸ parameters (counted without allocating)", () => {
     const g = geometry(paperPreset)
     expect(g.latentFrames).toBe(24)
-    expect(g.tokensPerFrame).toBe(1200)
+    expect(g.tokensPerFrame).toBe(30 * 52)
     expect(g.codesPerClip).toBe(92)
     expect(g.vocabulary).toBe(1000)
     const before = tf.memory().numTensors
