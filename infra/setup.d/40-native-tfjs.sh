@@ -71,6 +71,12 @@ wheel, out = sys.argv[1], sys.argv[2]
 headers = ("tensorflow/include/tensorflow/c/", "tensorflow/include/tensorflow/core/platform/",
            "tensorflow/include/tsl/platform/", "tensorflow/include/xla/tsl/c/")
 with zipfile.ZipFile(wheel) as z:
+    # the CUDA runtime wheels that `tensorflow[and-cuda]` pins (used only for the `tensorflow` wheel)
+    metadata = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+    cuda = [line.split(":", 1)[1].split(";")[0].strip() for line in z.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:") and 'extra == "and-cuda"' in line]
+    with open(os.path.join(out, "cuda-requirements.txt"), "w") as f:
+        f.write("".join(r + "\n" for r in cuda))
     for name in z.namelist():
         if name in ("tensorflow/libtensorflow_cc.so.2", "tensorflow/libtensorflow_framework.so.2"):
             target = os.path.join(out, "lib", os.path.basename(name))
@@ -83,6 +89,15 @@ with zipfile.ZipFile(wheel) as z:
             shutil.copyfileobj(src, dst)
 PY
   rm -rf "$WHEELS"
+  if [ "$TF_WHEEL" = "tensorflow" ] && [ -s "$LIBTF/cuda-requirements.txt" ]; then
+    # GPU build: TensorFlow dlopens libcudart/cublas/cudnn/... from its own RUNPATH ($ORIGIN), so the
+    # CUDA wheels' libraries are linked next to libtensorflow_cc.so.2 (see infra/gpu/README.md).
+    echo "native tfjs: installing the CUDA runtime wheels $TF_WHEEL==$TF_VERSION pins"
+    "$VENV/bin/pip" install -q -r "$LIBTF/cuda-requirements.txt"
+    for dir in "$VENV"/lib/python3*/site-packages/nvidia/*/lib; do
+      for so in "$dir"/*.so*; do [ -e "$so" ] && ln -sf "$so" "$LIBTF/lib/"; done
+    done
+  fi
   echo "$TF_WHEEL==$TF_VERSION" > "$LIBTF/.stamp"
 fi
 [ -f "$LIBTF/lib/libtensorflow_cc.so.2" ] || { echo "native tfjs: $TF_WHEEL wheel has no libtensorflow_cc.so.2"; exit 1; }
