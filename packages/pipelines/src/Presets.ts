@@ -4,7 +4,7 @@
  * "Training recipe") for GPU clusters. Experiment files pick one with `presetFromEnv()` (VW2_PRESET).
  */
 import type { ConfigOfPipeline } from "@vw2/core"
-import { dldmPresets } from "@vw2/dldm"
+import { miniStageConfigs, paperStageConfigs } from "@vw2/dldm"
 import { ditPresets } from "@vw2/diffusion"
 import type {
   baselinesPipeline,
@@ -40,10 +40,10 @@ const mini: Vw2Config = {
   "craft-data": { source: "minicraft", trainEpisodesPerTask: 4, testEpisodesPerTask: 1 },
   "calvin-data": { source: "minicalvin", trainSequences: 4, testSequences: 1, size: 32, openx: { sequences: 2 } },
   "vdm-pretrain": {},
-  warmup: { model: dldmPresets.mini },
-  dldm: {},
-  tokenize: {},
-  "tokenize-calvin": {},
+  warmup: miniStageConfigs.warmup,
+  dldm: miniStageConfigs.dldm,
+  tokenize: miniStageConfigs.tokenize,
+  "tokenize-calvin": miniStageConfigs.tokenize,
   ar: miniAr,
   "ar-calvin": { ...miniAr, train: { ...miniAr.train, steps: 80 } },
   // MiniCALVIN's scripted expert needs at most ~45 steps per subtask
@@ -62,22 +62,20 @@ const paperAr = {
   train: { steps: 50_000, batchSize: 256, lr: 3e-4, weightDecay: 0.05, beta1: 0.9, beta2: 0.98, warmupSteps: 1000, logEvery: 100 }
 } as const
 
-const paperDldmOptim = { lr: 1e-4, weightDecay: 0.1, beta1: 0.9, beta2: 0.99, batchSize: 128, warmupSteps: 2000, schedule: "constant" } as const
-
 const paper: Vw2Config = {
   // the real data: Video-CraftBench as a video folder with step annotations, CALVIN ABCD→D, Open-X RLDS shards
   // (paths are placeholders to override: --set craft-data.path=... --set calvin-data.calvin.path=...)
-  "craft-data": { source: "video-folder", path: "data/video-craftbench", name: "video-craftbench", height: 480, width: 640, fps: 16 },
+  "craft-data": { source: "video-folder", path: "data/video-craftbench", name: "video-craftbench", height: 480, width: 832, fps: 16 },
   "calvin-data": {
     source: "calvin",
-    calvin: { path: "data/calvin/task_ABCD_D", height: 480, width: 640 },
-    openx: { path: "data/open-x", height: 480, width: 640 }
+    calvin: { path: "data/calvin/task_ABCD_D", height: 480, width: 832 },
+    openx: { path: "data/open-x", height: 480, width: 832 }
   },
   "vdm-pretrain": { model: { ...ditPresets.paper, control: { ...ditPresets.paper.control, enabled: false } } },
-  warmup: { model: dldmPresets.paper, steps: 20_000, optim: { ...paperDldmOptim, lr: 4.3e-5 } },
-  dldm: { steps: 100_000, optim: paperDldmOptim, dit: ditPresets.paper },
-  tokenize: {},
-  "tokenize-calvin": {},
+  warmup: paperStageConfigs.warmup,
+  dldm: paperStageConfigs.dldm,
+  tokenize: paperStageConfigs.tokenize,
+  "tokenize-calvin": paperStageConfigs.tokenize,
   ar: paperAr,
   "ar-calvin": paperAr,
   "calvin-head": { model: { hidden: 1024, layers: 3 }, train: { steps: 20_000, batchSize: 256, lr: 1e-4 }, protocol: { chains: 1000, epLen: 360 } },
@@ -86,13 +84,16 @@ const paper: Vw2Config = {
 
 export const videoWorld2Presets: Readonly<Record<PresetName, Vw2Config>> = { mini, paper }
 
-const withOpenX = (c: Vw2Config, steps: number): OpenXConfig => ({
+const withOpenX = (c: Vw2Config, cotrain: OpenXConfig["openx-cotrain"]): OpenXConfig => ({
   ...c,
-  "openx-cotrain": { ...c.dldm, steps, craftWeight: 1, openxWeight: 1 },
+  "openx-cotrain": cotrain,
   "craft-eval": { ...c["craft-eval"], training: "OpenX & Craft" }
 })
 
-export const videoWorld2OpenXPresets: Readonly<Record<PresetName, OpenXConfig>> = { mini: withOpenX(mini, 30), paper: withOpenX(paper, 100_000) }
+export const videoWorld2OpenXPresets: Readonly<Record<PresetName, OpenXConfig>> = {
+  mini: withOpenX(mini, miniStageConfigs["openx-cotrain"]),
+  paper: withOpenX(paper, paperStageConfigs["openx-cotrain"])
+}
 
 const reconstructionOnly = (c: Vw2Config, method: string): ReconstructionConfig => ({
   "craft-data": c["craft-data"],
@@ -128,16 +129,19 @@ const craftOnly = (c: Vw2Config): CraftConfig => ({
 /** Craft-only configs (the ablations' base point). */
 export const craftPresets: Readonly<Record<PresetName, CraftConfig>> = { mini: craftOnly(mini), paper: craftOnly(paper) }
 
-const mainTable = (c: Vw2Config, cotrainSteps: number): MainTableConfig => ({
+const mainTable = (c: Vw2Config, cotrain: MainTableConfig["openx-cotrain"]): MainTableConfig => ({
   ...c,
   "craft-eval": { ...c["craft-eval"], method: "VideoWorld 2", training: "Craft" },
-  "openx-cotrain": { ...c.dldm, steps: cotrainSteps, craftWeight: 1, openxWeight: 1 },
+  "openx-cotrain": cotrain,
   "tokenize-openx": c.tokenize,
   "ar-openx": c.ar,
   "craft-eval-openx": { ...c["craft-eval"], method: "VideoWorld 2", training: "OpenX & Craft" }
 })
 
-export const mainTablePresets: Readonly<Record<PresetName, MainTableConfig>> = { mini: mainTable(mini, 30), paper: mainTable(paper, 100_000) }
+export const mainTablePresets: Readonly<Record<PresetName, MainTableConfig>> = {
+  mini: mainTable(mini, miniStageConfigs["openx-cotrain"]),
+  paper: mainTable(paper, paperStageConfigs["openx-cotrain"])
+}
 
 /** The model config with 2-frame clips: one transition per clip, no temporal compression (LAPA/Moto/CoLA). */
 const twoFrameClips = <M extends { readonly frames?: number; readonly temporalCompression?: number }>(model: M): M => ({ ...model, frames: 2, temporalCompression: 1 })
