@@ -85,7 +85,6 @@ const userName = (): string => {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 interface OpenRunRecord {
   readonly ref: string
