@@ -94,6 +94,7 @@ export const ar = defineStage({
           width: data.info.width
         }
         const examples: Array<Example> = data.episodes.flatMap((episode) => Array.from({ length: episode.clips }, (_, clip) => ({ episode, clip })))
+        if (examples.length === 0) throw new Error(`${inputs.codes.dir}: the training episodes have no clips (are they shorter than the dLDM's clip length ${data.info.clipLength}?)`)
         ctx.log(`ar: ${data.episodes.length} episodes, ${examples.length} clips, vocabulary ${vocab.words.length} words, ${arch.codesPerClip} codes/clip`)
         const model = new ArTransformer(Init.seeded(ctx.seed), arch)
         const { train } = config
