@@ -46,6 +46,15 @@ describe("causality (perturb frames/codes after t → outputs ≤ t unchanged)",
     expect(maxAbsDiff(a.slice([0, 3, 0, 0], [2, 2, -1, -1]), b.slice([0, 3, 0, 0], [2, 2, -1, -1]))).toBeGreaterThan(1e-4)
   })
 
+  it("encoder with causal temporal convolution instead of attention is causal too", () => {
+    const conv = new Dldm(Init.seeded(4), { ...miniPreset, temporalMixing: "conv", temporalKernel: 2 })
+    const a = conv.encoder.call(video)
+    const b = conv.encoder.call(perturbed)
+    expect(maxAbsDiff(a.slice([0, 0, 0, 0], [2, 3, -1, -1]), b.slice([0, 0, 0, 0], [2, 3, -1, -1]))).toBe(0)
+    expect(maxAbsDiff(a.slice([0, 3, 0, 0], [2, 2, -1, -1]), b.slice([0, 3, 0, 0], [2, 2, -1, -1]))).toBeGreaterThan(1e-4)
+    conv.dispose()
+  })
+
   it("Q-Former: codes of transitions 0,1 (latent frames ≤ 2) ignore frames 5..8", () => {
     const za = model.qformer.call(model.encoder.call(video))
     const zb = model.qformer.call(model.encoder.call(perturbed))

@@ -9,14 +9,14 @@ import { defineStage, type StageContext } from "@vw2/core"
 import { FlowObjectiveSchema, ditConfigSchema, miniDiT, prepareVdm, readVdmCheckpointConfig, saveVdmCheckpoint, type VideoDiTConfig } from "@vw2/diffusion"
 import { trainStep } from "@vw2/nn"
 import type * as tf from "@tensorflow/tfjs"
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 import { loadDldm, saveDldm } from "../checkpoint.ts"
 import { int, nonNegInt, nonNegative, positive, withDefault } from "../internal/schema.ts"
 import { batchTensor, endlessBatches, mixedBatches, openClips } from "../train/data.ts"
 import { jointLoss } from "../train/joint.ts"
 import { runSteps } from "../train/loop.ts"
 import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
-import { stageFailure, useBackend } from "./WarmupStage.ts"
+import { runStageBody, useBackend } from "./common.ts"
 import type { Batch } from "@vw2/data"
 
 const jointFields = {
@@ -162,10 +162,7 @@ export const dldmStage = defineStage({
   outputs: { checkpoint: "dldm-checkpoint", vdm: "vdm-checkpoint" },
   resources: () => ({ cpus: 1 }),
   run: (ctx, config, inputs) =>
-    Effect.tryPromise({
-      try: () => runJoint(ctx, "dldm", config, { craft: inputs.dataset.dir }, inputs.warmup.dir, inputs.vdm.dir),
-      catch: stageFailure("dldm")
-    })
+    runStageBody("dldm", ctx, (c) => runJoint(c, "dldm", config, { craft: inputs.dataset.dir }, inputs.warmup.dir, inputs.vdm.dir))
 })
 
 export const openxCotrainStage = defineStage({
@@ -176,16 +173,14 @@ export const openxCotrainStage = defineStage({
   outputs: { checkpoint: "dldm-checkpoint", vdm: "vdm-checkpoint" },
   resources: () => ({ cpus: 1 }),
   run: (ctx, config, inputs) =>
-    Effect.tryPromise({
-      try: () =>
+    runStageBody("openx-cotrain", ctx, (c) =>
         runJoint(
-          ctx,
+          c,
           "openx-cotrain",
           config,
           { craft: inputs.craft.dir, openx: { dir: inputs.openx.dir, craftWeight: config.craftWeight, openxWeight: config.openxWeight } },
           inputs.checkpoint.dir,
           inputs.vdm.dir
-        ),
-      catch: stageFailure("openx-cotrain")
-    })
+        )
+    )
 })

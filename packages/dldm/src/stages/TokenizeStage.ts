@@ -8,12 +8,12 @@
 import * as tf from "@tensorflow/tfjs"
 import { defineStage, type StageContext } from "@vw2/core"
 import { Dataset, npyArray, writeNpy } from "@vw2/data"
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 import { mkdirSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { loadDldm } from "../checkpoint.ts"
 import { int, nonNegInt, withDefault } from "../internal/schema.ts"
-import { stageFailure, useBackend } from "./WarmupStage.ts"
+import { runStageBody, useBackend } from "./common.ts"
 
 export const TokenizeConfigSchema = Schema.Struct({
   /** which splits to tokenize (each episode keeps its split in codes.json) */
@@ -98,6 +98,5 @@ export const tokenizeStage = defineStage({
   inputs: { dataset: "video-dataset", checkpoint: "dldm-checkpoint" },
   outputs: { codes: "code-dataset" },
   seeded: false,
-  run: (ctx, config, inputs) =>
-    Effect.tryPromise({ try: () => runTokenize(ctx, config, inputs.dataset.dir, inputs.checkpoint.dir), catch: stageFailure("tokenize") })
+  run: (ctx, config, inputs) => runStageBody("tokenize", ctx, (c) => runTokenize(c, config, inputs.dataset.dir, inputs.checkpoint.dir))
 })

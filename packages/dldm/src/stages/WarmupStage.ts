@@ -3,9 +3,9 @@
  * plain reconstruction loss (L1 [+ 0.1·LPIPS]) until the decoder reproduces coarse motion. Input: a video
  * dataset; output: a dLDM checkpoint (weights, config, optimiser state, train state).
  */
-import { defineStage, StageError, type StageContext } from "@vw2/core"
-import { Init, describeBackend, selectBackend, trainStep } from "@vw2/nn"
-import { Effect, Schema } from "effect"
+import { defineStage, type StageContext } from "@vw2/core"
+import { Init, trainStep } from "@vw2/nn"
+import { Schema } from "effect"
 import { Dldm } from "../Dldm.ts"
 import { DldmConfigSchema, validateDldmConfig, type DldmConfig } from "../DldmConfig.ts"
 import { saveDldm } from "../checkpoint.ts"
@@ -13,6 +13,7 @@ import { nonNegInt, nonNegative, int, withDefault } from "../internal/schema.ts"
 import { batchTensor, endlessBatches, openClips } from "../train/data.ts"
 import { runSteps } from "../train/loop.ts"
 import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
+import { runStageBody, useBackend } from "./common.ts"
 
 export const WarmupConfigSchema = Schema.Struct({
   /** the architecture (defaults: the mini preset); later stages read it from this stage's checkpoint */
@@ -29,17 +30,6 @@ export const WarmupConfigSchema = Schema.Struct({
   checkpointEvery: nonNegInt(0)
 })
 export type WarmupConfig = typeof WarmupConfigSchema.Type
-
-export const stageFailure = (stage: string) => (e: unknown) =>
-  new StageError({ stage, message: e instanceof Error ? e.message : String(e), cause: e })
-
-/** The backend this process trains on (chosen once by @vw2/nn's selectBackend), logged for the run. */
-export async function useBackend(ctx: StageContext): Promise<string> {
-  const choice = await selectBackend()
-  const line = describeBackend(choice)
-  ctx.log(`tfjs backend: ${line}`)
-  return line
-}
 
 export async function runWarmup(ctx: StageContext, config: WarmupConfig, datasetDir: string): Promise<void> {
   if (config.lpipsWeight > 0) {
@@ -102,6 +92,5 @@ export const warmupStage = defineStage({
   inputs: { dataset: "video-dataset" },
   outputs: { checkpoint: "dldm-checkpoint" },
   resources: () => ({ cpus: 1 }),
-  run: (ctx, config, inputs) =>
-    Effect.tryPromise({ try: () => runWarmup(ctx, config, inputs.dataset.dir), catch: stageFailure("warmup") })
+  run: (ctx, config, inputs) => runStageBody("warmup", ctx, (c) => runWarmup(c, config, inputs.dataset.dir))
 })
