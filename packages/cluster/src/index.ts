@@ -1,1 +1,6 @@
-export {}
+export * as RayExecutor from "./RayExecutor.ts"
+export * as RayHead from "./RayHead.ts"
+export { BridgeClient } from "./BridgeClient.ts"
+export { startBridgeProcess } from "./BridgeProcess.ts"
+export type { BridgeProcess, BridgeProcessOptions } from "./BridgeProcess.ts"
+export * as BridgeProtocol from "./protocol.ts"

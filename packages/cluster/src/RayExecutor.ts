@@ -1,0 +1,215 @@
+/**
+ * The `ray` executor: every stage invocation becomes one Ray task (python/vw2_ray_bridge/task.py) that
+ * runs a Node worker on whichever node Ray picks, with the stage's num_cpus / num_gpus / memory and Ray's
+ * CUDA_VISIBLE_DEVICES. The driver talks to Ray through the bridge (BridgeClient: ZeroMQ DEALER ↔ ROUTER);
+ * by default it starts its own bridge (BridgeProcess) connected to `address`. The scheduler, store and
+ * tracker stay in the driver: executors never publish or track.
+ *
+ * Artifacts: workers read inputs and write outputs at the paths in the request, so VW2_HOME must be a
+ * path every node sees (a shared filesystem) — `artifacts: "shared-path"`, the only transport implemented;
+ * see docs/ray.md for MLflow artifacts as the planned alternative.
+ */
+import type { ExecutorEvent, ExecutorShape, InvocationOutcome, InvocationRequest } from "@vw2/core"
+import { Executor, InvocationFailed, LocalExecutor, parseWorkerEvent } from "@vw2/core"
+import { Data, Effect, Layer } from "effect"
+import { BridgeClient } from "./BridgeClient.ts"
+import type { BridgeProcess } from "./BridgeProcess.ts"
+import { startBridgeProcess } from "./BridgeProcess.ts"
+import type { ClusterNode } from "./protocol.ts"
+import { repoRoot } from "./paths.ts"
+
+export interface RayExecutorOptions {
+  /** Ray cluster address: "auto" (a head on this machine), "host:port", "ray://host:port"; default $RAY_ADDRESS, else "auto" */
+  readonly address?: string
+  /** an already running bridge ("tcp://host:port") instead of starting one */
+  readonly bridgeEndpoint?: string
+  /** shared secret, required when the bridge listens beyond loopback (default $VW2_RAY_BRIDGE_TOKEN) */
+  readonly token?: string
+  /** Node 24 binary every node runs the worker with (default: this driver's, process.execPath) */
+  readonly nodePath?: string
+  /** Ray retries of an invocation whose node worker or Ray worker was lost (default 2) */
+  readonly maxRetries?: number
+  readonly heartbeatMs?: number
+  /** silence after which either side presumes the other dead (default 5000) */
+  readonly timeoutMs?: number
+  /** ZeroMQ high-water mark, messages per socket (default 1000) */
+  readonly hwm?: number
+  readonly killGraceMs?: number
+  /** env variables handed to every task (NAME or PREFIX*); default VW2_*, TF_*, TFJS_* */
+  readonly forwardEnv?: ReadonlyArray<string>
+  /** how artifacts reach the nodes; only "shared-path" is implemented */
+  readonly artifacts?: "shared-path" | "mlflow"
+}
+
+export class RayExecutorError extends Data.TaggedError("RayExecutorError")<{ readonly message: string }> {}
+
+export interface RayExecutorShape extends ExecutorShape {
+  readonly client: BridgeClient
+  /** the bridge process this executor started (undefined with `bridgeEndpoint`) */
+  readonly bridge: BridgeProcess | undefined
+  readonly close: () => Promise<void>
+}
+
+const defaultForwardEnv = ["VW2_*", "TF_*", "TFJS_*"]
+
+/** Which node could ever hold this request; undefined when one can (cluster autoscaling is not assumed). */
+export const unschedulable = (nodes: ReadonlyArray<ClusterNode>, r: { cpus: number; gpus: number; memoryMb: number }): string | undefined => {
+  if (nodes.some((n) => n.cpus >= r.cpus && n.gpus >= r.gpus && n.memoryMb >= r.memoryMb)) return undefined
+  const largest = nodes.map((n) => `${n.cpus} CPU/${n.gpus} GPU/${n.memoryMb} MB`).join(", ")
+  return `needs ${r.cpus} CPU, ${r.gpus} GPU, ${r.memoryMb} MB on one node; the Ray cluster's nodes have ${largest || "nothing (no alive node)"}`
+}
+
+const runOnRay = (
+  client: BridgeClient,
+  settings: { nodePath: string; maxRetries: number; killGraceMs: number },
+  request: InvocationRequest,
+  id: string,
+  onEvent: (event: ExecutorEvent) => void
+): Effect.Effect<InvocationOutcome, InvocationFailed> =>
+  Effect.callback<InvocationOutcome, InvocationFailed>((resume) => {
+    const failed = (message: string, stderrTail?: string) =>
+      new InvocationFailed({ invocationHash: request.invocationHash, step: request.step, message, ...(stderrTail ? { stderrTail } : {}) })
+    let settled = false
+    let onGone: (() => void) | undefined
+    const uploads: Array<string> = []
+    const finish = (result: Effect.Effect<InvocationOutcome, InvocationFailed> | undefined) => {
+      client.release(id)
+      if (onGone !== undefined) return onGone()
+      if (settled || result === undefined) return
+      settled = true
+      resume(result)
+    }
+    client.open(id, (notice) => {
+      if (notice._tag === "dead") return finish(Effect.fail(failed(notice.reason)))
+      const { message, payload } = notice
+      switch (message.type) {
+        case "started":
+          return onEvent({ type: "started", gpus: message.gpus })
+        case "retry":
+          uploads.length = 0
+          return onEvent({ type: "log", timestamp: Date.now(), message: `ray: node worker lost; attempt ${message.attempt} on ${message.node} (GPUs ${message.gpus.join(",") || "none"})` })
+        case "event": {
+          const event = payload === undefined ? undefined : parseWorkerEvent(payload.toString("utf8"))
+          if (event === undefined || event.type === "started" || event.type === "done" || event.type === "failed") return
+          if (event.type === "upload") uploads.push(event.path)
+          const { vw2: _vw2, ...stageEvent } = event
+          return onEvent(stageEvent)
+        }
+        case "done":
+          return finish(Effect.succeed({ gpus: message.gpus, uploads: message.uploads.length > 0 ? message.uploads : uploads }))
+        case "failed":
+          return finish(Effect.fail(failed(message.message, message.stderrTail)))
+        case "cancelled":
+          return finish(Effect.fail(failed("cancelled")))
+        case "error":
+          return finish(Effect.fail(failed(`ray bridge rejected the invocation: ${message.message}`)))
+        default:
+          return
+      }
+    })
+    const { resources } = request
+    client.send({
+      type: "submit",
+      id,
+      spec: {
+        protocol: 1,
+        experimentFile: request.experimentFile,
+        step: request.step,
+        config: request.config,
+        seed: request.seed,
+        invocationHash: request.invocationHash,
+        inputs: request.inputs,
+        outputRoot: request.outputRoot,
+        scratchDir: request.scratchDir,
+        cpus: Math.ceil(resources.cpus)
+      },
+      resources: { cpus: resources.cpus, gpus: resources.gpus, memoryMb: resources.memoryMb },
+      maxRetries: settings.maxRetries,
+      node: settings.nodePath,
+      entry: LocalExecutor.workerEntry,
+      cwd: repoRoot
+    }).catch((error: unknown) => finish(Effect.fail(failed(`could not send to the ray bridge: ${error instanceof Error ? error.message : String(error)}`))))
+
+    // Interruption: ask the bridge to cancel the Ray task (it kills the worker's process group) and
+    // complete once it confirms, the bridge is gone, or the grace period plus a margin ran out.
+    return Effect.callback<void>((done) => {
+      settled = true
+      if (client.deadReason !== undefined) return done(Effect.void)
+      const timer = setTimeout(() => {
+        client.release(id)
+        done(Effect.void)
+      }, settings.killGraceMs + 15_000)
+      onGone = () => {
+        clearTimeout(timer)
+        done(Effect.void)
+      }
+      void client.send({ type: "cancel", id }).catch(() => onGone?.())
+    })
+  })
+
+/** Starts (or connects to) the bridge and returns the executor; `close` says bye and stops our bridge. */
+export const makeRayExecutor = (options: RayExecutorOptions = {}): Effect.Effect<RayExecutorShape, RayExecutorError> =>
+  Effect.tryPromise({
+    try: async () => {
+      if (options.artifacts === "mlflow") {
+        throw new Error("artifacts: \"mlflow\" is not implemented yet; use \"shared-path\" with VW2_HOME on a filesystem every Ray node mounts (docs/ray.md)")
+      }
+      const address = options.address ?? process.env.RAY_ADDRESS ?? "auto"
+      const token = options.token ?? process.env.VW2_RAY_BRIDGE_TOKEN
+      const timeoutMs = options.timeoutMs ?? 5000
+      const heartbeatMs = options.heartbeatMs ?? 1000
+      const killGraceMs = options.killGraceMs ?? 3000
+      const bridge = options.bridgeEndpoint === undefined
+        ? await startBridgeProcess({
+          rayAddress: address,
+          heartbeatMs,
+          timeoutMs,
+          killGraceMs,
+          forwardEnv: options.forwardEnv ?? defaultForwardEnv,
+          ...(options.hwm !== undefined ? { hwm: options.hwm } : {}),
+          ...(token !== undefined ? { token } : {})
+        })
+        : undefined
+      const endpoint = options.bridgeEndpoint ?? bridge!.endpoint
+      let client: BridgeClient
+      try {
+        client = await BridgeClient.connect({ endpoint, heartbeatMs, timeoutMs, connectTimeoutMs: Math.max(timeoutMs, 10_000), ...(token !== undefined ? { token } : {}), ...(options.hwm !== undefined ? { hwm: options.hwm } : {}) })
+      } catch (error) {
+        await bridge?.stop()
+        throw error
+      }
+      // our own bridge exiting is known at once, without waiting for the heartbeat timeout
+      void bridge?.exited.then((how) => client.declareDead(`ray bridge process (pid ${bridge.pid}) ${how}; last stderr: ${bridge.stderrTail().split("\n").at(-1) ?? ""}`))
+      const settings = { nodePath: options.nodePath ?? process.execPath, maxRetries: options.maxRetries ?? 2, killGraceMs }
+      let next = 0
+      const gpus = client.nodes.reduce((n, node) => n + node.gpus, 0)
+      const cpus = client.nodes.reduce((n, node) => n + node.cpus, 0)
+      const shape: RayExecutorShape = {
+        name: "ray",
+        describe: () => `ray: ${address} via bridge ${endpoint}, ${client.nodes.length} node(s), ${cpus} CPUs, ${gpus} GPUs`,
+        canRun: (resources) => unschedulable(client.nodes, resources),
+        run: (request, onEvent) => runOnRay(client, settings, request, `${request.invocationHash.slice(0, 16)}-${++next}`, onEvent),
+        client,
+        bridge,
+        close: async () => {
+          client.close()
+          await bridge?.stop()
+        }
+      }
+      return shape
+    },
+    catch: (error) => new RayExecutorError({ message: `ray executor: ${error instanceof Error ? error.message : String(error)}` })
+  })
+
+/** The executor as a layer; the bridge is stopped when the layer's scope ends. A bridge that cannot start is a defect with its reason. */
+export const layer = (options?: RayExecutorOptions): Layer.Layer<Executor> =>
+  Layer.effect(
+    Executor,
+    Effect.map(
+      Effect.acquireRelease(
+        makeRayExecutor(options).pipe(Effect.mapError((e) => new Error(e.message)), Effect.orDie),
+        (executor) => Effect.promise(() => executor.close())
+      ),
+      (executor): ExecutorShape => executor
+    )
+  )

@@ -1,0 +1,57 @@
+/** Shared pieces of the Ray executor tests: the fixture experiment, running a plan, reading the stage log. */
+import type { ExecutorShape, RunSummary, SchedulerObserver } from "@vw2/core"
+import { ArtifactStore, defineExperiment, Executor, planExperiment, runPlan, Tracker } from "@vw2/core"
+import { Effect, Layer } from "effect"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { configFor, pipeline } from "./fixtures/experiment.ts"
+
+export const fixtureFile = fileURLToPath(new URL("./fixtures/experiment.ts", import.meta.url))
+
+export const tempDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `vw2-ray-${prefix}-`))
+
+export const experimentWith = (config: ReturnType<typeof configFor>) => defineExperiment({ name: "ray-test", pipeline, config })
+
+export const runFixture = (
+  executor: ExecutorShape,
+  home: string,
+  config: ReturnType<typeof configFor>,
+  observer?: SchedulerObserver
+): Effect.Effect<RunSummary, unknown> => {
+  const plan = planExperiment(experimentWith(config), [])
+  return runPlan({ plan, experimentFile: fixtureFile, metricsFlushMs: 50, ...(observer ? { observer } : {}) }).pipe(
+    Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, executor), Tracker.layerNoop))
+  )
+}
+
+export interface LogLine {
+  readonly step: string
+  readonly tag: string
+  readonly phase: "start" | "end"
+  readonly hash: string
+  readonly pid: number
+  readonly cuda: string | null
+  readonly t: number
+}
+
+export const readLog = (file: string, tag: string): Array<LogLine> =>
+  fs.existsSync(file)
+    ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as LogLine).filter((l) => l.tag === tag)
+    : []
+
+export const waitFor = async <A>(what: string, probe: () => A | undefined, timeoutMs = 60_000): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** Processes whose command line mentions `needle` (the process table, via ps). */
+export const processesMentioning = (needle: string): Array<string> =>
+  execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" }).split("\n").filter((line) => line.includes(needle) && !line.includes("ps -eo"))

@@ -1,0 +1,214 @@
+/**
+ * The Ray executor against a real local Ray head (globalSetup) and real ZeroMQ sockets: results match the
+ * local executor, GPUs are scheduled by Ray, lost workers are retried, a dead bridge is reported within
+ * the heartbeat timeout, interruption leaves no node process behind, bad messages get error replies.
+ */
+import { LocalExecutor, type RunSummary } from "@vw2/core"
+import { Effect, Exit, Fiber } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { Dealer } from "zeromq"
+import { startBridgeProcess } from "../src/BridgeProcess.ts"
+import type { BridgeProcess } from "../src/BridgeProcess.ts"
+import { RayExecutor } from "../src/index.ts"
+import { configFor } from "./fixtures/experiment.ts"
+import { processesMentioning, readLog, runFixture, tempDir, waitFor } from "./helpers.ts"
+
+const rayAddress = inject("rayAddress")
+const scratch = tempDir("suite")
+const logFile = path.join(scratch, "stages.jsonl")
+const gateDir = path.join(scratch, "gates")
+fs.mkdirSync(gateDir)
+// forwarded to every Ray task through runtime_env (VW2_* is forwarded by default)
+process.env.VW2_TEST_LOG = logFile
+process.env.VW2_TEST_GATE = gateDir
+
+let ray: RayExecutor.RayExecutorShape
+
+beforeAll(async () => {
+  ray = await Effect.runPromise(RayExecutor.makeRayExecutor({ address: rayAddress, heartbeatMs: 500, timeoutMs: 3000, killGraceMs: 2000 }))
+})
+
+afterAll(async () => {
+  await ray?.close()
+  fs.rmSync(scratch, { recursive: true, force: true })
+})
+
+const byStep = (summary: RunSummary) => Object.fromEntries(summary.results.map((r) => [r.step, r]))
+
+const storeFiles = (home: string, hash: string) => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(home, "store", hash, "manifest.json"), "utf8")) as { files: Array<{ path: string; sha256: string }> }
+  return manifest.files.map((f) => `${f.path}:${f.sha256}`).sort()
+}
+
+describe("ray executor", () => {
+  it("runs the pipeline with the same hashes and results as the local executor", async () => {
+    const config = configFor("same")
+    const localHome = tempDir("local")
+    const rayHome = tempDir("ray")
+    const local = LocalExecutor.makeLocalExecutor({ cpus: 2, gpus: ["0", "1"] })
+    const viaLocal = await Effect.runPromise(runFixture(local, localHome, config))
+    local.close()
+    const viaRay = await Effect.runPromise(runFixture(ray, rayHome, config))
+    expect(viaLocal.status).toBe("succeeded")
+    expect(viaRay.status).toBe("succeeded")
+    const l = byStep(viaLocal)
+    const r = byStep(viaRay)
+    for (const step of ["source", "a", "b", "wide", "join"]) {
+      expect(r[step]!.hash).toBe(l[step]!.hash)
+      expect(r[step]!.status).toBe("done")
+      expect(storeFiles(rayHome, r[step]!.hash)).toEqual(storeFiles(localHome, l[step]!.hash))
+      expect(r[step]!.metrics).toEqual(l[step]!.metrics)
+    }
+    const total = JSON.parse(fs.readFileSync(path.join(rayHome, "store", r.join!.hash, "total", "total.json"), "utf8")) as { total: number }
+    expect(total.total).toBe((2 + 3 + 5) * (1 + 2 + 3 + 4))
+    // uploads travel back from the Ray task and are recorded in the manifest like under local
+    const manifest = JSON.parse(fs.readFileSync(path.join(rayHome, "store", r.a!.hash, "manifest.json"), "utf8")) as { uploads?: Array<string> }
+    expect(manifest.uploads).toEqual(["plots/sum.txt"])
+  })
+
+  it("gives concurrent 1-GPU invocations different devices and makes a 2-GPU stage wait for both", async () => {
+    const tag = "gpus"
+    const summary = await Effect.runPromise(runFixture(ray, tempDir("gpus"), configFor(tag, { a: { sleepMs: 2500 }, b: { sleepMs: 2500 }, wide: { sleepMs: 1000 } })))
+    expect(summary.status).toBe("succeeded")
+    const log = readLog(logFile, tag)
+    const span = (step: string) => {
+      const start = log.find((l) => l.step === step && l.phase === "start")!
+      const end = log.find((l) => l.step === step && l.phase === "end")!
+      return { start: start.t, end: end.t, cuda: start.cuda }
+    }
+    const a = span("a"), b = span("b"), wide = span("wide")
+    expect(a.start < b.end && b.start < a.end).toBe(true) // a and b ran at the same time
+    expect([a.cuda, b.cuda].sort()).toEqual(["0", "1"]) // on different devices
+    expect(wide.cuda!.split(",").sort()).toEqual(["0", "1"])
+    for (const one of [a, b]) expect(wide.end <= one.start || one.end <= wide.start).toBe(true) // never overlapping
+    expect(byStep(summary).wide!.gpus?.length).toBe(2)
+  })
+
+  it("retries an invocation whose node worker was killed mid-stage, and the run completes", async () => {
+    const tag = "retry"
+    const logs: Array<string> = []
+    const running = Effect.runPromise(runFixture(ray, tempDir("retry"), configFor(tag, { a: { sleepMs: 4000 } }), {
+      onLog: (_inv, message) => void logs.push(message)
+    }))
+    const first = await waitFor("stage a to start", () => readLog(logFile, tag).find((l) => l.step === "a" && l.phase === "start"))
+    process.kill(first.pid, "SIGKILL")
+    const summary = await running
+    expect(summary.status).toBe("succeeded")
+    const starts = readLog(logFile, tag).filter((l) => l.step === "a" && l.phase === "start")
+    expect(starts.length).toBe(2)
+    expect(starts[1]!.pid).not.toBe(first.pid)
+    expect(logs.some((m) => m.includes("node worker lost; attempt 2"))).toBe(true)
+  })
+
+  it("on interruption cancels the Ray tasks and leaves no node process behind", async () => {
+    const tag = "interrupt"
+    const home = tempDir("interrupt")
+    const fiber = Effect.runFork(runFixture(ray, home, configFor(tag, { a: { gate: true }, b: { gate: true } })))
+    const started = await waitFor("a and b to start", () => {
+      const s = readLog(logFile, tag).filter((l) => l.phase === "start" && (l.step === "a" || l.step === "b"))
+      return s.length === 2 ? s : undefined
+    })
+    expect(processesMentioning(home).length).toBeGreaterThanOrEqual(2) // the two node workers (spec files live in home)
+    const t0 = Date.now()
+    const exit = await Effect.runPromise(Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber))))
+    expect(Exit.hasInterrupts(exit)).toBe(true)
+    expect(Date.now() - t0).toBeLessThan(15_000)
+    for (const s of started) expect(() => process.kill(s.pid, 0)).toThrow()
+    expect(processesMentioning(home)).toEqual([])
+  })
+
+  it("rejects malformed and wrong-version messages with an error reply and keeps serving", async () => {
+    const endpoint = ray.client.endpoint
+    const socket = new Dealer({ linger: 0, receiveTimeout: 5000 })
+    socket.connect(endpoint)
+    const ask = async (frames: Array<string | Buffer>) => {
+      await socket.send(frames)
+      for (;;) {
+        const [header] = await socket.receive()
+        const reply = JSON.parse(header!.toString()) as { type: string; message?: string }
+        if (reply.type !== "ping") return reply
+      }
+    }
+    expect(await ask(["this is not json"])).toMatchObject({ type: "error", message: expect.stringContaining("not JSON") })
+    expect(await ask([JSON.stringify({ v: 99, type: "hello" })])).toMatchObject({ type: "error", message: expect.stringContaining("version 99") })
+    expect(await ask([JSON.stringify({ v: 1, type: "launch-missiles" })])).toMatchObject({ type: "error", message: expect.stringContaining("unknown message type") })
+    expect(await ask([JSON.stringify({ v: 1, type: "submit", id: "x" })])).toMatchObject({ type: "error", message: expect.stringContaining("hello first") })
+    expect(await ask([JSON.stringify({ v: 1, type: "hello", driver: "probe" })])).toMatchObject({ type: "welcome" })
+    expect(await ask([JSON.stringify({ v: 1, type: "submit", id: "x", spec: { experimentFile: "/x" }, resources: {} })])).toMatchObject({
+      type: "error",
+      message: expect.stringContaining("submit.spec.step")
+    })
+    expect(await ask([JSON.stringify({ v: 1, type: "ping", t: 0 }), "a", "b"])).toMatchObject({ type: "error", message: expect.stringContaining("frames") })
+    await socket.send([JSON.stringify({ v: 1, type: "bye" })])
+    socket.close()
+    // the bridge survived all of it: a real run still completes
+    const summary = await Effect.runPromise(runFixture(ray, tempDir("after-bad"), configFor("after-bad")))
+    expect(summary.status).toBe("succeeded")
+  })
+
+  it("reports a killed bridge within the heartbeat timeout, and a rerun resumes from the cache", async () => {
+    const tag = "bridge-kill"
+    const home = tempDir("bridge-kill")
+    const config = configFor(tag, { a: { gate: true } })
+    // a bridge this driver did not start: only the heartbeats can tell it died
+    const bridge: BridgeProcess = await startBridgeProcess({ rayAddress, heartbeatMs: 500, timeoutMs: 3000, forwardEnv: ["VW2_*"] })
+    const executor = await Effect.runPromise(RayExecutor.makeRayExecutor({ bridgeEndpoint: bridge.endpoint, heartbeatMs: 500, timeoutMs: 3000 }))
+    try {
+      const running = Effect.runPromise(runFixture(executor, home, config))
+      await waitFor("stage a to start", () => readLog(logFile, tag).find((l) => l.step === "a" && l.phase === "start"))
+      await waitFor("b and wide to finish", () => (readLog(logFile, tag).filter((l) => l.phase === "end").length >= 3 ? true : undefined))
+      const killedAt = Date.now()
+      process.kill(bridge.pid, "SIGKILL")
+      const summary = await running
+      const reportedAfter = Date.now() - killedAt
+      expect(summary.status).toBe("failed")
+      const a = byStep(summary).a!
+      expect(a.status).toBe("failed")
+      expect(a.error).toMatch(/silent for .* heartbeat timeout 3\.0 s/)
+      expect(reportedAfter).toBeLessThan(3000 + 2000)
+      expect(byStep(summary).b!.status).toBe("done")
+    } finally {
+      await executor.close()
+      await bridge.stop()
+    }
+    // the rerun (new bridge) reuses what was published and runs only what was lost
+    fs.writeFileSync(path.join(gateDir, `${tag}-a`), "")
+    const before = readLog(logFile, tag).length
+    const rerun = await Effect.runPromise(runFixture(ray, home, config))
+    expect(rerun.status).toBe("succeeded")
+    const steps = byStep(rerun)
+    for (const step of ["source", "b", "wide"]) expect(steps[step]!.status).toBe("cached")
+    expect(steps.a!.status).toBe("done")
+    const rerunStarts = readLog(logFile, tag).slice(before).filter((l) => l.phase === "start").map((l) => l.step).sort()
+    expect(rerunStarts).toEqual(["a", "join"])
+  })
+
+  it("measures the per-invocation scheduling overhead of the bridge", async () => {
+    // executor.run called → Ray task running on a worker (`started`), and → done, for invocations one at a time
+    const toStart: Array<number> = []
+    const toDone: Array<number> = []
+    const timed: typeof ray = {
+      ...ray,
+      run: (request, onEvent) => {
+        const t0 = performance.now()
+        return ray.run(request, (event) => {
+          if (event.type === "started") toStart.push(performance.now() - t0)
+          onEvent(event)
+        }).pipe(Effect.tap(() => Effect.sync(() => toDone.push(performance.now() - t0))))
+      }
+    }
+    for (let i = 0; i < 3; i++) {
+      const summary = await Effect.runPromise(runFixture(timed, tempDir("overhead"), configFor(`overhead-${i}`)))
+      expect(summary.status).toBe("succeeded")
+    }
+    const median = (xs: Array<number>) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!
+    console.log(
+      `ray executor overhead over ${toStart.length} invocations: submit → task running median ${median(toStart).toFixed(1)} ms ` +
+        `(min ${Math.min(...toStart).toFixed(1)}), submit → done (incl. Node worker start + stage) median ${median(toDone).toFixed(0)} ms`
+    )
+    expect(toStart.length).toBe(15)
+    expect(median(toStart)).toBeLessThan(2000)
+  })
+})
