@@ -3,7 +3,8 @@
  * queries and keys, optional LoRA adapters on all four projections (ablation (e), "LoRA").
  */
 import * as tf from "@tensorflow/tfjs"
-import { Initializers, Linear, Module, RMSNorm, scaledDotProductAttention, type InitContext, type Param } from "@vw2/nn"
+import { Initializers, Linear, Module, RMSNorm, type InitContext, type Param } from "@vw2/nn"
+import { attention, rmsNorm } from "./internal/fastOps.ts"
 import { applyRope, type RopeAngles } from "./Rope3D.ts"
 
 /** Low-rank update x·A·B·(alpha/rank); B starts at zero so the adapted layer starts equal to the base. */
@@ -91,14 +92,14 @@ export class DiTAttention extends Module {
   call(x: tf.Tensor, context?: tf.Tensor, mask?: tf.Tensor, rope?: RopeAngles): tf.Tensor {
     return tf.tidy(() => {
       const kv = context ?? x
-      let q = this.q_norm.call(this.heads4(project(this.q_proj, this.loras.q, x))) as tf.Tensor4D
-      let k = this.k_norm.call(this.heads4(project(this.k_proj, this.loras.k, kv))) as tf.Tensor4D
+      let q = rmsNorm(this.heads4(project(this.q_proj, this.loras.q, x)), this.q_norm.weight!.v, this.q_norm.eps) as tf.Tensor4D
+      let k = rmsNorm(this.heads4(project(this.k_proj, this.loras.k, kv)), this.k_norm.weight!.v, this.k_norm.eps) as tf.Tensor4D
       if (rope !== undefined) {
         q = applyRope(q, rope)
         k = applyRope(k, rope)
       }
       const v = this.heads4(project(this.v_proj, this.loras.v, kv))
-      const o = scaledDotProductAttention(q, k, v, mask) // [B, H, Lq, hd]
+      const o = attention(q, k, v, mask) // [B, H, Lq, hd]
       const [b, , lq] = o.shape
       const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, lq, this.dim])
       return project(this.output_proj, this.loras.o, merged)

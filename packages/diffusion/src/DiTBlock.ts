@@ -4,9 +4,10 @@
  * (shift, scale, gate) from the frame's timestep embedding (DiT, Peebles & Xie 2023, §3.2 "adaLN-Zero").
  */
 import * as tf from "@tensorflow/tfjs"
-import { gelu, LayerNorm, Linear, Module, silu, type InitContext } from "@vw2/nn"
+import { gelu, Linear, Module, silu, type InitContext } from "@vw2/nn"
 import { DiTAttention } from "./DiTAttention.ts"
 import type { RopeAngles } from "./Rope3D.ts"
+import { layerNormNoAffine } from "./internal/fastOps.ts"
 import type { VideoDiTConfig } from "./VideoDiTConfig.ts"
 
 /**
@@ -40,6 +41,21 @@ export class AdaLNModulation3 extends Module {
   }
 }
 
+/**
+ * Broadcasting without broadcast ops. tfjs's pure-JS backend runs broadcasting element-wise ops (and their
+ * gradients) ~5–10× slower than same-shape ones, and `tile`'s gradient is a loop of slices; expanding with a
+ * rank-1 matmul against ones is fast forward and backward on every backend.
+ */
+
+/** [B, Tn, 1, D] → [B, Tn, P, D] (each frame's vector repeated for its P patches). */
+export const expandToTokens = (mods: tf.Tensor[], patches: number): tf.Tensor[] =>
+  mods.map((m) => {
+    if (patches === 1) return m
+    const [b, tn, , d] = m.shape as [number, number, number, number]
+    const expanded = tf.matMul(tf.ones([b * tn, patches, 1]), tf.reshape(m, [b * tn, 1, d])) // [B·Tn, P, D]
+    return tf.reshape(expanded, [b, tn, patches, d])
+  })
+
 /** Masks for one forward pass; `undefined` = everything visible. */
 export interface BlockMasks {
   /** bool [N, N] over the Tn·P video tokens */
@@ -54,13 +70,10 @@ const modulate = (x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) => tf.add(tf
 
 export class DiTBlock extends Module {
   readonly dim: number
-  readonly layer_norm_self_attn: LayerNorm
   readonly self_attn: DiTAttention
   readonly adaln_modulation_self_attn: AdaLNModulation3
-  readonly layer_norm_cross_attn: LayerNorm
   readonly cross_attn: DiTAttention
   readonly adaln_modulation_cross_attn: AdaLNModulation3
-  readonly layer_norm_mlp: LayerNorm
   readonly layer1: Linear
   readonly layer2: Linear
   readonly adaln_modulation_mlp: AdaLNModulation3
@@ -70,13 +83,10 @@ export class DiTBlock extends Module {
     const d = c.width
     this.dim = d
     const lora = { loraRank, loraAlpha: c.training.lora.alpha }
-    this.layer_norm_self_attn = this.module("layer_norm_self_attn", new LayerNorm(init, d, { affine: false, eps: 1e-6 }))
     this.self_attn = this.module("self_attn", new DiTAttention(init, d, c.heads, lora))
     this.adaln_modulation_self_attn = this.module("adaln_modulation_self_attn", new AdaLNModulation3(init, d, c.adalnLoraDim))
-    this.layer_norm_cross_attn = this.module("layer_norm_cross_attn", new LayerNorm(init, d, { affine: false, eps: 1e-6 }))
     this.cross_attn = this.module("cross_attn", new DiTAttention(init, d, c.heads, { ...lora, contextDim: c.contextDim }))
     this.adaln_modulation_cross_attn = this.module("adaln_modulation_cross_attn", new AdaLNModulation3(init, d, c.adalnLoraDim))
-    this.layer_norm_mlp = this.module("layer_norm_mlp", new LayerNorm(init, d, { affine: false, eps: 1e-6 }))
     const hidden = Math.round(d * c.mlpRatio)
     this.layer1 = this.module("layer1", new Linear(init, d, hidden, { bias: false }))
     this.layer2 = this.module("layer2", new Linear(init, hidden, d, { bias: false }))
@@ -93,16 +103,17 @@ export class DiTBlock extends Module {
       const tokens = (x: tf.Tensor) => tf.reshape(x, [b, tn * p, d]) // [B, N, D]
       const frames = (x: tf.Tensor) => tf.reshape(x, [b, tn, p, d]) // [B, Tn, P, D]
 
-      const [s1, c1, g1] = this.adaln_modulation_self_attn.call(emb, adalnLora) as [tf.Tensor, tf.Tensor, tf.Tensor]
-      const a = this.self_attn.call(tokens(modulate(this.layer_norm_self_attn.call(h), s1, c1)), undefined, masks.self, masks.rope)
+      const mods = (m: AdaLNModulation3) => expandToTokens(m.call(emb, adalnLora), p) as [tf.Tensor, tf.Tensor, tf.Tensor]
+      const [s1, c1, g1] = mods(this.adaln_modulation_self_attn)
+      const a = this.self_attn.call(tokens(modulate(layerNormNoAffine(h), s1, c1)), undefined, masks.self, masks.rope)
       let x = tf.add(h, tf.mul(g1, frames(a)))
 
-      const [s2, c2, g2] = this.adaln_modulation_cross_attn.call(emb, adalnLora) as [tf.Tensor, tf.Tensor, tf.Tensor]
-      const ca = this.cross_attn.call(tokens(modulate(this.layer_norm_cross_attn.call(x), s2, c2)), context, masks.cross)
+      const [s2, c2, g2] = mods(this.adaln_modulation_cross_attn)
+      const ca = this.cross_attn.call(tokens(modulate(layerNormNoAffine(x), s2, c2)), context, masks.cross)
       x = tf.add(x, tf.mul(g2, frames(ca)))
 
-      const [s3, c3, g3] = this.adaln_modulation_mlp.call(emb, adalnLora) as [tf.Tensor, tf.Tensor, tf.Tensor]
-      const m = this.layer2.call(gelu(this.layer1.call(modulate(this.layer_norm_mlp.call(x), s3, c3))))
+      const [s3, c3, g3] = mods(this.adaln_modulation_mlp)
+      const m = this.layer2.call(gelu(this.layer1.call(modulate(layerNormNoAffine(x), s3, c3))))
       return tf.add(x, tf.mul(g3, m))
     })
   }

@@ -12,7 +12,6 @@ import * as tf from "@tensorflow/tfjs"
 import {
   blockMask,
   Init,
-  LayerNorm,
   Linear,
   Module,
   patchify,
@@ -24,7 +23,8 @@ import {
   type InitContext,
   type PatchSize
 } from "@vw2/nn"
-import { DiTBlock, type BlockMasks } from "./DiTBlock.ts"
+import { DiTBlock, expandToTokens, type BlockMasks } from "./DiTBlock.ts"
+import { layerNormNoAffine } from "./internal/fastOps.ts"
 import { grayscale3 } from "./internal/grayscale.ts"
 import { rope3dAngles } from "./Rope3D.ts"
 import type { VelocityNet } from "./RectifiedFlow.ts"
@@ -105,14 +105,12 @@ export const videoPositions = (frames: number, rows: number, cols: number, dim: 
 
 /** Final AdaLN (shift, scale) + projection back to patch values (Cosmos `final_layer`, zero-initialised). */
 export class FinalLayer extends Module {
-  readonly layer_norm: LayerNorm
   readonly adaln_down: Linear | undefined
   readonly adaln_up: Linear
   readonly linear: Linear
 
   constructor(init: InitContext, dim: number, outFeatures: number, loraDim: number) {
     super(init)
-    this.layer_norm = this.module("layer_norm", new LayerNorm(init, dim, { affine: false, eps: 1e-6 }))
     this.adaln_down = loraDim > 0 ? this.module("adaln_down", new Linear(init, dim, loraDim, { bias: false })) : undefined
     this.adaln_up = this.module("adaln_up", new Linear(init, loraDim > 0 ? loraDim : dim, 2 * dim, { bias: false, zeroInit: true }))
     this.linear = this.module("linear", new Linear(init, dim, outFeatures, { bias: false, zeroInit: true }))
@@ -126,8 +124,8 @@ export class FinalLayer extends Module {
       m = this.adaln_up.call(m)
       const [b, tn, d2] = m.shape as [number, number, number]
       if (adalnLora !== undefined) m = tf.add(m, tf.slice(adalnLora, [0, 0, 0], [b, tn, d2]))
-      const [shift, scale] = tf.split(tf.reshape(m, [b, tn, 1, d2]), 2, 3) as [tf.Tensor, tf.Tensor]
-      return this.linear.call(tf.add(tf.mul(this.layer_norm.call(h), tf.add(1, scale)), shift))
+      const [shift, scale] = expandToTokens(tf.split(tf.reshape(m, [b, tn, 1, d2]), 2, 3), h.shape[2]!) as [tf.Tensor, tf.Tensor]
+      return this.linear.call(tf.add(tf.mul(layerNormNoAffine(h), tf.add(1, scale)), shift))
     })
   }
 }
