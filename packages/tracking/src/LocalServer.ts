@@ -268,6 +268,12 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   const port = options.port ?? (process.env.VW2_MLFLOW_PORT ? Number(process.env.VW2_MLFLOW_PORT) : await findFreePort(options.portRange ?? [5500, 5599]))
   const url = `http://127.0.0.1:${port}`
   const child = spawn(bin, serverArgs(dir, port, options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 1)), { cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: serverEnv() })
+  // vw2 runs started meanwhile reuse this server instead of starting a second one on the same database
+  const stateFile = path.join(dir, "server.json")
+  fs.writeFileSync(stateFile, JSON.stringify({ pid: child.pid ?? -1, port, url, startedAt: Date.now() } satisfies ServerState))
+  child.once("exit", () => {
+    if (readState(stateFile)?.pid === child.pid) fs.rmSync(stateFile, { force: true })
+  })
   const stop = () => child.kill("SIGTERM")
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)

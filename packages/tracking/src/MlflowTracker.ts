@@ -171,17 +171,29 @@ export class MlflowTracker {
 
   // ---- the Tracker service ---------------------------------------------------------------------
 
+  /** The Tracker service. A bug or a full disk here must not fail the pipeline: every effect catches,
+   * warns, and carries on (a run that could not be recorded gets a local id). */
   get shape(): TrackerShape {
+    const safe = <A>(what: string, fallback: () => A, body: () => A | Promise<A>): Effect.Effect<A> =>
+      Effect.promise(async () => {
+        try {
+          return await body()
+        } catch (error) {
+          this.#warn(`${what} failed, not tracked: ${(error as Error).message}`)
+          return fallback()
+        }
+      })
+    const localId = () => `local-${randomUUID()}`
     return {
       describe: () => this.describe(),
-      startExperimentRun: (info) => Effect.promise(() => this.startExperimentRun(info)),
-      startTrialRun: (parent, info) => Effect.promise(() => this.startTrialRun(parent, info)),
-      startStageRun: (parent, info) => Effect.promise(() => this.startStageRun(parent, info)),
-      logMetrics: (run, points) => Effect.sync(() => this.logMetrics(run, points)),
-      setTags: (run, tags) => Effect.sync(() => this.setTags(run, tags)),
-      logArtifacts: (run, files) => Effect.promise(() => this.logArtifacts(run, files)),
-      endRun: (run, status) => Effect.sync(() => this.endRun(run, status)),
-      flush: Effect.promise(() => this.flush()),
+      startExperimentRun: (info) => safe("starting the experiment run", localId, () => this.startExperimentRun(info)),
+      startTrialRun: (parent, info) => safe("starting a trial run", localId, () => this.startTrialRun(parent, info)),
+      startStageRun: (parent, info) => safe("starting a stage run", localId, () => this.startStageRun(parent, info)),
+      logMetrics: (run, points) => safe("logging metrics", () => undefined, () => this.logMetrics(run, points)),
+      setTags: (run, tags) => safe("setting tags", () => undefined, () => this.setTags(run, tags)),
+      logArtifacts: (run, files) => safe("logging artifacts", () => undefined, () => this.logArtifacts(run, files)),
+      endRun: (run, status) => safe("ending a run", () => undefined, () => this.endRun(run, status)),
+      flush: safe("flushing", () => undefined, () => this.flush()),
       degraded: () => this.degraded()
     }
   }
@@ -616,6 +628,7 @@ export class MlflowTracker {
 
   /** The real run id for a ref, undefined when its create failed or never happened. */
   #resolve(ref: string): string | undefined {
+    if (ref.startsWith("local-")) return undefined // a run this tracker could not record at all
     if (!ref.startsWith(pendingPrefix)) return ref
     if (this.#failedRefs.has(ref)) return undefined
     const id = this.#runIds.get(ref)
