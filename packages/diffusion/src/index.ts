@@ -24,6 +24,12 @@
  *
  * const generated = sample(dit, firstFrame, context, lowFi, { steps: 35, cfg: 7 })   // [B, T, H, W, C]
  * ```
+ * Switches (all config, see `VideoDiTConfig`): causalCrossAttention (default on), temporalSelfAttention
+ * ("full" as Cosmos, or "causal" to make the whole network causal in time), control.{enabled, weight,
+ * grayscale, stopGradient}, training.mode ("random" | "frozen" | "lora" | "full", ablation (e)),
+ * positionEncoding ("rope3d" as Cosmos, "sincos" for the mini preset). Presets: `paperDiT` (Cosmos-Predict2
+ * 2B: 2048 wide, 28 blocks, ~2.0B base parameters), `miniDiT` (MiniCraft 32×32, 8×8 patches, 64 wide).
+ *
  * Lower level: `VideoDiT.call({ x, time, conditionMask, context, hint })` → velocity;
  * `rectifiedFlowObjective` / `sampleVideo` / `karrasSigmas` work with any `VelocityNet`;
  * `importWeights(dit, file, { layout: "vw2" | "cosmos-predict2" })` loads external safetensors;
@@ -39,4 +45,5 @@ export * from "./VideoDiT.ts"
 export * from "./Objective.ts"
 export * from "./ImportWeights.ts"
 export * from "./VdmCheckpoint.ts"
+export * from "./Rope3D.ts"
 export * from "./VdmPretrainStage.ts"

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { AdamW, Init, trainStep } from "@vw2/nn"
 import { describe, expect, it } from "vitest"
-import { rectifiedFlowLoss } from "../src/Objective.ts"
+import { rectifiedFlowLoss, sample } from "../src/Objective.ts"
 import { codeVisibility, countDiTParams, VideoDiT, type CodeContext } from "../src/VideoDiT.ts"
 import { paperDiT, type VideoDiTConfig } from "../src/VideoDiTConfig.ts"
 import { maxAbsDiff, randomize, tinyDiT } from "./support.ts"
@@ -140,6 +140,19 @@ describe("VideoDiT", () => {
     const before = tf.memory().numTensors
     step(1)
     expect(tf.memory().numTensors).toBe(before)
+  })
+
+  it("sample() keeps the given first frame exactly and returns the full clip, with codes, hint and CFG", () => {
+    const dit = new VideoDiT(Init.seeded(0), tinyDiT())
+    randomize(dit, 0.1)
+    const first = tf.randomUniform([B, S, S, 3], -1, 1, "float32", 7)
+    const context: CodeContext = { codes: codes(2), visibleFrom: codeVisibility(T - 1) }
+    const hint = tf.randomUniform([B, T, S, S, 3], -1, 1, "float32", 8)
+    const out = sample(dit, first, context, hint, { steps: 3, cfg: 7, solver: "heun", seed: 1 })
+    expect(out.shape).toEqual([B, T, S, S, 3])
+    expect(maxAbsDiff(tf.squeeze(tf.slice(out, [0, 0], [-1, 1]), [1]), first)).toBe(0)
+    expect(Number.isFinite(tf.sum(out).dataSync()[0]!)).toBe(true)
+    expect(() => sample(dit, first, context, tf.zeros([B, T + 1, S, S, 3]), { frames: T, steps: 2 })).toThrow(/hint has 5 frames/)
   })
 
   it("paper preset: ~2B parameters in the base DiT, counted from the config without allocating", () => {
