@@ -64,6 +64,9 @@ export interface MlflowTrackerOptions {
   readonly warn?: (message: string) => void
   /** first/maximum delay between /health probes while degraded */
   readonly probeMs?: { readonly min: number; readonly max: number }
+  /** metric points held in memory before the backlog moves to the spool (bounds memory when stages
+   * log faster than the server ingests; default 1,000,000 ≈ 100 MB) */
+  readonly maxQueuedPoints?: number
 }
 
 const pendingPrefix = "pending-"
@@ -105,6 +108,11 @@ export class MlflowTracker {
   #queue: Array<Queued> = []
   #inFlight: Array<Queued> = []
   #spooling = false
+  /** spooling because the server failed (not merely because of a backlog) */
+  #unreachable = false
+  #queuedPoints = 0
+  readonly #maxQueuedPoints: number
+  #spilled = 0
   #closed = false
   #wake: (() => void) | undefined
   #iterationWaiters: Array<() => void> = []
@@ -144,6 +152,7 @@ export class MlflowTracker {
     this.#spool = new Spool(path.join(this.#dir, "spool"))
     this.#concurrency = options.concurrency ?? 4
     this.#probe = options.probeMs ?? { min: 250, max: 5000 }
+    this.#maxQueuedPoints = options.maxQueuedPoints ?? 1_000_000
     this.#loadRunIds()
     // Records still in memory when the process exits are spooled, not lost (process.exit, fatal errors).
     this.#onExit = () => this.#spoolEverything()
@@ -202,8 +211,14 @@ export class MlflowTracker {
     return this.#firstExperimentUrl ?? this.trackingUri
   }
 
+  /** true while the server cannot be reached and records wait in the spool */
   degraded(): boolean {
-    return this.#spooling
+    return this.#spooling && this.#unreachable
+  }
+
+  /** how many times a metric backlog was moved from memory to the spool */
+  get spills(): number {
+    return this.#spilled
   }
 
   /** The real MLflow run id behind an id this tracker handed out (provisional ids resolve once replayed). */
@@ -343,6 +358,20 @@ export class MlflowTracker {
       return
     }
     this.#queue.push(item)
+    if (item.record.t === "metrics") {
+      this.#queuedPoints += item.record.points.length
+      // (not while a create/end/artifact is in flight: if it failed it would land behind the backlog)
+      const inFlightIsLogs = this.#inFlight.every((i) => i.record.t === "metrics" || i.record.t === "tags")
+      if (this.#queuedPoints > this.#maxQueuedPoints && inFlightIsLogs) {
+        // the server ingests slower than stages log: keep memory bounded, deliver from disk
+        this.#spilled++
+        const backlog = this.#queue
+        this.#queue = []
+        this.#queuedPoints = 0
+        this.#spooling = true
+        this.#spoolItems(backlog)
+      }
+    }
     this.#wake?.()
   }
 
@@ -374,8 +403,9 @@ export class MlflowTracker {
   }
 
   #enterSpooling(items: ReadonlyArray<Queued>, why: string): void {
-    if (!this.#spooling) this.#warn(`tracking degraded (${why}); records are spooled under ${this.#spool.dir} and replayed when the server is back`)
+    if (!this.#unreachable) this.#warn(`tracking degraded (${why}); records are spooled under ${this.#spool.dir} and replayed when the server is back`)
     this.#spooling = true
+    this.#unreachable = true
     this.#spoolItems(items)
   }
 
@@ -383,6 +413,7 @@ export class MlflowTracker {
     const items = [...this.#inFlight, ...this.#queue]
     this.#inFlight = []
     this.#queue = []
+    this.#queuedPoints = 0
     if (items.length > 0) this.#enterSpooling(items, "process exiting with undelivered records")
   }
 
@@ -445,7 +476,9 @@ export class MlflowTracker {
       n++
       if (points >= 20_000) break
     }
-    return this.#queue.splice(0, n)
+    const group = this.#queue.splice(0, n)
+    for (const item of group) if (item.record.t === "metrics") this.#queuedPoints -= item.record.points.length
+    return group
   }
 
   async #deliverNext(): Promise<void> {
@@ -462,6 +495,7 @@ export class MlflowTracker {
       // The server is gone: this group and everything behind it goes to the spool, in order.
       const rest = this.#queue
       this.#queue = []
+      this.#queuedPoints = 0
       this.#enterSpooling([...group, ...rest], (error as Error).message)
     }
   }
@@ -471,8 +505,9 @@ export class MlflowTracker {
     for (;;) {
       const batch = this.#spool.peek(500)
       if (batch === undefined) {
-        if (this.#spooling) this.#warn("tracking recovered: spooled records delivered")
+        if (this.#unreachable) this.#warn("tracking recovered: spooled records delivered")
         this.#spooling = false
+        this.#unreachable = false
         return
       }
       // deliver a prefix of at most ~20k points, committing the cursor after each delivered chunk

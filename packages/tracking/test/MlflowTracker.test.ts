@@ -105,3 +105,23 @@ describe("MLflow Tracker layer", () => {
     expect((await runsTable("no-such-experiment", { trackingUri: uri })).experimentId).toBeUndefined()
   })
 })
+
+describe("MLflow Tracker backlog", () => {
+  it("moves a metric backlog larger than maxQueuedPoints to the spool and still delivers every point", async () => {
+    const { MlflowTracker } = await import("../src/index.ts")
+    const tracker = await MlflowTracker.open({ trackingUri: uri, home, maxQueuedPoints: 3000, warn: () => undefined })
+    const run = await tracker.startExperimentRun({ experiment, configHash: "b".repeat(64), params: {}, tags: {} })
+    for (let slice = 0; slice < 20; slice++) {
+      tracker.logMetrics(run, Array.from({ length: 1000 }, (_, i) => ({ key: "fast", value: slice * 1000 + i, step: slice * 1000 + i, timestamp: 1 })))
+    }
+    expect(tracker.spills).toBeGreaterThan(0)
+    expect(tracker.degraded()).toBe(false) // a backlog is not an outage
+    tracker.endRun(run, "FINISHED")
+    await tracker.flush()
+    await tracker.close()
+    const points = await client.getMetricHistory(run, "fast")
+    expect(points).toHaveLength(20_000)
+    expect(new Set(points.map((p) => p.step)).size).toBe(20_000)
+    expect((await client.getRun(run)).info.status).toBe("FINISHED")
+  })
+})
