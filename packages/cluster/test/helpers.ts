@@ -1,13 +1,13 @@
 /** Shared pieces of the Ray executor tests: the fixture experiment, running a plan, reading the stage log. */
 import type { ExecutorShape, RunSummary, SchedulerObserver } from "@vw2/core"
-import { ArtifactStore, defineExperiment, Executor, planExperiment, runPlan, Tracker } from "@vw2/core"
+import { ArtifactStore, defineExperiment, definePipeline, Executor, planExperiment, runPlan, Tracker } from "@vw2/core"
 import { Effect, Layer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { configFor, pipeline } from "./fixtures/experiment.ts"
+import { configFor, pipeline, source } from "./fixtures/experiment.ts"
 
 export const fixtureFile = fileURLToPath(new URL("./fixtures/experiment.ts", import.meta.url))
 
@@ -55,3 +55,11 @@ export const waitFor = async <A>(what: string, probe: () => A | undefined, timeo
 /** Processes whose command line mentions `needle` (the process table, via ps). */
 export const processesMentioning = (needle: string): Array<string> =>
   execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" }).split("\n").filter((line) => line.includes(needle) && !line.includes("ps -eo"))
+
+/** A one-step plan (the fixture's `source`): the worker still finds the step in the fixture file. */
+export const runSourceOnly = (executor: ExecutorShape, home: string, tag: string): Effect.Effect<RunSummary, unknown> => {
+  const plan = planExperiment(defineExperiment({ name: "ray-test", pipeline: definePipeline().step("source", source, {}), config: { source: { count: 4, tag } } }), [])
+  return runPlan({ plan, experimentFile: fixtureFile, metricsFlushMs: 50 }).pipe(
+    Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, executor), Tracker.layerNoop))
+  )
+}
