@@ -217,3 +217,93 @@ export const matmulGflops = (n: number, reps = 5): number => {
   const median = times.sort((x, y) => x - y)[Math.floor(reps / 2)]!
   return (2 * n ** 3) / (median / 1000) / 1e9
 }
+
+// ---- the model packages' own networks (tfjs only: their PyTorch twins would be new code, not a reference) ----
+
+export interface RealModelBench {
+  readonly name: string
+  readonly shapeOf: string
+  readonly batch: number
+  /** builds the model, optimizer and a fixed batch; the returned step runs one real train step */
+  readonly build: () => Promise<{ readonly step: () => number; readonly dispose: () => void }>
+}
+
+/** Fixed pseudo-random video in [0, 1]: [B, T, H, W, 3]. */
+const video = (b: number, t: number, h: number, w: number, seed: number) => tf.randomUniform([b, t, h, w, 3], 0, 1, "float32", seed)
+
+export const REAL_MODELS: ReadonlyArray<RealModelBench> = [
+  {
+    name: "dLDM mini (warm-up step)", shapeOf: "@vw2/dldm miniPreset, 8 clips of 9×32×32, AdamW + clip 1", batch: 8,
+    build: async () => {
+      const { Dldm, miniPreset } = await import("@vw2/dldm")
+      const { AdamW, Init, trainStep } = await import("@vw2/nn")
+      const model = new Dldm(Init.seeded(1), miniPreset)
+      const opt = new AdamW({ lr: 3e-4, weightDecay: 0.1 })
+      const clip = video(8, 9, 32, 32, 3)
+      const vars = model.trainableVariables()
+      return {
+        step: () => trainStep({ variables: vars, optimizer: opt, clipNorm: 1, lossFn: () => model.reconstructionLoss(clip, model.forward(clip).recon) }).loss,
+        dispose: () => { opt.dispose(); model.dispose(); clip.dispose() }
+      }
+    }
+  },
+  {
+    name: "DiT mini (rectified flow step)", shapeOf: "@vw2/diffusion miniDiT without the ControlNet branch, 4 clips of 9×32×32", batch: 4,
+    build: async () => {
+      const { VideoDiT, miniDiT, rectifiedFlowLoss } = await import("@vw2/diffusion")
+      const { AdamW, Init, trainStep } = await import("@vw2/nn")
+      const dit = new VideoDiT(Init.seeded(0), { ...miniDiT, control: { ...miniDiT.control, enabled: false } })
+      const opt = new AdamW({ lr: 3e-4, weightDecay: 0 })
+      const clip = video(4, 9, 32, 32, 4)
+      let seed = 0
+      return {
+        step: () => trainStep({ variables: dit.trainableVariables(), optimizer: opt, lossFn: () => rectifiedFlowLoss(dit, clip, undefined, undefined, { seed: seed++ }).loss }).loss,
+        dispose: () => { opt.dispose(); dit.dispose(); clip.dispose() }
+      }
+    }
+  },
+  {
+    name: "AR mini (next-code step)", shapeOf: "@vw2/ar defaults (dim 64, depth 2), vocab 1000, 16 codes/clip, 2 history clips, 8 streams", batch: 8,
+    build: async () => {
+      const { ArTransformer, batchLoss } = await import("@vw2/ar")
+      const { AdamW, Init, trainStep } = await import("@vw2/nn")
+      const arch = {
+        dim: 64, depth: 2, heads: 4, mlpRatio: 4, patchSize: 8, historyClips: 2,
+        codeVocab: 1000, codesPerClip: 16, textVocab: 32, maxTextTokens: 8, height: 32, width: 32
+      }
+      const model = new ArTransformer(Init.seeded(0), arch)
+      const opt = new AdamW({ lr: 3e-4, beta2: 0.98, weightDecay: 0.05 })
+      const B = 8, S = 1 + (arch.historyClips + 1) * (arch.codesPerClip + 1)
+      const ints = (n: number, mod: number, salt: number) => Int32Array.from({ length: n }, (_, i) => (i * 7919 + salt) % mod)
+      // loss on the current clip's codes and terminator only (the last codesPerClip + 1 positions)
+      const targets = Int32Array.from({ length: B * S }, (_, i) => (i % S >= S - arch.codesPerClip - 1 ? (i * 31) % (arch.codeVocab + 3) : -1))
+      const batch = {
+        text: ints(B * arch.maxTextTokens, arch.textVocab, 1), frames: Float32Array.from({ length: B * 32 * 32 * 3 }, (_, i) => (i % 17) / 17),
+        stream: ints(B * S, arch.codeVocab + 3, 2), targets, batch: B, streamLength: S
+      }
+      return {
+        step: () => trainStep({ variables: model.trainableVariables(), optimizer: opt, lossFn: () => batchLoss(model, batch) }).loss,
+        dispose: () => { opt.dispose(); model.dispose() }
+      }
+    }
+  }
+]
+
+/** Median train-step time of a real model on the active backend; same protocol as timeTrainSteps. */
+export const timeRealModel = async (bench: RealModelBench, budgetMs: number, minSteps: number): Promise<{ stepMs: number; steps: number; samplesPerSec: number }> => {
+  const model = await bench.build()
+  try {
+    model.step()
+    const times: Array<number> = []
+    const start = performance.now()
+    while (times.length < 30 && (times.length < minSteps || performance.now() - start < budgetMs)) {
+      const t0 = performance.now()
+      model.step()
+      times.push(performance.now() - t0)
+    }
+    const stepMs = times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!
+    return { stepMs, steps: times.length, samplesPerSec: bench.batch / (stepMs / 1000) }
+  } finally {
+    model.dispose()
+  }
+}

@@ -10,8 +10,10 @@
  *    top-level scalars (or a `rows` array of flat objects) go into the summary; its output goes to
  *    bench/results/<name>.log.
  *
+ * 4. The model packages' own dLDM / DiT / AR train steps (bench/models.ts REAL_MODELS) under every backend.
+ *
  * Flags: --full (also the slow backends on the small presets), --only=dit-mini,ar-small,
- * --backends=tensorflow,cpu, --no-pytorch, --no-others, --update-docs (rewrite the table in
+ * --backends=tensorflow,cpu, --no-pytorch, --no-others, --no-real, --update-docs (rewrite the table in
  * docs/native-compute.md between its bench markers).
  */
 import * as tf from "@tensorflow/tfjs"
@@ -21,7 +23,7 @@ import os from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { type BackendName, backendNames, selectBackend } from "../packages/nn/src/backend/index.ts"
-import { matmulGflops, SPECS, type StepTiming, timeTrainSteps, type TransformerSpec, trainStepFlops } from "./models.ts"
+import { matmulGflops, REAL_MODELS, timeRealModel, SPECS, type StepTiming, timeTrainSteps, type TransformerSpec, trainStepFlops } from "./models.ts"
 
 const root = new URL("..", import.meta.url).pathname
 const resultsDir = join(root, "bench/results")
@@ -34,6 +36,7 @@ const { values: flags } = parseArgs({
     backends: { type: "string" },
     "no-pytorch": { type: "boolean", default: false },
     "no-others": { type: "boolean", default: false },
+    "no-real": { type: "boolean", default: false },
     "update-docs": { type: "boolean", default: false }
   }
 })
@@ -68,6 +71,7 @@ const tfjsTimings: Array<StepTiming> = []
 const skipped: Array<Skipped> = []
 const matmuls: Array<{ backend: string; n: number; gflops: number }> = []
 const backendInfo: Record<string, Record<string, string>> = {}
+const realTimings: Array<{ model: string; backend: string; stepMs: number; steps: number; samplesPerSec: number } | { model: string; backend: string; error: string }> = []
 
 for (const backend of wantedBackends) {
   let choice
@@ -93,6 +97,17 @@ for (const backend of wantedBackends) {
     const leaked = tf.memory().numTensors - before
     if (leaked !== 0) throw new Error(`bench model ${spec.name} leaked ${leaked} tensors on ${backend}`)
     tfjsTimings.push(timing)
+  }
+  if (!flags["no-real"]) {
+    for (const real of REAL_MODELS) {
+      log(`bench: ${real.name} on ${backend}`)
+      try {
+        const slow = slowBackends.has(backend)
+        realTimings.push({ model: real.name, backend, ...(await timeRealModel(real, slow ? 1 : 4000, slow ? 2 : 3)) })
+      } catch (error) {
+        realTimings.push({ model: real.name, backend, error: (error as Error).message.split("\n")[0]! })
+      }
+    }
   }
 }
 
@@ -194,6 +209,26 @@ for (const n of [512, 1024, 2048]) {
   const torch = bestTorch("matmul", "n", n)
   matmulRows.push(`| ${n} | ${cells.join(" | ")} | ${torch === undefined ? "—" : fmt(torch["gflops"] as number)} |`)
 }
+const realRows: Array<string> = []
+if (realTimings.length > 0) {
+  const realBackends = [...new Set(realTimings.map((r) => r.backend))]
+  realRows.push(`| model (own package) | batch | ${realBackends.map((b) => `${b}: ms/step (samples/s)`).join(" | ")} | ${realBackends.includes("cpu") ? "speed-up over cpu |" : ""}`)
+  realRows.push(`|---|---:|${realBackends.map(() => "---:").join("|")}|${realBackends.includes("cpu") ? "---:|" : ""}`)
+  for (const real of REAL_MODELS) {
+    const cell = (b: string) => {
+      const r = realTimings.find((x) => x.model === real.name && x.backend === b)
+      return r === undefined ? "—" : "error" in r ? `failed: ${r.error}` : `${fmt(r.stepMs, 0)} (${fmt(r.samplesPerSec)})`
+    }
+    const ms = (b: string) => {
+      const r = realTimings.find((x) => x.model === real.name && x.backend === b)
+      return r !== undefined && "stepMs" in r ? r.stepMs : undefined
+    }
+    const cpuMs = ms("cpu")
+    const fastest = Math.min(...realBackends.map((b) => ms(b) ?? Infinity))
+    const speedup = realBackends.includes("cpu") ? ` ${cpuMs !== undefined && Number.isFinite(fastest) ? `${(cpuMs / fastest).toFixed(1)}×` : "—"} |` : ""
+    realRows.push(`| ${real.name} — ${real.shapeOf} | ${real.batch} | ${realBackends.map(cell).join(" | ")} |${speedup}`)
+  }
+}
 const ceiling = Math.max(...matmuls.map((m) => m.gflops), ...torchLines.filter((l) => l.kind === "matmul").map((l) => l["gflops"] as number))
 
 const machineLine = `${cpuModel}, ${cores} cores @ ${mhz} MHz, ${machine.memoryGiB} GiB, Node ${process.version}` +
@@ -209,6 +244,7 @@ const markdown = [
   `Matmul ceiling (GFLOP/s, float32; theoretical FP32 peak of ${cores} cores ≈ ${machine.theoreticalPeakGflops}; best measured ${fmt(ceiling)}):`,
   "",
   ...matmulRows,
+  ...(realRows.length === 0 ? [] : ["", "The model packages' own train steps (forward + backward + AdamW), tfjs backends only:", "", ...realRows]),
   ...(others.length === 0 ? [] : [
     "",
     "Other benchmarks:",
@@ -223,7 +259,7 @@ mkdirSync(resultsDir, { recursive: true })
 writeFileSync(join(resultsDir, "models.json"), JSON.stringify({
   machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))) },
   backends: backendInfo, specs: specs as ReadonlyArray<TransformerSpec>, tfjs: tfjsTimings, skipped,
-  pytorch: torchLines, matmul: matmuls, ratios, others
+  pytorch: torchLines, matmul: matmuls, ratios, realModels: realTimings, others
 }, null, 2))
 writeFileSync(join(resultsDir, "summary.md"), `${markdown}\n`)
 
