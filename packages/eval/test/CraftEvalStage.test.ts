@@ -29,7 +29,7 @@ beforeAll(async () => {
   generateMiniCraft(dirs.data, { ...defaultMiniCraftConfig, tasks: ["fold-plane"], episodesPerTask: { train: 0, test: 1 } })
   const dldm = new Dldm(Init.seeded(0), dldmConfig)
   await saveDldm(dirs.dldm, dldm)
-  const dit = new VideoDiT(Init.seeded(0), { ...miniDiT, width: 16, depth: 1, heads: 2, contextDim: 16 })
+  const dit = new VideoDiT(Init.seeded(0), { ...miniDiT, depth: 1 })
   await saveVdmCheckpoint(dirs.vdm, dit, { objective: defaultFlowObjective, clip: { length: 9, frameStep: 1, height: 32, width: 32 }, pixelRange: [-1, 1] })
   dit.dispose()
   // codes in the dLDM's layout for the test episode, from the dLDM itself
