@@ -20,6 +20,7 @@ import {
   type SchedulerObserver,
   Tracker
 } from "@vw2/core"
+import { RayExecutor, rayCommand } from "@vw2/cluster"
 import { Console, Data, Effect, Layer } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { execFileSync } from "node:child_process"
@@ -101,17 +102,26 @@ export interface ExecutorSettings {
   readonly cpus: number
   /** a fresh worker process per invocation instead of warm, reused workers */
   readonly freshWorkers: boolean
+  /** ray executor: cluster address ("auto", "host:port"); default $RAY_ADDRESS, else the `vw2 ray up` head */
+  readonly rayAddress?: string
 }
 
 /** Executor kinds `vw2 run --executor` accepts; a new backend (packages/cluster: "ray") adds one entry. */
 export const executorKinds: Readonly<Record<string, (settings: ExecutorSettings) => Layer.Layer<Executor>>> = {
   inline: () => InlineExecutor.layer,
-  local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus, reuseWorkers: !settings.freshWorkers })
+  local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus, reuseWorkers: !settings.freshWorkers }),
+  ray: (settings) => RayExecutor.layer(settings.rayAddress !== undefined ? { address: settings.rayAddress } : {})
 }
 
 const chooseExecutor = (
   experiment: Experiment,
-  flags: { readonly executor: string | undefined; readonly gpus: string | undefined; readonly cpus: number | undefined; readonly freshWorkers: boolean }
+  flags: {
+    readonly executor: string | undefined
+    readonly gpus: string | undefined
+    readonly cpus: number | undefined
+    readonly freshWorkers: boolean
+    readonly rayAddress: string | undefined
+  }
 ) =>
   Effect.gen(function*() {
     const kind = flags.executor ?? experiment.executor?.kind ?? "local"
@@ -120,7 +130,7 @@ const chooseExecutor = (
     if (!Number.isInteger(cpus) || cpus < 1) return yield* new UsageError({ message: `--cpus ${cpus}: expected an integer ≥ 1` })
     const make = executorKinds[kind]
     if (make === undefined) return yield* new UsageError({ message: `executor ${kind}: expected one of ${Object.keys(executorKinds).join(", ")}` })
-    return make({ gpus, cpus, freshWorkers: flags.freshWorkers })
+    return make({ gpus, cpus, freshWorkers: flags.freshWorkers, ...(flags.rayAddress !== undefined ? { rayAddress: flags.rayAddress } : {}) })
   })
 
 const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } =>
@@ -139,6 +149,10 @@ const run = Command.make("run", {
     Flag.withDescription("local executor: start a new worker process for every invocation (no module state shared between stages)"),
     Flag.withDefault(false)
   ),
+  rayAddress: Flag.String("ray-address").pipe(
+    Flag.withDescription("ray executor: Ray cluster address, auto | host:port (default $RAY_ADDRESS, else the head from `vw2 ray up`)"),
+    Flag.optional
+  ),
   noTrack: Flag.Boolean("no-track").pipe(Flag.withDescription("record nothing in the tracker"), Flag.withDefault(false))
 }, (flags) =>
   Effect.gen(function*() {
@@ -147,7 +161,8 @@ const run = Command.make("run", {
       executor: flags.executor._tag === "Some" ? flags.executor.value : undefined,
       gpus: flags.gpus._tag === "Some" ? flags.gpus.value : undefined,
       cpus: flags.cpus._tag === "Some" ? flags.cpus.value : undefined,
-      freshWorkers: flags.freshWorkers
+      freshWorkers: flags.freshWorkers,
+      rayAddress: flags.rayAddress._tag === "Some" ? flags.rayAddress.value : undefined
     })
     const storeShape = ArtifactStore.makeArtifactStore()
     yield* runWithRecord(absolute, plan, storeShape, executorLayer, selectTracker({ noTrack: flags.noTrack }))
@@ -249,7 +264,7 @@ const status = Command.make("status", {
   })).pipe(Command.withDescription("list recent runs recorded in the store (VW2_HOME, default ./.vw2)"))
 
 /** Every `vw2` subcommand; append new ones here. */
-export const subcommands = [plan, run, status, ...trackingCommands] as const
+export const subcommands = [plan, run, status, ...trackingCommands, rayCommand] as const
 
 export const vw2 = Command.make("vw2").pipe(
   Command.withDescription("VideoWorld 2 experiments: plan and run content-hashed stage pipelines"),

@@ -17,9 +17,10 @@ import type { BridgeProcess } from "./BridgeProcess.ts"
 import { startBridgeProcess } from "./BridgeProcess.ts"
 import type { ClusterNode } from "./protocol.ts"
 import { repoRoot } from "./paths.ts"
+import * as RayHead from "./RayHead.ts"
 
 export interface RayExecutorOptions {
-  /** Ray cluster address: "auto" (a head on this machine), "host:port", "ray://host:port"; default $RAY_ADDRESS, else "auto" */
+  /** Ray cluster address: "auto" (a head on this machine), "host:port", "ray://host:port"; default: defaultAddress() */
   readonly address?: string
   /** an already running bridge ("tcp://host:port") instead of starting one */
   readonly bridgeEndpoint?: string
@@ -51,6 +52,13 @@ export interface RayExecutorShape extends ExecutorShape {
 }
 
 const defaultForwardEnv = ["VW2_*", "TF_*", "TFJS_*"]
+
+/** $RAY_ADDRESS, else the head `vw2 ray up` started (if it still runs), else "auto". */
+export const defaultAddress = (): string => {
+  if (process.env.RAY_ADDRESS) return process.env.RAY_ADDRESS
+  const head = RayHead.readState()
+  return head !== undefined && RayHead.isRunning(head) ? head.address : "auto"
+}
 
 /** Which node could ever hold this request; undefined when one can (cluster autoscaling is not assumed). */
 export const unschedulable = (nodes: ReadonlyArray<ClusterNode>, r: { cpus: number; gpus: number; memoryMb: number }): string | undefined => {
@@ -154,7 +162,7 @@ export const makeRayExecutor = (options: RayExecutorOptions = {}): Effect.Effect
       if (options.artifacts === "mlflow") {
         throw new Error("artifacts: \"mlflow\" is not implemented yet; use \"shared-path\" with VW2_HOME on a filesystem every Ray node mounts (docs/ray.md)")
       }
-      const address = options.address ?? process.env.RAY_ADDRESS ?? "auto"
+      const address = options.address ?? defaultAddress()
       const token = options.token ?? process.env.VW2_RAY_BRIDGE_TOKEN
       const timeoutMs = options.timeoutMs ?? 5000
       const heartbeatMs = options.heartbeatMs ?? 1000
