@@ -19,6 +19,8 @@ export interface BridgeProcessOptions {
   readonly forwardEnv?: ReadonlyArray<string>
   /** interface to bind; anything but loopback requires `token` */
   readonly bindHost?: string
+  /** host Ray tasks on other nodes use to reach the bridge's events socket (when bindHost is 0.0.0.0) */
+  readonly advertiseHost?: string
   readonly token?: string
   /** seconds to wait for ray.init and the sockets (default 120: a loaded 2-core box is slow) */
   readonly readyTimeoutMs?: number
@@ -47,7 +49,8 @@ export const startBridgeProcess = (options: BridgeProcessOptions): Promise<Bridg
       "--hwm", String(options.hwm ?? 1000),
       "--kill-grace-ms", String(options.killGraceMs ?? 3000),
       "--forward-env", (options.forwardEnv ?? []).join(","),
-      "--bind-host", options.bindHost ?? "127.0.0.1"
+      "--bind-host", options.bindHost ?? "127.0.0.1",
+      ...(options.advertiseHost !== undefined ? ["--advertise-host", options.advertiseHost] : [])
     ]
     const child = spawn(rayPython(), args, {
       cwd: repoRoot,

@@ -38,6 +38,13 @@ export interface RayExecutorOptions {
   readonly killGraceMs?: number
   /** env variables handed to every task (NAME or PREFIX*); default VW2_*, TF_*, TFJS_* */
   readonly forwardEnv?: ReadonlyArray<string>
+  /**
+   * interface the bridge binds (default $VW2_RAY_BIND_HOST, else 127.0.0.1). Multi-node clusters need
+   * 0.0.0.0 plus `advertiseHost` (this machine's address as the nodes see it) and a token.
+   */
+  readonly bindHost?: string
+  /** default $VW2_RAY_ADVERTISE_HOST */
+  readonly advertiseHost?: string
   /** how artifacts reach the nodes; only "shared-path" is implemented */
   readonly artifacts?: "shared-path" | "mlflow"
 }
@@ -167,8 +174,12 @@ export const makeRayExecutor = (options: RayExecutorOptions = {}): Effect.Effect
       const timeoutMs = options.timeoutMs ?? 5000
       const heartbeatMs = options.heartbeatMs ?? 1000
       const killGraceMs = options.killGraceMs ?? 3000
+      const bindHost = options.bindHost ?? process.env.VW2_RAY_BIND_HOST
+      const advertiseHost = options.advertiseHost ?? process.env.VW2_RAY_ADVERTISE_HOST
       const bridge = options.bridgeEndpoint === undefined
         ? await startBridgeProcess({
+          ...(bindHost ? { bindHost } : {}),
+          ...(advertiseHost ? { advertiseHost } : {}),
           rayAddress: address,
           heartbeatMs,
           timeoutMs,

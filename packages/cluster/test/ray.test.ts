@@ -150,6 +150,29 @@ describe("ray executor", () => {
     socket.close()
   })
 
+  it("refuses to listen beyond loopback without a token, and checks the token on every message", async () => {
+    await expect(startBridgeProcess({ rayAddress, bindHost: "0.0.0.0" })).rejects.toThrow(/VW2_RAY_BRIDGE_TOKEN/)
+    const bridge = await startBridgeProcess({ rayAddress, token: "s3cret" })
+    const socket = new Dealer({ linger: 0, receiveTimeout: 5000 })
+    try {
+      socket.connect(bridge.endpoint)
+      const ask = async (header: object) => {
+        await socket.send([JSON.stringify(header)])
+        for (;;) {
+          const [frame] = await socket.receive()
+          const reply = JSON.parse(frame!.toString()) as { type: string; message?: string }
+          if (reply.type !== "ping") return reply
+        }
+      }
+      expect(await ask({ v: 1, type: "hello", driver: "no-token" })).toMatchObject({ type: "error", message: "bad or missing token" })
+      expect(await ask({ v: 1, type: "hello", driver: "wrong", token: "guess" })).toMatchObject({ type: "error", message: "bad or missing token" })
+      expect(await ask({ v: 1, type: "hello", driver: "right", token: "s3cret" })).toMatchObject({ type: "welcome" })
+    } finally {
+      socket.close()
+      await bridge.stop()
+    }
+  })
+
   it("reports a killed bridge within the heartbeat timeout, and a rerun resumes from the cache", async () => {
     const tag = "bridge-kill"
     const home = tempDir("bridge-kill")
