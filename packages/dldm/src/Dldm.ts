@@ -68,7 +68,7 @@ export class Dldm extends Module {
       const { features, codes, indices } = this.codesOf(video)
       const [b, , s, d] = features.shape
       const f0 = tf.reshape(tf.slice(features, [0, 0, 0, 0], [b, 1, s, d]), [b, s, d]) as tf.Tensor3D
-      const recon = patchesToVideo(this.decoder.call(f0, codes), this.config)
+      const recon = this.toVideo(this.decoder.call(f0, codes), video)
       return { features, codes, indices, recon }
     })
   }
@@ -92,7 +92,22 @@ export class Dldm extends Module {
       const features = this.encoder.call(frame) // causal: f_0 from frame 0 alone equals f_0 of the whole clip
       const [b, , s, d] = features.shape
       const f0 = tf.reshape(features, [b, s, d]) as tf.Tensor3D
-      return patchesToVideo(this.decoder.call(f0, vectors), this.config)
+      return this.toVideo(this.decoder.call(f0, vectors), frame)
+    })
+  }
+
+  /**
+   * Decoder patches → video in [0, 1]. With `firstFrameSkip` the decoder predicts the change from frame 0:
+   * x̂_t = x_0 + d_t / 2 (d in [−1, 1] pixel units), so it spends its capacity on motion, not appearance.
+   * `clip` [B, ≥1, H, W, 3]: only its frame 0 is read (causality holds: every output may see frame 0).
+   */
+  toVideo(patches: tf.Tensor4D, clip: tf.Tensor): tf.Tensor5D {
+    return tf.tidy(() => {
+      const video = patchesToVideo(patches, this.config)
+      if (!this.config.firstFrameSkip) return video
+      const [b, , h, w, c] = clip.shape as [number, number, number, number, number]
+      const first = tf.slice(clip, [0, 0, 0, 0, 0], [b, 1, h, w, c])
+      return tf.add(tf.sub(video, 0.5), first) as tf.Tensor5D
     })
   }
 

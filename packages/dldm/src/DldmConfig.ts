@@ -38,6 +38,12 @@ export interface DldmConfig {
   /** FSQ levels (paper: [8,5,5,5] → 1000 codes) */
   readonly fsqLevels: ReadonlyArray<number>
   readonly decoder: TransformerWidth
+  /**
+   * Ours, not the authors': the decoder predicts the change from frame 0 (x̂_t = x_0 + d_t/2) instead of
+   * whole frames. At mini widths f_0 cannot carry the appearance, so without it the low-fi video is mostly
+   * wrong colours; with it the decoder's capacity and the codes go to motion. Off in the paper preset.
+   */
+  readonly firstFrameSkip: boolean
 }
 
 /** Quantities derived from a config. */
@@ -122,7 +128,8 @@ export const paperPreset: DldmConfig = {
   queries: 4,
   qformer: { depth: 2, heads: 4 },
   fsqLevels: [8, 5, 5, 5],
-  decoder: { width: 512, depth: 8, heads: 8, mlpRatio: 4 }
+  decoder: { width: 512, depth: 8, heads: 8, mlpRatio: 4 },
+  firstFrameSkip: false
 }
 
 /**
@@ -142,7 +149,8 @@ export const miniPreset: DldmConfig = {
   queries: 4,
   qformer: { depth: 2, heads: 4 },
   fsqLevels: [8, 5, 5, 5],
-  decoder: { width: 32, depth: 2, heads: 4, mlpRatio: 2 }
+  decoder: { width: 32, depth: 2, heads: 4, mlpRatio: 2 },
+  firstFrameSkip: true
 }
 
 export const dldmPresets = { paper: paperPreset, mini: miniPreset } as const
@@ -174,5 +182,6 @@ export const DldmConfigSchema = Schema.Struct({
     miniPreset.qformer
   ),
   fsqLevels: withDefault(Schema.Array(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2))), [...miniPreset.fsqLevels]),
-  decoder: withDefault(widthSchema(miniPreset.decoder), miniPreset.decoder)
+  decoder: withDefault(widthSchema(miniPreset.decoder), miniPreset.decoder),
+  firstFrameSkip: withDefault(Schema.Boolean, miniPreset.firstFrameSkip)
 })

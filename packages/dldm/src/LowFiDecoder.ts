@@ -51,7 +51,8 @@ export class LowFiDecoder extends Module {
       )
     )
     this.normOut = this.module("norm_out", new LayerNorm(init, d))
-    this.toPatch = this.module("to_patch", new Linear(init, d, this.geo.patchDim))
+    // predicting the change from frame 0: start at "no change" (zero head), the copy-first-frame baseline
+    this.toPatch = this.module("to_patch", new Linear(init, d, this.geo.patchDim, { zeroInit: config.firstFrameSkip }))
   }
 
   /** codes [B, K'−1, N, dim] → context [B, (K'−1)·N, D] with transition and slot positions. */

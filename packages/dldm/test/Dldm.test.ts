@@ -18,6 +18,8 @@ const perturbed = tf.tidy(() => tf.clipByValue(tf.add(video, futureNoise), 0, 1)
 beforeAll(async () => {
   await selectBackend() // the fastest available backend (VW2_TF_BACKEND forces one)
   model = new Dldm(Init.seeded(1), miniPreset)
+  // the low-fi head starts at zero (firstFrameSkip); give it weights, as after training, so codes show through
+  model.decoder.toPatch.weight.v.assign(tf.randomNormal(model.decoder.toPatch.weight.shape as number[], 0, 0.2, "float32", 3))
 })
 
 describe("dLDM shapes and APIs", () => {
@@ -81,8 +83,15 @@ describe("causality (perturb frames/codes after t → outputs ≤ t unchanged)",
 })
 
 describe("training", () => {
-  it("warm-up reconstruction loss falls on a fixed moving-square batch, and a step leaks no tensor", () => {
+  it("with firstFrameSkip the untrained decoder outputs exactly the copy-first-frame video", () => {
     const m = new Dldm(Init.seeded(2), miniPreset)
+    const first = tf.tile(video.slice([0, 0, 0, 0, 0], [2, 1, 32, 32, 3]), [1, 9, 1, 1, 1])
+    expect(maxAbsDiff(m.forward(video).recon, first)).toBeLessThan(1e-6)
+    m.dispose()
+  })
+
+  it("warm-up reconstruction loss falls on a fixed moving-square batch (authors' whole-frame decoder), and a step leaks no tensor", () => {
+    const m = new Dldm(Init.seeded(2), { ...miniPreset, firstFrameSkip: false })
     const opt = new AdamW({ lr: 3e-3, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 })
     const vars = m.trainableVariables()
     const step = () => trainStep({ variables: vars, optimizer: opt, clipNorm: 1, lossFn: () => m.reconstructionLoss(video, m.forward(video).recon) })

@@ -48,6 +48,8 @@ function hintGradient(dldm: Dldm, dit: VideoDiT, hintFromDetachedCodes: boolean)
 describe("joint dLDM + VDM objective", () => {
   it("stop-gradient: the diffusion loss sends exactly zero gradient through the hint into encoder/queries; non-zero without it", () => {
     const dldm = new Dldm(Init.seeded(3), miniPreset)
+    // the low-fi head starts at zero (firstFrameSkip), which alone would block the hint path: give it weights
+    dldm.decoder.toPatch.weight.v.assign(tf.randomNormal(dldm.decoder.toPatch.weight.shape as number[], 0, 0.2, "float32", 3))
     const detached = ditWith({ stopGradient: true })
     expect(hintGradient(dldm, detached, false)).toEqual({ encoder: 0, qformer: 0 })
     const open = ditWith({ stopGradient: false })

@@ -13,7 +13,6 @@ import * as tf from "@tensorflow/tfjs"
 import { codeVisibility, rectifiedFlowLoss, type FlowObjectiveConfig, type VideoDiT } from "@vw2/diffusion"
 import { stopGradient } from "@vw2/nn"
 import type { Dldm } from "../Dldm.ts"
-import { patchesToVideo } from "../LowFiDecoder.ts"
 
 export interface JointLossOptions {
   readonly diffusionWeight: number
@@ -46,7 +45,7 @@ export function jointLoss(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, o: JointL
     if (useHint) {
       // When the DiT detaches the hint anyway, the detached-codes decode has the same value: reuse f.recon.
       const separate = o.hintFromDetachedCodes && !dit.config.control.stopGradient
-      const low = separate ? decodeFromDetachedCodes(dldm, f.features, f.codes) : f.recon
+      const low = separate ? decodeFromDetachedCodes(dldm, f.features, f.codes, video) : f.recon
       hint = tf.sub(tf.mul(low, 2), 1) // [0,1] → [−1,1]
     }
     const context = o.codeContext ? { codes: f.codes, visibleFrom: codeVisibility(dldm.geo.transitions, dldm.config.temporalCompression) } : undefined
@@ -57,10 +56,10 @@ export function jointLoss(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, o: JointL
   })
 }
 
-function decodeFromDetachedCodes(dldm: Dldm, features: tf.Tensor4D, codes: tf.Tensor4D): tf.Tensor5D {
+function decodeFromDetachedCodes(dldm: Dldm, features: tf.Tensor4D, codes: tf.Tensor4D, video: tf.Tensor): tf.Tensor5D {
   return tf.tidy(() => {
     const [b, , s, d] = features.shape
     const f0 = tf.reshape(tf.slice(features, [0, 0, 0, 0], [b, 1, s, d]), [b, s, d]) as tf.Tensor3D
-    return patchesToVideo(dldm.decoder.call(f0, stopGradient(codes)), dldm.config)
+    return dldm.toVideo(dldm.decoder.call(f0, stopGradient(codes)), video)
   })
 }
