@@ -90,5 +90,9 @@ describe("stage craft-eval", () => {
     expect(table.notes[0]).toMatch(/LPIPS unavailable — no model file given \(set craft-eval\.lpipsModel\)/)
     expect(run.logs.some((l) => l.includes("decoder vdm"))).toBe(true)
     expect(run.metrics[0]!.values["lpips"]).toBeUndefined()
+    // the low-fi comparison row: same AR draws, decoded without the VDM
+    expect(table.rows.map((r: { method: string }) => r.method)).toEqual(["VideoWorld 2", "VideoWorld 2, low-fi decoder only"])
+    expect(typeof run.metrics[0]!.values["lowfi/ssim"]).toBe("number")
+    expect(table.lowFiEpisodes).toHaveLength(1)
   })
 })

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { loadArCheckpoint, type Rollout, rollout } from "@vw2/ar"
+import { type ClipDecoder, loadArCheckpoint, type Rollout, rollout } from "@vw2/ar"
 import { defineStage, type InputArtifact, StageError, type StageContext } from "@vw2/core"
 import { Dataset } from "@vw2/data"
 import { describeBackend, Rng, selectBackend } from "@vw2/nn"
@@ -46,7 +46,10 @@ export const CraftEvalConfig = Schema.Struct({
   lpipsModel: Schema.optionalKey(Schema.String),
   stepClassifierModel: Schema.optionalKey(Schema.String),
   /** rollout GIFs to upload (first n test episodes) */
-  gifs: nonNegativeInt(5)
+  gifs: nonNegativeInt(5),
+  /** with a VDM: also roll out with the low-fi decoder alone (same AR, same seeds) as a second table row,
+   * which separates what the VDM adds from what the codes carry */
+  compareLowFi: withDefault(Schema.Boolean, true)
 })
 export type CraftEvalConfig = typeof CraftEvalConfig.Type
 
@@ -105,34 +108,44 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
       const frames = dataset.readFrames(ref.id, Array.from({ length: ref.length }, (_, t) => t))
       return { id: ref.id, task: ref.task, instruction: meta.instruction, steps: judge.steps, groundTruth: makeVideo(frames, ref.length, height, width) }
     })
-    const rollouts = new Map<string, Rollout>()
     const clipStep = decoder.framesPerClip - 1
-    const result = await evaluateCraft({
-      episodes,
-      lpips,
-      judge: (e, video) => judges.get(e.id)!.completedPrefix(video),
-      generate: async (e) => {
-        const referenceClips = Math.max(1, Math.ceil((e.groundTruth.frames - 1) / clipStep))
-        const initial = Float32Array.from(e.groundTruth.data.subarray(0, height * width * 3), (b) => b / 255)
-        const r = await rollout({
-          model: ar,
-          decoder,
-          text: encodeInstruction(arConfig.vocabulary, e.instruction),
-          initialFrame: initial,
-          sampling: { temperature: config.temperature, topK: config.topK, useKvCache: true },
-          rng: new Rng(ctx.seed * 7919 + rollouts.size),
-          maxClips: config.horizon === "reference" ? referenceClips : referenceClips * config.maxClipsFactor,
-          maxFrames: config.horizon === "reference" ? e.groundTruth.frames : Number.MAX_SAFE_INTEGER,
-          stopOnEos: config.horizon === "eos"
-        })
-        rollouts.set(e.id, r)
-        return fromUnitFloat(r.frames, r.frameCount, height, width)
-      },
-      onEpisode: (o, i) => {
-        ctx.progress(i + 1, episodes.length, `${o.id}: ${o.completedPrefix}/${o.steps} steps, SSIM ${o.ssim.toFixed(3)}`)
-        ctx.log(`${o.id}: judge ${o.completedPrefix}/${o.steps} (ground truth ${o.groundTruthPrefix}/${o.steps}), SSIM ${o.ssim.toFixed(3)}, ${o.generatedFrames} frames, stopped by ${rollouts.get(o.id)?.stoppedBy}`)
-      }
-    })
+    const lowFi = decoder.kind === "vdm" && config.compareLowFi ? await loadClipDecoder(inputs.dldm.dir, undefined, { steps: 1, cfg: 0, seed: ctx.seed }) : undefined
+    const evaluateWith = async (clipDecoder: ClipDecoder, label: string) => {
+      const rollouts = new Map<string, Rollout>()
+      const evaluation = await evaluateCraft({
+        episodes,
+        lpips,
+        judge: (e, video) => judges.get(e.id)!.completedPrefix(video),
+        generate: async (e) => {
+          const referenceClips = Math.max(1, Math.ceil((e.groundTruth.frames - 1) / clipStep))
+          const initial = Float32Array.from(e.groundTruth.data.subarray(0, height * width * 3), (b) => b / 255)
+          const r = await rollout({
+            model: ar,
+            decoder: clipDecoder,
+            text: encodeInstruction(arConfig.vocabulary, e.instruction),
+            initialFrame: initial,
+            sampling: { temperature: config.temperature, topK: config.topK, useKvCache: true },
+            rng: new Rng(ctx.seed * 7919 + rollouts.size), // the same AR draws for every decoder
+            maxClips: config.horizon === "reference" ? referenceClips : referenceClips * config.maxClipsFactor,
+            maxFrames: config.horizon === "reference" ? e.groundTruth.frames : Number.MAX_SAFE_INTEGER,
+            stopOnEos: config.horizon === "eos"
+          })
+          rollouts.set(e.id, r)
+          return fromUnitFloat(r.frames, r.frameCount, height, width)
+        },
+        onEpisode: (o, i) => {
+          ctx.progress(i + 1, episodes.length, `${label} ${o.id}: ${o.completedPrefix}/${o.steps} steps, SSIM ${o.ssim.toFixed(3)}`)
+          ctx.log(
+            `${label} ${o.id}: judge ${o.completedPrefix}/${o.steps} (ground truth ${o.groundTruthPrefix}/${o.steps}), SSIM ${o.ssim.toFixed(3)}, ` +
+              `${o.generatedFrames} frames, stopped by ${rollouts.get(o.id)?.stoppedBy}`
+          )
+        }
+      })
+      return { evaluation, rollouts }
+    }
+    const { evaluation: result, rollouts } = await evaluateWith(decoder, decoder.kind)
+    const lowFiResult = lowFi === undefined ? undefined : (await evaluateWith(lowFi, "low-fi")).evaluation
+    lowFi?.dispose()
 
     // the user's step classifier, when given: the paper's judge, as a second opinion on the same videos
     let classifierTasks: Availability<ReturnType<typeof stepwiseSuccess>> = classifier._tag === "available" ? available([]) : unavailable(classifier.reason)
@@ -152,6 +165,11 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
     if (result.ssim._tag === "available") metrics["ssim"] = result.ssim.value
     if (result.lpips._tag === "available") metrics["lpips"] = result.lpips.value
     if (classifierTasks._tag === "available") for (const t of classifierTasks.value) t.stepSuccessPct.forEach((p, k) => (metrics[`craft_classifier/${t.task}/step_${k + 1}`] = p))
+    if (lowFiResult !== undefined) {
+      for (const t of lowFiResult.tasks) t.stepSuccessPct.forEach((p, k) => (metrics[`lowfi/craft/${t.task}/step_${k + 1}`] = p))
+      if (lowFiResult.ssim._tag === "available") metrics["lowfi/ssim"] = lowFiResult.ssim.value
+      if (lowFiResult.lpips._tag === "available") metrics["lowfi/lpips"] = lowFiResult.lpips.value
+    }
     if (calvin !== undefined) {
       calvin.successRates.forEach((r, k) => (metrics[`calvin/success_${k + 1}`] = 100 * r))
       metrics["calvin/avg_len"] = calvin.avgLen
@@ -161,6 +179,9 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
     ctx.metrics(metrics, 0)
 
     const rows: Array<TableRow> = [{ method: config.method, training: config.training, tasks: result.tasks, ssim: result.ssim, lpips: result.lpips }]
+    if (lowFiResult !== undefined) {
+      rows.push({ method: `${config.method}, low-fi decoder only`, training: config.training, tasks: lowFiResult.tasks, ssim: lowFiResult.ssim, lpips: lowFiResult.lpips })
+    }
     const table = buildPaperTable(rows)
     const calvinLine =
       calvin === undefined
@@ -181,6 +202,9 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
       "| episode | task | judge steps | SSIM | LPIPS | frames | stopped by |",
       "|---|---|---|---|---|---|---|",
       ...result.outcomes.map((o) => `| ${o.id} | ${o.task} | ${o.completedPrefix}/${o.steps} | ${o.ssim.toFixed(3)} | ${o.lpips === undefined ? "n/a" : o.lpips.toFixed(3)} | ${o.generatedFrames} | ${rollouts.get(o.id)?.stoppedBy} |`),
+      ...(lowFiResult === undefined
+        ? []
+        : ["", `low-fi decoder only: ${lowFiResult.outcomes.map((o) => `${o.id} ${o.completedPrefix}/${o.steps}, SSIM ${o.ssim.toFixed(3)}`).join("; ")}`]),
       ""
     ].join("\n")
     writeFile(ctx, "report/table.md", markdown)
@@ -195,16 +219,23 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
           groundTruthJudge: result.groundTruthTasks,
           classifier: classifierTasks,
           calvin: calvin ?? null,
-          episodes: result.outcomes.map(({ generated: _generated, ...o }) => ({ ...o, stoppedBy: rollouts.get(o.id)?.stoppedBy, clips: rollouts.get(o.id)?.clipCodes.length }))
+          episodes: result.outcomes.map(({ generated: _generated, ...o }) => ({ ...o, stoppedBy: rollouts.get(o.id)?.stoppedBy, clips: rollouts.get(o.id)?.clipCodes.length })),
+          lowFiEpisodes: lowFiResult?.outcomes.map(({ generated: _generated, ...o }) => o) ?? null
         },
         null,
         2
       ) + "\n"
     )
-    writeFile(ctx, "report/stepwise-success.png", await stepSuccessPng(result.tasks.map((t) => ({ label: t.task, successPct: t.stepSuccessPct })), `${config.method} (${config.training}): step-wise success`))
-    for (const o of result.outcomes.slice(0, config.gifs)) {
+    const series = [
+      ...result.tasks.map((t) => ({ label: t.task, successPct: t.stepSuccessPct })),
+      ...(lowFiResult?.tasks.map((t) => ({ label: `${t.task} (low-fi only)`, successPct: t.stepSuccessPct })) ?? [])
+    ]
+    writeFile(ctx, "report/stepwise-success.png", await stepSuccessPng(series, `${config.method} (${config.training}): step-wise success`))
+    // GIF panels: ground truth | generated (| low-fi decoder only)
+    for (const [i, o] of result.outcomes.slice(0, config.gifs).entries()) {
       const episode = episodes.find((e) => e.id === o.id)!
-      writeFile(ctx, `report/rollouts/${o.id}.gif`, sideBySideGif([episode.groundTruth, o.generated]))
+      const lowFiVideo = lowFiResult?.outcomes[i]?.generated
+      writeFile(ctx, `report/rollouts/${o.id}.gif`, sideBySideGif(lowFiVideo === undefined ? [episode.groundTruth, o.generated] : [episode.groundTruth, o.generated, lowFiVideo]))
     }
     ctx.log(`\n${tableMarkdown(table)}${calvinLine}`)
   } finally {

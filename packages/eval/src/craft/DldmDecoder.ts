@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { ClipDecoder } from "@vw2/ar"
-import { codeVisibility, readVdmCheckpointConfig, sample, VideoDiT } from "@vw2/diffusion"
+import { codeVisibility, readVdmCheckpointConfig, sample, type VdmCheckpointConfig, VideoDiT } from "@vw2/diffusion"
 import { type Dldm, loadDldm } from "@vw2/dldm"
 import { asFloatState, Init, loadCheckpoint } from "@vw2/nn"
 
@@ -25,7 +25,7 @@ export interface LoadedDecoder extends ClipDecoder {
 }
 
 /** Load the DiT a joint (`dldm`) stage fine-tuned: exactly its saved architecture, switches and weights. */
-const loadDiT = async (dir: string): Promise<VideoDiT> => {
+const loadDiT = async (dir: string): Promise<{ dit: VideoDiT; meta: VdmCheckpointConfig }> => {
   const meta = await readVdmCheckpointConfig(dir)
   const { weights } = await loadCheckpoint(dir)
   const dit = new VideoDiT(Init.seeded(0), meta.dit)
@@ -35,12 +35,13 @@ const loadDiT = async (dir: string): Promise<VideoDiT> => {
     dit.dispose()
     throw new Error(`${dir}: ${(e as Error).message}`)
   }
-  return dit
+  return { dit, meta }
 }
 
 export const loadClipDecoder = async (dldmDir: string, vdmDir: string | undefined, sampling: DecoderSampling): Promise<LoadedDecoder> => {
   const { model: dldm } = await loadDldm(dldmDir)
-  const dit = vdmDir === undefined ? undefined : await loadDiT(vdmDir)
+  const loaded = vdmDir === undefined ? undefined : await loadDiT(vdmDir)
+  const dit = loaded?.dit
   const c = dldm.config
   const transitions = dldm.geo.transitions
   const frameSize = c.height * c.width * 3
@@ -54,7 +55,13 @@ export const loadClipDecoder = async (dldmDir: string, vdmDir: string | undefine
       if (dit === undefined) return lowFi
       const context = { codes: dldm.fsq.indicesToCodes(indices), visibleFrom: codeVisibility(transitions, c.temporalCompression) }
       const hint = dit.config.control.enabled ? tf.sub(tf.mul(lowFi, 2), 1) : undefined
-      const generated = sample(dit, tf.sub(tf.mul(first, 2), 1), context, hint, { frames: c.frames, steps: sampling.steps, cfg: sampling.cfg, seed: sampling.seed + calls })
+      const generated = sample(dit, tf.sub(tf.mul(first, 2), 1), context, hint, {
+        frames: c.frames,
+        steps: sampling.steps,
+        cfg: sampling.cfg,
+        seed: sampling.seed + calls,
+        objective: loaded!.meta.objective // sample with the objective the DiT was trained with
+      })
       return tf.clipByValue(tf.div(tf.add(generated, 1), 2), 0, 1)
     })
     calls++
