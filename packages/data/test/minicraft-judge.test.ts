@@ -53,6 +53,39 @@ describe("MiniCraft judge", () => {
     }
   })
 
+  // a generative model's frames are soft: blur (a 3×3 box filter, not the judge's own binomial kernel)
+  // must not hide steps that were performed, nor make skipped or frozen-hand videos pass
+  const boxBlur = (frames: Uint8Array) => {
+    const size = 32
+    const copy = frames.slice()
+    for (let t = 0; t < frames.length / (size * size * 3); t++) {
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) {
+          for (let c = 0; c < 3; c++) {
+            let sum = 0
+            let n = 0
+            for (let dy = -1; dy <= 1; dy++) {
+              for (let dx = -1; dx <= 1; dx++) {
+                const yy = y + dy
+                const xx = x + dx
+                if (yy < 0 || xx < 0 || yy >= size || xx >= size) continue
+                sum += copy[((t * size + yy) * size + xx) * 3 + c]!
+                n++
+              }
+            }
+            frames[((t * size + y) * size + x) * 3 + c] = Math.round(sum / n)
+          }
+        }
+      }
+    }
+  }
+  it.each(TASK_NAMES)("judges blurred videos on what they show (%s)", (task) => {
+    const appearance = episodeAppearance(8, task, "train", 1)
+    expect(judgeVideo(task, appearance, {}, boxBlur).verdict.completed).toBe(7)
+    expect(judgeVideo(task, appearance, { script: { order: [0, 1, 2, 4, 5, 6] } }, boxBlur).verdict.completed).toBe(3)
+    expect(judgeVideo(task, appearance, { script: { order: [0, 1, 2, 3, 4, 5, 6], freezeHand: true } }, boxBlur).verdict.completed).toBe(0)
+  })
+
   const order = [0, 1, 2, 3, 4, 5, 6]
   it.each(TASK_NAMES)("fails a video with a step skipped, steps swapped, the hand frozen, the appearance changed (%s)", (task) => {
     const appearance = episodeAppearance(7, task, "train", 0)

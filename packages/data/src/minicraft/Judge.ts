@@ -16,25 +16,34 @@ import { sceneAt } from "./Scene.ts"
 import type { Task } from "./Tasks.ts"
 
 export interface JudgeOptions {
-  /** a pixel differs when some channel differs by more than this (uint8 steps) */
+  /** per-pixel differences up to this (largest channel, uint8 steps) are noise and cost nothing */
   readonly pixelTolerance: number
-  /** a frame matches state k when its differing pixels are at most this fraction of k's nearest-state margin */
+  /** a frame matches state k when its cost is at most this fraction of the cost between k and its nearest other state */
   readonly matchFraction: number
   /** a pixel is skin when every channel is within this of the lit skin colour (uint8 steps) */
   readonly skinTolerance: number
   /** how far (pixels) the hand mask is grown to cover its anti-aliased fringe */
   readonly handDilation: number
+  /** the hand touches a step's changed region when it comes this close (fraction of the image width) */
+  readonly touchRadius: number
   /** while a step is under way the hand must move at least this far (fraction of the image width) */
   readonly minHandTravel: number
+  /**
+   * Frames are also matched against references blurred 1..blurLevels times (3×3 binomial), so a blurry
+   * video (a generative model's output) is judged on what it shows, not on how sharp its edges are.
+   */
+  readonly blurLevels: number
+  /** a state counts as shown only when this many consecutive frames show it */
+  readonly minRun: number
 }
 
-export const defaultJudgeOptions: JudgeOptions = { pixelTolerance: 32, matchFraction: 0.34, skinTolerance: 20, handDilation: 1, minHandTravel: 0.05 }
+export const defaultJudgeOptions: JudgeOptions = { pixelTolerance: 12, matchFraction: 0.34, skinTolerance: 20, handDilation: 1, touchRadius: 0.1, minHandTravel: 0.05, blurLevels: 2, minRun: 2 }
 
 export interface FrameVerdict {
   /** the state shown (number of steps done), or null when the frame matches no state (mid-action, or wrong) */
   readonly state: number | null
-  /** per candidate state: pixels differing outside the hand */
-  readonly differing: ReadonlyArray<number>
+  /** per candidate state: the frame's cost against it outside the hand, as a fraction of the state's margin (≤ 1: a match) */
+  readonly scores: ReadonlyArray<number>
   /** centroid of the visible hand in pixels, null when no hand is visible */
   readonly hand: { readonly x: number; readonly y: number; readonly pixels: number } | null
 }
@@ -69,13 +78,16 @@ export class MiniCraftJudge {
   readonly scene: JudgeScene
   readonly options: JudgeOptions
   readonly steps: number
+  /** the sharp reference rendering of each state (0..steps) */
   private readonly references: ReadonlyArray<Uint8Array>
+  /** per blur level (0 = sharp): each state's reference and the largest cost that still matches it */
+  private readonly levels: ReadonlyArray<{ readonly references: ReadonlyArray<Uint8Array>; readonly matchLimit: ReadonlyArray<number> }>
   private readonly skin: Uint8Array
   /** pixels that look like skin in some reference (a tan table): never counted as hand */
   private readonly staticSkin: Mask
   /** changeRegions[k]: pixels that differ between states k and k+1, grown by 2 */
   private readonly changeRegions: ReadonlyArray<Mask>
-  /** matchLimit[k]: most differing pixels a frame may have and still show state k */
+  /** matchLimit[k]: the largest cost at which a sharp frame still shows state k */
   readonly matchLimit: ReadonlyArray<number>
 
   constructor(scene: JudgeScene, options: Partial<JudgeOptions> = {}) {
@@ -98,21 +110,30 @@ export class MiniCraftJudge {
     }
     const tol = this.options.pixelTolerance
     const diffCount = (a: Uint8Array, b: Uint8Array): number => {
-      let count = 0
-      for (let p = 0; p < n; p++) if (pixelDiffers(a, b, p, tol)) count++
-      return count
+      let cost = 0
+      for (let p = 0; p < n; p++) cost += pixelCost(a, b, p, tol)
+      return cost
     }
-    this.matchLimit = this.references.map((ref, k) => {
-      let nearest = Infinity
-      this.references.forEach((other, j) => {
-        if (j !== k) nearest = Math.min(nearest, diffCount(ref, other))
+    const limits = (references: ReadonlyArray<Uint8Array>, level: number): number[] =>
+      references.map((ref, k) => {
+        let nearest = Infinity
+        references.forEach((other, j) => {
+          if (j !== k) nearest = Math.min(nearest, diffCount(ref, other))
+        })
+        if (nearest === 0 && level === 0) throw new RangeError(`${task.name}: at ${scene.width}×${scene.height} state ${k} looks the same as another state; use a larger resolution`)
+        return this.options.matchFraction * nearest
       })
-      if (nearest === 0) throw new RangeError(`${task.name}: at ${scene.width}×${scene.height} state ${k} looks the same as another state; use a larger resolution`)
-      return Math.floor(this.options.matchFraction * nearest)
-    })
+    const levels: { references: Uint8Array[]; matchLimit: number[] }[] = []
+    let blurred = [...this.references]
+    for (let level = 0; level <= this.options.blurLevels; level++) {
+      if (level > 0) blurred = blurred.map((ref) => binomialBlur(ref, scene.width, scene.height))
+      levels.push({ references: blurred, matchLimit: limits(blurred, level) })
+    }
+    this.levels = levels
+    this.matchLimit = levels[0]!.matchLimit
     this.changeRegions = this.references.slice(0, -1).map((ref, k) => {
       const m: Mask = new Uint8Array(n)
-      for (let p = 0; p < n; p++) if (pixelDiffers(ref, this.references[k + 1]!, p, tol)) m[p] = 1
+      for (let p = 0; p < n; p++) if (pixelDiffers(ref, this.references[k + 1]!, p, 2 * tol)) m[p] = 1
       return dilate(m, scene.width, scene.height, 2)
     })
   }
@@ -127,11 +148,22 @@ export class MiniCraftJudge {
 
   /** Which state one frame (uint8 H·W·3) shows, and where the hand is. */
   classify(frame: Uint8Array): FrameVerdict {
+    return this.analyse(frame).verdict
+  }
+
+  /**
+   * Scores the states leaving out skin-coloured pixels (grown by the blur level); then, with the best-fitting
+   * reference as background, finds the hand including its blurred or anti-aliased fringe (pixels on the way
+   * from the background colour to the skin colour) connected to the image border. The fringe only serves as
+   * evidence of the hand: leaving it out of the scores too would let it hide real differences.
+   */
+  private analyse(frame: Uint8Array): { verdict: FrameVerdict; hand: Mask } {
     const { width, height } = this.scene
     const n = width * height
     if (frame.length !== n * 3) throw new RangeError(`judge: frame has ${frame.length} bytes, expected ${n * 3} (${height}×${width}×3)`)
     const skin = this.skinMask(frame)
-    const hand = this.handMask(skin)
+    const { scores, best: bestState, level } = this.score(frame, skin)
+    const hand = this.handMask(or(skin, this.blendMask(frame, this.levels[level]!.references[bestState]!)))
     let hx = 0
     let hy = 0
     let hn = 0
@@ -142,25 +174,72 @@ export class MiniCraftJudge {
         hn++
       }
     }
-    const excluded = dilate(skin, width, height, this.options.handDilation)
-    const tol = this.options.pixelTolerance
-    const differing = this.references.map((ref) => {
-      let count = 0
-      for (let p = 0; p < n; p++) if (excluded[p] === 0 && pixelDiffers(frame, ref, p, tol)) count++
-      return count
-    })
     let state: number | null = null
     let best = Infinity
     let tie = false
-    differing.forEach((d, k) => {
-      if (d > this.matchLimit[k]!) return
-      if (d < best) {
-        best = d
+    scores.forEach((r, k) => {
+      if (r > 1) return
+      if (r < best) {
+        best = r
         state = k
         tie = false
-      } else if (d === best) tie = true
+      } else if (r === best) tie = true
     })
-    return { state: tie ? null : state, differing, hand: hn === 0 ? null : { x: hx / hn, y: hy / hn, pixels: hn } }
+    return { verdict: { state: tie ? null : state, scores, hand: hn === 0 ? null : { x: hx / hn, y: hy / hn, pixels: hn } }, hand }
+  }
+
+  /** Per state, the blur level where the frame fits best, scored as cost / allowed cost, outside `hand`. */
+  private score(frame: Uint8Array, hand: Mask): { scores: number[]; best: number; level: number } {
+    const { width, height } = this.scene
+    const n = width * height
+    const tol = this.options.pixelTolerance
+    const scores = new Array<number>(this.steps + 1).fill(Infinity)
+    let best = 0
+    let bestLevel = 0
+    for (const [blur, level] of this.levels.entries()) {
+      // a blurred hand spreads one more pixel per blur pass: leave that halo out too
+      const excluded = dilate(hand, width, height, this.options.handDilation + blur)
+      level.references.forEach((ref, k) => {
+        let cost = 0
+        for (let p = 0; p < n; p++) if (excluded[p] === 0) cost += pixelCost(frame, ref, p, tol)
+        const limit = level.matchLimit[k]!
+        const ratio = cost === 0 ? 0 : limit === 0 ? Infinity : cost / limit
+        if (ratio < scores[k]!) {
+          scores[k] = ratio
+          if (ratio < scores[best]! || k === best) {
+            best = k
+            bestLevel = blur
+          }
+        }
+      })
+    }
+    return { scores, best, level: bestLevel }
+  }
+
+  /** Pixels that look like a mix of the background and at least 30 % skin (the fringe of a soft hand). */
+  private blendMask(frame: Uint8Array, background: Uint8Array): Mask {
+    const n = this.scene.width * this.scene.height
+    const tol = this.options.pixelTolerance
+    const m: Mask = new Uint8Array(n)
+    const s = this.skin
+    for (let p = 0; p < n; p++) {
+      const i = p * 3
+      let dd = 0
+      let fd = 0
+      for (let c = 0; c < 3; c++) {
+        const d = s[i + c]! - background[i + c]!
+        dd += d * d
+        fd += (frame[i + c]! - background[i + c]!) * d
+      }
+      if (dd < (3 * tol) ** 2) continue // skin and background look alike here: no evidence either way
+      const alpha = fd / dd
+      if (alpha < 0.3) continue
+      const a = Math.min(alpha, 1)
+      let off = 0
+      for (let c = 0; c < 3; c++) off = Math.max(off, Math.abs(frame[i + c]! - (background[i + c]! + a * (s[i + c]! - background[i + c]!))))
+      if (off <= 2 * tol) m[p] = 1
+    }
+    return m
   }
 
   /**
@@ -199,10 +278,11 @@ export class MiniCraftJudge {
     return hand
   }
 
-  /** Whether the hand touches the region changed by step `k + 1`. */
-  private touchesChange(frame: Uint8Array, k: number): boolean {
-    // grown by one more pixel than for matching: at low resolution the fingertips are all fringe
-    const hand = dilate(this.handMask(this.skinMask(frame)), this.scene.width, this.scene.height, this.options.handDilation + 1)
+  /** Whether the hand (its mask in a frame) comes within the touch radius of the region changed by step `k + 1`. */
+  private touchesChange(handMask: Mask, k: number): boolean {
+    // the fingertips are thin: at low resolution or in a blurry video they may not read as hand at all
+    const radius = Math.max(1, Math.round(this.options.touchRadius * this.scene.width))
+    const hand = dilate(handMask, this.scene.width, this.scene.height, radius)
     const region = this.changeRegions[k]!
     for (let p = 0; p < hand.length; p++) if (hand[p] === 1 && region[p] === 1) return true
     return false
@@ -215,15 +295,27 @@ export class MiniCraftJudge {
     if (!Number.isInteger(count) || count <= 0) throw new RangeError(`judge: cannot tell the number of frames (got ${count})`)
     const frameAt = frames instanceof Uint8Array ? (t: number) => frames.subarray(t * size, (t + 1) * size) : frames
     const verdicts: FrameVerdict[] = []
-    for (let t = 0; t < count; t++) verdicts.push(this.classify(frameAt(t)))
+    const hands: Mask[] = []
+    for (let t = 0; t < count; t++) {
+      const { verdict, hand } = this.analyse(frameAt(t))
+      verdicts.push(verdict)
+      hands.push(hand)
+    }
 
+    // a state is shown by a run of at least minRun consecutive frames: one stray frame decides nothing
+    const runs: { state: number; frame: number }[] = []
+    for (let t = 0; t < count; ) {
+      const s = verdicts[t]!.state
+      let end = t + 1
+      while (end < count && verdicts[end]!.state === s) end++
+      if (s !== null && end - t >= this.options.minRun) runs.push({ state: s, frame: t })
+      t = end
+    }
     const reached: { state: number; frame: number }[] = []
     let current = -1
     let firstOfCurrent = -1
     let failure: string | undefined
-    for (let t = 0; t < count && failure === undefined; t++) {
-      const s = verdicts[t]!.state
-      if (s === null) continue
+    for (const { state: s, frame: t } of runs) {
       if (current === -1) {
         if (s !== 0) failure = `frame ${t}: the first recognised state is ${s}, not the initial state 0`
         else {
@@ -231,9 +323,9 @@ export class MiniCraftJudge {
           firstOfCurrent = t
           reached.push({ state: 0, frame: t })
         }
-      } else if (s === current) continue
+      } else if (s <= current) continue // a look back does not undo the steps already reached
       else if (s === current + 1) {
-        const why = this.handActionMissing(verdicts, frameAt, firstOfCurrent, t, current)
+        const why = this.handActionMissing(verdicts, hands, firstOfCurrent, t, current)
         if (why !== undefined) failure = `frame ${t}: state ${s} appeared but ${why}`
         else {
           current = s
@@ -241,6 +333,7 @@ export class MiniCraftJudge {
           reached.push({ state: s, frame: t })
         }
       } else failure = `frame ${t}: state ${s} follows state ${current} (steps must be reached in order)`
+      if (failure !== undefined) break
     }
     const completed = Math.max(0, current)
     if (failure === undefined && current === -1) failure = "no frame shows the initial state"
@@ -253,7 +346,7 @@ export class MiniCraftJudge {
    * Why frames [from, to] (from the first frame showing state k to the first showing k + 1) do not show a
    * hand performing step k + 1, or undefined when they do: the hand must touch the changed region and move.
    */
-  private handActionMissing(verdicts: ReadonlyArray<FrameVerdict>, frameAt: (t: number) => Uint8Array, from: number, to: number, k: number): string | undefined {
+  private handActionMissing(verdicts: ReadonlyArray<FrameVerdict>, hands: ReadonlyArray<Mask>, from: number, to: number, k: number): string | undefined {
     let touched = false
     let minX = Infinity
     let maxX = -Infinity
@@ -266,7 +359,7 @@ export class MiniCraftJudge {
       maxX = Math.max(maxX, hand.x)
       minY = Math.min(minY, hand.y)
       maxY = Math.max(maxY, hand.y)
-      if (!touched && this.touchesChange(frameAt(t), k)) touched = true
+      if (!touched && this.touchesChange(hands[t]!, k)) touched = true
     }
     if (minX === Infinity) return `no hand is visible during frames ${from}..${to}`
     if (!touched) return `the hand never touched the changed region during frames ${from}..${to}`
@@ -277,9 +370,48 @@ export class MiniCraftJudge {
   }
 }
 
+/** One pass of a 3×3 binomial filter ([1 2 1] ⊗ [1 2 1] / 16, renormalised at the borders). */
+const binomialBlur = (image: Uint8Array, width: number, height: number): Uint8Array => {
+  const out = new Uint8Array(image.length)
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) {
+        let sum = 0
+        let weight = 0
+        for (let dy = -1; dy <= 1; dy++) {
+          const yy = y + dy
+          if (yy < 0 || yy >= height) continue
+          for (let dx = -1; dx <= 1; dx++) {
+            const xx = x + dx
+            if (xx < 0 || xx >= width) continue
+            const w = (dx === 0 ? 2 : 1) * (dy === 0 ? 2 : 1)
+            sum += w * image[(yy * width + xx) * 3 + c]!
+            weight += w
+          }
+        }
+        out[(y * width + x) * 3 + c] = Math.round(sum / weight)
+      }
+    }
+  }
+  return out
+}
+
+/** How much pixel p differs beyond the noise tolerance (largest channel). */
+const pixelCost = (a: Uint8Array, b: Uint8Array, p: number, tol: number): number => {
+  const i = p * 3
+  const d = Math.max(Math.abs(a[i]! - b[i]!), Math.abs(a[i + 1]! - b[i + 1]!), Math.abs(a[i + 2]! - b[i + 2]!))
+  return d > tol ? d - tol : 0
+}
+
 const pixelDiffers = (a: Uint8Array, b: Uint8Array, p: number, tol: number): boolean => {
   const i = p * 3
   return Math.abs(a[i]! - b[i]!) > tol || Math.abs(a[i + 1]! - b[i + 1]!) > tol || Math.abs(a[i + 2]! - b[i + 2]!) > tol
+}
+
+const or = (a: Mask, b: Mask): Mask => {
+  const out: Mask = new Uint8Array(a.length)
+  for (let p = 0; p < a.length; p++) out[p] = a[p]! | b[p]!
+  return out
 }
 
 /** Grows a mask by `r` pixels (square neighbourhood). */

@@ -46,7 +46,7 @@ export interface FrameSpec {
 }
 
 /** Where the fingertip rests between tasks: the bottom-right corner, off the work area. */
-export const HAND_REST: Vec = vec(0.8, 0.92)
+export const HAND_REST: Vec = vec(0.76, 0.84)
 
 export const groundTruthScript = (task: Task): Script => ({ order: task.steps.map((_, i) => i) })
 
