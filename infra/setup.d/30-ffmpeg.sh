@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ffmpeg decodes/encodes the video folders of @vw2/data (MiniCraft export, Video-CraftBench import).
-# Installed from Debian's packages; a fast no-op when an ffmpeg binary is already on PATH.
+# Installed from Debian's packages (bookworm's 5.1 series, pinned by version pattern so security updates
+# still apply); a fast no-op when ffmpeg and ffprobe are already on PATH.
 set -euo pipefail
 if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
   echo "ffmpeg present: $(ffmpeg -version | head -n 1)"
@@ -12,5 +13,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q --no-install-recommends ffmpeg
+apt-get install -y -q --no-install-recommends 'ffmpeg=7:5.1.*'
 ffmpeg -version | head -n 1
