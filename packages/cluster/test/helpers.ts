@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { configFor, pipeline, source } from "./fixtures/experiment.ts"
+import { configFor, pipeline, shortPipeline, source } from "./fixtures/experiment.ts"
 
 export const fixtureFile = fileURLToPath(new URL("./fixtures/experiment.ts", import.meta.url))
 
@@ -60,6 +60,14 @@ export const processesMentioning = (needle: string): Array<string> =>
 export const runSourceOnly = (executor: ExecutorShape, home: string, tag: string): Effect.Effect<RunSummary, unknown> => {
   const plan = planExperiment(defineExperiment({ name: "ray-test", pipeline: definePipeline().step("source", source, {}), config: { source: { count: 4, tag } } }), [])
   return runPlan({ plan, experimentFile: fixtureFile, metricsFlushMs: 50 }).pipe(
+    Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, executor), Tracker.layerNoop))
+  )
+}
+
+/** source → a (the fixture's steps, so the worker finds them in the fixture file). */
+export const runShort = (executor: ExecutorShape, home: string, config: ReturnType<typeof configFor>, observer?: SchedulerObserver): Effect.Effect<RunSummary, unknown> => {
+  const plan = planExperiment(defineExperiment({ name: "ray-test", pipeline: shortPipeline, config: { source: config.source, a: config.a } }), [])
+  return runPlan({ plan, experimentFile: fixtureFile, metricsFlushMs: 50, ...(observer ? { observer } : {}) }).pipe(
     Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, executor), Tracker.layerNoop))
   )
 }
