@@ -43,7 +43,9 @@ export interface VideoDiTConfig {
   readonly patchSpatial: number
   /** frames per temporal patch */
   readonly patchTemporal: number
-  /** model width (Cosmos model_channels) */
+  /** model width (Cosmos model_channels); keep it above the values of one patch (patchSpatial² · patchTemporal ·
+   * inChannels): the velocity target ε − x0 carries per-value noise that a narrower token cannot represent,
+   * and samples then stay noisy */
   readonly width: number
   readonly depth: number
   readonly heads: number
@@ -103,8 +105,9 @@ export const paperVideo = { frames: 93, latentFrames: 24, height: 480, width: 83
 /** MiniCraft 32×32 RGB in pixel space, tiny width and depth, so a training step is cheap even on the pure-JS backend. */
 export const miniDiT: VideoDiTConfig = {
   inChannels: 3,
-  // one token per 8×8 patch (16 per frame): full spatio-temporal attention stays cheap on the pure-JS backend
-  patchSpatial: 8,
+  // 4×4×3 = 48 values per token, below the width: with the rectified-flow target (ε − x0) the network must pass
+  // per-pixel noise through, which an 8×8×3 = 192-value patch cannot squeeze through a 64-wide token
+  patchSpatial: 4,
   patchTemporal: 1,
   width: 64,
   depth: 2,
