@@ -11,7 +11,18 @@ import { configFor, pipeline, shortPipeline, source } from "./fixtures/experimen
 
 export const fixtureFile = fileURLToPath(new URL("./fixtures/experiment.ts", import.meta.url))
 
-export const tempDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `vw2-ray-${prefix}-`))
+const created: Array<string> = []
+
+/** A fresh directory under the OS temp dir, removed by removeTempDirs(). */
+export const tempDir = (prefix: string): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vw2-ray-${prefix}-`))
+  created.push(dir)
+  return dir
+}
+
+export const removeTempDirs = (): void => {
+  for (const dir of created.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+}
 
 export const experimentWith = (config: ReturnType<typeof configFor>) => defineExperiment({ name: "ray-test", pipeline, config })
 

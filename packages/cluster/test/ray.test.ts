@@ -13,7 +13,7 @@ import { startBridgeProcess } from "../src/BridgeProcess.ts"
 import type { BridgeProcess } from "../src/BridgeProcess.ts"
 import { RayExecutor } from "../src/index.ts"
 import { configFor } from "./fixtures/experiment.ts"
-import { processesMentioning, readLog, runFixture, runShort, runSourceOnly, tempDir, waitFor } from "./helpers.ts"
+import { fixtureFile, processesMentioning, readLog, removeTempDirs, runFixture, runShort, runSourceOnly, tempDir, waitFor } from "./helpers.ts"
 
 const rayAddress = inject("rayAddress")
 const scratch = tempDir("suite")
@@ -32,7 +32,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ray?.close()
-  fs.rmSync(scratch, { recursive: true, force: true })
+  removeTempDirs()
 })
 
 const byStep = (summary: RunSummary) => Object.fromEntries(summary.results.map((r) => [r.step, r]))
@@ -149,6 +149,55 @@ describe("ray executor", () => {
     expect(await ask([JSON.stringify({ v: 1, type: "hello", driver: "probe" })])).toMatchObject({ type: "welcome" })
     await socket.send([JSON.stringify({ v: 1, type: "bye" })])
     socket.close()
+  })
+
+  it("cancels the tasks of a driver that went silent (no bye, no pings) within the heartbeat timeout", async () => {
+    const tag = "driver-dead"
+    const home = tempDir(tag)
+    const numbers = path.join(home, "numbers")
+    fs.mkdirSync(numbers)
+    fs.writeFileSync(path.join(numbers, "values.json"), "[1,2,3]")
+    const socket = new Dealer({ linger: 0, receiveTimeout: 60_000 })
+    socket.connect(ray.client.endpoint)
+    const next = async (type: string) => {
+      for (;;) {
+        const [frame] = await socket.receive()
+        const reply = JSON.parse(frame!.toString()) as { type: string }
+        if (reply.type === type) return reply
+        if (reply.type === "error") throw new Error(frame!.toString())
+      }
+    }
+    await socket.send([JSON.stringify({ v: 1, type: "hello", driver: "short-lived" })])
+    await next("welcome")
+    await socket.send([JSON.stringify({
+      v: 1,
+      type: "submit",
+      id: "gated",
+      spec: {
+        protocol: 1, experimentFile: fixtureFile, step: "a", config: { scale: 1, gpus: 0, sleepMs: 0, gate: true, tag }, seed: 0,
+        invocationHash: "f".repeat(64), inputs: { numbers: { dir: numbers, kind: "numbers", hash: "0".repeat(64) } },
+        outputRoot: path.join(home, "out"), scratchDir: path.join(home, "scratch"), cpus: 1
+      },
+      resources: { cpus: 1, gpus: 0, memoryMb: 0 },
+      maxRetries: 0,
+      node: process.execPath,
+      entry: LocalExecutor.workerEntry,
+      cwd: process.cwd()
+    })])
+    await next("started")
+    const stage = await waitFor("the stage to run", () => readLog(logFile, tag).find((l) => l.phase === "start"))
+    socket.close() // the driver vanishes: no bye, no more pings
+    const t0 = Date.now()
+    await waitFor("the bridge to cancel the silent driver's task", () => {
+      try {
+        process.kill(stage.pid, 0)
+        return undefined
+      } catch {
+        return true
+      }
+    }, 20_000)
+    expect(Date.now() - t0).toBeLessThan(3000 + 1000 + 2000 + 3000) // timeout + heartbeat tick + kill grace + slack
+    expect(processesMentioning(home)).toEqual([])
   })
 
   it("refuses to listen beyond loopback without a token, and checks the token on every message", async () => {
