@@ -1,3 +1,15 @@
+/**
+ * @vw2/dldm — the dynamics-enhanced latent dynamics model of VideoWorld 2 (PAPER.md "dLDM").
+ *
+ * ```ts
+ * const dldm = new Dldm(Init.seeded(seed), miniPreset)        // or paperPreset (Init.meta() to count)
+ * const codes = dldm.encode(video)                             // [B, T, H, W, 3] in [0,1] → int32 [B, K−1, N]
+ * const lowFi = dldm.decodeLowFi(firstFrame, codes)            // → [B, 1 + tc·(K−1), H, W, 3] in [0,1]
+ * ```
+ * Stages: `warmupStage` (video-dataset → dldm-checkpoint), `dldmStage` (+ vdm-checkpoint → dldm- and
+ * vdm-checkpoint), `openxCotrainStage` (Craft + Open-X mixture), `tokenizeStage` (→ code-dataset);
+ * `paperStageConfigs` / `miniStageConfigs` for experiment files; `scripts/step-times.ts` measures them.
+ */
 export * from "./DldmConfig.ts"
 export * from "./VideoBlock.ts"
 export * from "./Encoder.ts"
