@@ -5,9 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 
 from .bridge import Bridge, Options, log
+
+
+def gcs_unreachable(address: str) -> str | None:
+    """ray.init retries a dead host:port for minutes; a plain TCP connect says so in seconds."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        return None
+    except (OSError, ValueError) as error:
+        return f"cannot reach the Ray head (GCS) at {address}: {error} (is a head running? `vw2 ray up`, or pass --ray-address)"
 
 
 def main() -> int:
@@ -33,9 +46,14 @@ def main() -> int:
     patterns = [n.strip() for n in args.forward_env.split(",") if n.strip()]
     env = {k: v for k, v in os.environ.items() if any(k.startswith(p[:-1]) if p.endswith("*") else k == p for p in patterns)}
 
+    address = args.ray_address
+    unreachable = gcs_unreachable(address)
+    if unreachable is not None:
+        log(unreachable)
+        return 2
+
     import ray
 
-    address = args.ray_address
     ray.init(address=address, runtime_env={"env_vars": env} if env else None, logging_level="WARNING", log_to_driver=False, namespace="vw2")
     options = Options(
         ray_address=address, bind_host=args.bind_host, advertise_host=args.advertise_host, port_min=int(low), port_max=int(high or low),

@@ -87,6 +87,8 @@ class Bridge:
         self.drivers: dict[bytes, Driver] = {}
         self.invocations: dict[str, Invocation] = {}
         self.stopping = asyncio.Event()
+        # one RemoteFunction for the bridge's life: Ray exports (pickles) the function once, not per task
+        self.remote_task = ray.remote(task.run_invocation)
         self.endpoint = ""
         self.events_endpoint = ""
 
@@ -178,7 +180,7 @@ class Bridge:
             inv.pg = placement_group([bundle], strategy="STRICT_PACK")
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(placement_group=inv.pg, placement_group_bundle_index=0)
         launch = {"node": header.get("node") or self.o.env.get("VW2_RAY_NODE"), "entry": header.get("entry"), "cwd": header.get("cwd"), "eventsEndpoint": self.events_endpoint, "token": self.o.token, "killGraceS": self.o.kill_grace_s, "hwm": self.o.hwm}
-        inv.ref = ray.remote(task.run_invocation).options(**options).remote(inv.key, header["spec"], launch)
+        inv.ref = self.remote_task.options(**options).remote(inv.key, header["spec"], launch)
         self.invocations[inv.key] = inv
         driver.invocations.add(inv.key)
         inv.watcher = asyncio.ensure_future(self.watch(inv))
