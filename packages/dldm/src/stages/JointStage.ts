@@ -20,8 +20,8 @@ import { runStageBody, useBackend } from "./common.ts"
 import type { Batch } from "@vw2/data"
 
 const jointFields = {
-  /** mini default: ≈ 1 minute on the pure-JS backend (≈ 2.3 s CPU per step at batch 2), seconds on native */
-  steps: int(20),
+  /** mini default: ≈ 1 minute on the pure-JS backend (≈ 7 s CPU per step at batch 2, mostly the DiT), ≈ 10 s on native */
+  steps: int(10),
   /** authors' dLDM optimiser: AdamW lr 1e-4 (batch 128), wd 0.1, betas (0.9, 0.99) */
   optim: withDefault(OptimConfigSchema, { lr: 1e-3, batchSize: 2 }),
   /** authors: loss = 10 · diffusion + reconstruction */
