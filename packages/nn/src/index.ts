@@ -1,3 +1,14 @@
+/**
+ * @vw2/nn — a small module system on raw tfjs ops and the shared pieces of every model.
+ * - `Module` (hierarchical param names, `Init.seeded(seed)` / `Init.meta()` for counting without memory,
+ *   `namedParams`, `trainableVariables`, `stateDict`/`loadStateDict`, `dispose`), `countParams`.
+ * - Layers: Linear, LayerNorm, RMSNorm, Mlp (GELU), MultiHeadAttention (+ causal/block/arbitrary masks),
+ *   patchify/unpatchify + 3D Haar, SpatialAttention, CausalTemporalAttention/Conv, positional encodings,
+ *   AdaLN modulation. Ops: gelu, silu, stopGradient, l1/mse, grayscale. FSQ (authors' exact formula).
+ * - Training: AdamW, warmupCosine/warmupConstant, clipByGlobalNorm, Ema, computeGradients/trainStep.
+ * - I/O: safetensors read/write, checkpoint directories (model.safetensors + config.json [+ optimizer]).
+ * - Backend: selectBackend() (owned by the native engineer, src/backend).
+ */
 export * from "./Rng.ts"
 export * from "./Module.ts"
 export * from "./ops.ts"
