@@ -174,7 +174,7 @@ describe("ray executor", () => {
       type: "submit",
       id: "gated",
       spec: {
-        protocol: 1, experimentFile: fixtureFile, step: "a", config: { scale: 1, gpus: 0, sleepMs: 0, gate: true, tag }, seed: 0,
+        protocol: 1, experimentFile: fixtureFile, step: "a", config: { scale: 1, gpus: 0, sleepMs: 0, gate: true, tag, burst: 0 }, seed: 0,
         invocationHash: "f".repeat(64), inputs: { numbers: { dir: numbers, kind: "numbers", hash: "0".repeat(64) } },
         outputRoot: path.join(home, "out"), scratchDir: path.join(home, "scratch"), cpus: 1
       },
@@ -198,6 +198,23 @@ describe("ray executor", () => {
     }, 20_000)
     expect(Date.now() - t0).toBeLessThan(3000 + 1000 + 2000 + 3000) // timeout + heartbeat tick + kill grace + slack
     expect(processesMentioning(home)).toEqual([])
+  })
+
+  it("delivers every event of a burst through tiny high-water marks (back-pressure, no drops)", async () => {
+    const burst = 3000
+    const small = await Effect.runPromise(RayExecutor.makeRayExecutor({ address: rayAddress, hwm: 4, heartbeatMs: 500, timeoutMs: 5000 }))
+    try {
+      const seen: Array<number> = []
+      const summary = await Effect.runPromise(runShort(small, tempDir("burst"), configFor("burst", { a: { burst } }), {
+        onMetrics: (inv, values, step) => {
+          if (inv.step === "a" && values.burst !== undefined) seen.push(step)
+        }
+      }))
+      expect(summary.status).toBe("succeeded")
+      expect(seen).toEqual(Array.from({ length: burst }, (_, i) => i)) // all of them, in order
+    } finally {
+      await small.close()
+    }
   })
 
   it("refuses to listen beyond loopback without a token, and checks the token on every message", async () => {
