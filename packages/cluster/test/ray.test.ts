@@ -106,6 +106,28 @@ describe("ray executor", () => {
     expect(logs.some((m) => m.includes("node worker lost; attempt 2"))).toBe(true)
   })
 
+  it("retries when the Ray worker process itself dies (its node worker sees EOF and exits)", async () => {
+    const tag = "ray-worker-kill"
+    const running = Effect.runPromise(runShort(ray, tempDir(tag), configFor(tag, { a: { gate: true } })))
+    const first = await waitFor("stage a to start", () => readLog(logFile, tag).find((l) => l.step === "a" && l.phase === "start"))
+    const rayWorker = Number(fs.readFileSync(`/proc/${first.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]) // ppid
+    expect(fs.readFileSync(`/proc/${rayWorker}/cmdline`, "utf8")).toMatch(/ray::|default_worker/)
+    process.kill(rayWorker, "SIGKILL")
+    await waitFor("the orphaned node worker to exit", () => {
+      try {
+        process.kill(first.pid, 0)
+        return undefined
+      } catch {
+        return true
+      }
+    }, 15_000)
+    fs.writeFileSync(path.join(gateDir, `${tag}-a`), "")
+    const summary = await running
+    expect(summary.status).toBe("succeeded")
+    const starts = readLog(logFile, tag).filter((l) => l.step === "a" && l.phase === "start")
+    expect(starts.length).toBe(2)
+  })
+
   it("on interruption cancels the Ray tasks and leaves no node process behind", async () => {
     const tag = "interrupt"
     const home = tempDir("interrupt")
