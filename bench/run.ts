@@ -65,12 +65,46 @@ const machine = {
 }
 log(`bench: ${cpuModel}, ${cores} cores @ ${mhz} MHz, load ${machine.loadAverageAtStart.join(" ")}`)
 
+// ---- PyTorch ----
+interface TorchLine { readonly kind: string; readonly [key: string]: unknown }
+const runTorch = async (policy: "default" | "passive"): Promise<Array<TorchLine>> => {
+  const env = { ...process.env, ...(policy === "passive" ? { OMP_WAIT_POLICY: "PASSIVE" } : {}) }
+  const child = spawn(python, [join(root, "bench/pytorch/transformer.py")], { env, stdio: ["pipe", "pipe", "inherit"] })
+  child.stdin.end(JSON.stringify({ specs, budget_ms: 4000, matmul: [512, 1024, 2048] }))
+  let out = ""
+  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+  if (code !== 0) throw new Error(`bench/pytorch/transformer.py exited with ${code}`)
+  return out.trim().split("\n").map((line) => ({ ...JSON.parse(line), ompWaitPolicy: policy }) as TorchLine)
+}
+
+let torchLines: Array<TorchLine> = []
+let torchNote = "not run (--no-pytorch)"
+const runPytorchReference = async (): Promise<void> => {
+  if (flags["no-pytorch"]) return
+  loadAt["pytorch"] = os.loadavg()[0]!
+  const setup = spawnSync("bash", [join(root, "bench/pytorch/setup.sh")], { stdio: "inherit" })
+  if (setup.status !== 0) {
+    torchNote = `not run: bench/pytorch/setup.sh failed (exit ${setup.status})`
+  } else {
+    // On a contended machine (load above the core count) OpenMP's spin-waiting made torch up to 100×
+    // slower here (ar-mini 2186 ms vs 21 ms a step); PASSIVE is what a user of a shared box would set.
+    const contended = os.loadavg()[0]! > cores
+    const policy = contended ? "passive" : "default"
+    log(`bench: PyTorch reference (OMP_WAIT_POLICY ${policy})`)
+    torchLines = await runTorch(policy)
+    torchNote = contended ? "OMP_WAIT_POLICY=PASSIVE: the machine was contended" : "default OpenMP settings"
+  }
+}
 // ---- tfjs backends ----
 interface Skipped { readonly spec: string; readonly backend: string; readonly reason: string }
 const tfjsTimings: Array<StepTiming> = []
 const skipped: Array<Skipped> = []
 const matmuls: Array<{ backend: string; n: number; gflops: number }> = []
 const backendInfo: Record<string, Record<string, string>> = {}
+/** 1-minute load average when each phase started: the machine is shared, so say what it was doing. */
+const loadAt: Record<string, number> = {}
+let torchDone = false
 const realTimings: Array<{ model: string; backend: string; stepMs: number; steps: number; samplesPerSec: number } | { model: string; backend: string; error: string }> = []
 
 for (const backend of wantedBackends) {
@@ -83,6 +117,7 @@ for (const backend of wantedBackends) {
     continue
   }
   backendInfo[backend] = { ...choice.details }
+  loadAt[`tfjs ${backend}`] = os.loadavg()[0]!
   for (const n of backend === "tensorflow" ? [512, 1024, 2048] : [512]) {
     matmuls.push({ backend, n, gflops: matmulGflops(n) })
   }
@@ -109,37 +144,12 @@ for (const backend of wantedBackends) {
       }
     }
   }
+  // PyTorch runs right after the first (fastest) backend, so the two compared numbers share the machine's state
+  if (!torchDone) await runPytorchReference()
+  torchDone = true
 }
+if (!torchDone) await runPytorchReference()
 
-// ---- PyTorch ----
-interface TorchLine { readonly kind: string; readonly [key: string]: unknown }
-const runTorch = async (policy: "default" | "passive"): Promise<Array<TorchLine>> => {
-  const env = { ...process.env, ...(policy === "passive" ? { OMP_WAIT_POLICY: "PASSIVE" } : {}) }
-  const child = spawn(python, [join(root, "bench/pytorch/transformer.py")], { env, stdio: ["pipe", "pipe", "inherit"] })
-  child.stdin.end(JSON.stringify({ specs, budget_ms: 4000, matmul: [512, 1024, 2048] }))
-  let out = ""
-  child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()))
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
-  if (code !== 0) throw new Error(`bench/pytorch/transformer.py exited with ${code}`)
-  return out.trim().split("\n").map((line) => ({ ...JSON.parse(line), ompWaitPolicy: policy }) as TorchLine)
-}
-
-let torchLines: Array<TorchLine> = []
-let torchNote = "not run (--no-pytorch)"
-if (!flags["no-pytorch"]) {
-  const setup = spawnSync("bash", [join(root, "bench/pytorch/setup.sh")], { stdio: "inherit" })
-  if (setup.status !== 0) {
-    torchNote = `not run: bench/pytorch/setup.sh failed (exit ${setup.status})`
-  } else {
-    // On a contended machine (load above the core count) OpenMP's spin-waiting made torch up to 100×
-    // slower here (ar-mini 2186 ms vs 21 ms a step); PASSIVE is what a user of a shared box would set.
-    const contended = machine.loadAverageAtStart[0]! > cores
-    const policy = contended ? "passive" : "default"
-    log(`bench: PyTorch reference (OMP_WAIT_POLICY ${policy})`)
-    torchLines = await runTorch(policy)
-    torchNote = contended ? "OMP_WAIT_POLICY=PASSIVE: the machine was contended" : "default OpenMP settings"
-  }
-}
 const torchInfo = torchLines.find((l) => l.kind === "info")
 const bestTorch = (kind: string, key: string, value: unknown): TorchLine | undefined =>
   torchLines
@@ -156,8 +166,12 @@ const flatScalars = (value: unknown, prefix = ""): Array<[string, string]> => {
 }
 if (!flags["no-others"]) {
   const mine = new Set(["run.ts", "models.ts"])
-  for (const file of readdirSync(join(root, "bench")).sort()) {
-    if (!file.endsWith(".ts") || mine.has(file) || file.includes(".tmp.")) continue
+  const files = readdirSync(join(root, "bench")).filter((f) => f.endsWith(".ts") && !f.includes(".tmp."))
+  // a file another bench imports (e.g. engineExperiment.ts for engine.ts) is a helper, not a benchmark
+  const helpers = new Set(files.flatMap((f) =>
+    [...readFileSync(join(root, "bench", f), "utf8").matchAll(/["']\.\/([\w.-]+\.ts)["']/g)].map((m) => m[1]!)))
+  for (const file of files.sort()) {
+    if (mine.has(file) || helpers.has(file)) continue
     const name = file.replace(/\.ts$/, "")
     const out = join(resultsDir, `${name}.json`)
     log(`bench: running bench/${file}`)
@@ -167,7 +181,10 @@ if (!flags["no-others"]) {
       cwd: root, env: { ...process.env, VW2_BENCH_OUT: out }, encoding: "utf8", maxBuffer: 64 * 2 ** 20
     })
     writeFileSync(join(resultsDir, `${name}.log`), `${res.stdout ?? ""}\n${res.stderr ?? ""}`)
-    const summary = existsSync(out) ? flatScalars(JSON.parse(readFileSync(out, "utf8"))).slice(0, 24) : []
+    const lastLines = (res.stdout ?? "").trim().split("\n").filter((l) => l.trim() !== "").slice(-3)
+    const summary = existsSync(out)
+      ? flatScalars(JSON.parse(readFileSync(out, "utf8"))).slice(0, 24)
+      : lastLines.map((line, i): [string, string] => [`stdout[-${lastLines.length - i}]`, line.replaceAll("|", "/")])
     others.push({ name, ok: res.status === 0, seconds: (performance.now() - t0) / 1000, summary })
   }
 }
@@ -236,6 +253,8 @@ const machineLine = `${cpuModel}, ${cores} cores @ ${mhz} MHz, ${machine.memoryG
   `load average at start ${machine.loadAverageAtStart.join(" / ")} (1/5/15 min), ${machine.date}`
 const markdown = [
   `Machine: ${machineLine}.`,
+  "",
+  `1-minute load average when each phase started: ${Object.entries(loadAt).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}.`,
   "",
   `Train step = forward + backward + Adam on a pre-LN transformer with the model's shape (bench/models.ts; PyTorch: bench/pytorch/transformer.py, ${torchNote}). GFLOP/s counts matmul FLOPs only.`,
   "",
