@@ -1,4 +1,5 @@
 export * from "./Stage.ts"
+export * from "./DirectRun.ts"
 export * as Tracker from "./Tracker.ts"
 export * from "./Pipeline.ts"
 export * from "./Experiment.ts"

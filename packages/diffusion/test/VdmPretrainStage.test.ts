@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs"
+import { runStageDirect as runStage, type DirectStageRun as StageRun } from "@vw2/core"
 import { readSafetensors } from "@vw2/nn"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -8,7 +9,7 @@ import { prepareVdm, readVdmCheckpointConfig } from "../src/VdmCheckpoint.ts"
 import { vdmPretrain } from "../src/VdmPretrainStage.ts"
 import { miniDiT } from "../src/VideoDiTConfig.ts"
 import { maxAbsDiff } from "./support.ts"
-import { runStage, writeSquaresDataset, type StageRun } from "./stageSupport.ts"
+import { writeSquaresDataset } from "./stageSupport.ts"
 
 const data = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-squares-"))
 const model = { patchSpatial: 4, width: 32, depth: 2, heads: 2, contextDim: 16, mlpRatio: 2 }
