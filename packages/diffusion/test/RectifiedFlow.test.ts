@@ -69,7 +69,7 @@ describe("rectified-flow objective", () => {
     const rest = tf.variable(tf.scalar(0.5))
     // velocity at frame 0 depends only on frame0Scale, at frames ≥ 1 only on `rest`
     const net: VelocityNet = ({ x }) => {
-      const [B, T] = x.shape
+      const T = x.shape[1]
       const m = tf.tensor([1, ...new Array(T! - 1).fill(0)], [1, T!, 1, 1, 1])
       return tf.add(tf.mul(tf.mul(m, frame0Scale), 100), tf.mul(tf.sub(1, m), tf.mul(x, rest)))
     }
