@@ -1,7 +1,6 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { StageContext } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { type Batch, mixtureBatches } from "../src/dataset/Batches.ts"
@@ -11,33 +10,10 @@ import { findTfRecordShards } from "../src/formats/rlds.ts"
 import { generateMiniCalvinStage } from "../src/stages/generate-minicalvin.ts"
 import { importCalvinStage } from "../src/stages/import-calvin.ts"
 import { importOpenXStage } from "../src/stages/import-openx.ts"
+import { contextIn } from "./support/stageContext.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "minicalvin-stage-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
-
-/** A real StageContext over real directories, recording what the stage reports. */
-const contextIn = (root: string, step = "data") => {
-  const uploads: string[] = []
-  const metrics: Record<string, number>[] = []
-  const ctx: StageContext = {
-    invocationHash: "test",
-    step,
-    seed: 0,
-    outputDir: (name) => {
-      const dir = path.join(root, name)
-      fs.mkdirSync(dir, { recursive: true })
-      return dir
-    },
-    scratchDir: path.join(root, "scratch"),
-    devices: { gpus: [], cpus: 1 },
-    progress: () => undefined,
-    metrics: (values) => metrics.push({ ...values }),
-    log: () => undefined,
-    upload: (p) => uploads.push(p),
-    signal: new AbortController().signal
-  }
-  return { ctx, uploads, metrics }
-}
 
 describe("generate-minicalvin / import-openx / import-calvin stages", () => {
   const generated = path.join(tmp, "gen")

@@ -1,39 +1,14 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { StageContext } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { readManifest } from "../src/dataset/Manifest.ts"
 import { generateMiniCraftStage } from "../src/stages/generate-minicraft.ts"
+import { contextIn } from "./support/stageContext.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "minicraft-stage-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
-
-/** A real StageContext over real directories, recording what the stage reports. */
-const contextIn = (root: string) => {
-  const uploads: string[] = []
-  const metrics: Record<string, number>[] = []
-  const progress: number[] = []
-  const ctx: StageContext = {
-    invocationHash: "test",
-    step: "data",
-    seed: 0,
-    outputDir: (name) => {
-      const dir = path.join(root, name)
-      fs.mkdirSync(dir, { recursive: true })
-      return dir
-    },
-    scratchDir: path.join(root, "scratch"),
-    devices: { gpus: [], cpus: 1 },
-    progress: (done) => progress.push(done),
-    metrics: (values) => metrics.push({ ...values }),
-    log: () => undefined,
-    upload: (p) => uploads.push(p),
-    signal: new AbortController().signal
-  }
-  return { ctx, uploads, metrics, progress }
-}
 
 const decode = Schema.decodeUnknownSync(generateMiniCraftStage.config)
 

@@ -1,7 +1,6 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { StageContext } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { readManifest } from "../src/dataset/Manifest.ts"
@@ -9,31 +8,10 @@ import { defaultMiniCraftConfig, generateMiniCraft } from "../src/minicraft/Gene
 import { importVideoStage } from "../src/stages/import-video.ts"
 import { ffmpegAvailable } from "../src/video/Ffmpeg.ts"
 import { exportVideoFolder } from "../src/video/VideoFolder.ts"
+import { contextIn } from "./support/stageContext.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "video-stage-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
-
-const contextIn = (root: string) => {
-  const uploads: string[] = []
-  const ctx: StageContext = {
-    invocationHash: "test",
-    step: "craftbench",
-    seed: 0,
-    outputDir: (name) => {
-      const dir = path.join(root, name)
-      fs.mkdirSync(dir, { recursive: true })
-      return dir
-    },
-    scratchDir: path.join(root, "scratch"),
-    devices: { gpus: [], cpus: 1 },
-    progress: () => undefined,
-    metrics: () => undefined,
-    log: () => undefined,
-    upload: (p) => uploads.push(p),
-    signal: new AbortController().signal
-  }
-  return { ctx, uploads }
-}
 
 const decode = Schema.decodeUnknownSync(importVideoStage.config)
 
@@ -44,7 +22,7 @@ describe.skipIf(!ffmpegAvailable())("import-video stage", () => {
     const folder = path.join(tmp, "videos")
     await exportVideoFolder(dataset, folder, { container: "mp4", quality: "lossless" })
     const root = path.join(tmp, "run")
-    const { ctx, uploads } = contextIn(root)
+    const { ctx, uploads } = contextIn(root, "craftbench")
     await Effect.runPromise(importVideoStage.run(ctx, decode({ path: folder, name: "craft" }), {}))
     const manifest = readManifest(path.join(root, "dataset"))
     expect(manifest).toMatchObject({ name: "craft", width: 32, height: 32, fps: 8, splits: { train: ["blocks-human-train-000"], test: ["blocks-human-test-000"] } })
@@ -52,7 +30,7 @@ describe.skipIf(!ffmpegAvailable())("import-video stage", () => {
   })
 
   it("names config.path when the folder does not exist", async () => {
-    const { ctx } = contextIn(path.join(tmp, "run2"))
+    const { ctx } = contextIn(path.join(tmp, "run2"), "craftbench")
     const exit = await Effect.runPromiseExit(importVideoStage.run(ctx, decode({ path: path.join(tmp, "nope") }), {}))
     expect(String(exit)).toMatch(/path: .*nope is not a directory/)
     expect(() => decode({})).toThrow(/path/)

@@ -14,28 +14,27 @@ import { importRlds } from "../formats/importRlds.ts"
 import { EMBODIMENTS, generateMiniCalvin } from "../minicalvin/Demos.ts"
 import { robotContactSheet } from "../minicalvin/Sheet.ts"
 import { LAYOUTS } from "../minicalvin/World.ts"
+import { intBetween } from "./stageConfig.ts"
 
-const int = (min: number, max: number, fallback: number) =>
-  Schema.Int.check(Schema.isGreaterThanOrEqualTo(min), Schema.isLessThanOrEqualTo(max)).pipe(Schema.withDecodingDefaultKey(Effect.succeed(fallback)))
 const variants = (fallback: ReadonlyArray<string>) =>
   Schema.Array(Schema.Literals(Object.keys(LAYOUTS))).check(Schema.isMinLength(1)).pipe(Schema.withDecodingDefaultKey(Effect.succeed([...fallback])))
 const EMBODIMENT_NAMES = EMBODIMENTS.map((e) => e.name)
 
 export const GenerateMiniCalvinConfig = Schema.Struct({
   /** play sequences (chains of `chainLength` subtasks; one episode per subtask) in the train split */
-  trainSequences: int(0, 1_000_000, 12),
+  trainSequences: intBetween(0, 1_000_000, 12),
   /** play sequences in the test split (unseen scene variants) */
-  testSequences: int(0, 1_000_000, 4),
+  testSequences: intBetween(0, 1_000_000, 4),
   trainVariants: variants(["A", "B", "C"]),
   testVariants: variants(["D"]),
-  chainLength: int(1, 9, 5),
+  chainLength: intBetween(1, 9, 5),
   /** square frame size */
-  size: int(16, 128, 32),
+  size: intBetween(16, 128, 32),
   /** the dataset's own seed */
-  seed: int(0, 2 ** 31 - 1, 0),
+  seed: intBetween(0, 2 ** 31 - 1, 0),
   /** the Open-X stand-in: sequences per embodiment (0: an empty dataset) and which embodiments */
   openx: Schema.Struct({
-    sequences: int(0, 1_000_000, 8),
+    sequences: intBetween(0, 1_000_000, 8),
     embodiments: Schema.Array(Schema.Literals(EMBODIMENT_NAMES)).check(Schema.isMinLength(1)).pipe(Schema.withDecodingDefaultKey(Effect.succeed([...EMBODIMENT_NAMES])))
   }).pipe(Schema.withDecodingDefaultKey(Effect.succeed({}))),
   /** also export the demonstrations in CALVIN's own layout (dataset/calvin/{training,validation}) */

@@ -12,28 +12,27 @@ import { generateMiniCraft } from "../minicraft/Generate.ts"
 import { MAX_RESOLUTION, MIN_RESOLUTION } from "../minicraft/Renderer.ts"
 import { datasetContactSheet } from "../minicraft/Sheets.ts"
 import { TASK_NAMES } from "../minicraft/Tasks.ts"
+import { intBetween } from "./stageConfig.ts"
 
-const int = (min: number, max: number, fallback: number) =>
-  Schema.Int.check(Schema.isGreaterThanOrEqualTo(min), Schema.isLessThanOrEqualTo(max)).pipe(Schema.withDecodingDefaultKey(Effect.succeed(fallback)))
 
 export const GenerateMiniCraftConfig = Schema.Struct({
   /** which tasks (default: all five) */
   tasks: Schema.Array(Schema.Literals(TASK_NAMES)).pipe(Schema.withDecodingDefaultKey(Effect.succeed([...TASK_NAMES]))),
   /** episodes per task in the train split (train-domain appearances) */
-  trainEpisodesPerTask: int(0, 100_000, 4),
+  trainEpisodesPerTask: intBetween(0, 100_000, 4),
   /** episodes per task in the test split (unseen tables, papers, viewpoints, lighting) */
-  testEpisodesPerTask: int(0, 100_000, 2),
-  height: int(MIN_RESOLUTION, MAX_RESOLUTION, 32),
-  width: int(MIN_RESOLUTION, MAX_RESOLUTION, 32),
+  testEpisodesPerTask: intBetween(0, 100_000, 2),
+  height: intBetween(MIN_RESOLUTION, MAX_RESOLUTION, 32),
+  width: intBetween(MIN_RESOLUTION, MAX_RESOLUTION, 32),
   /** frames per step: 30 % reach, 50 % action, 20 % release; 12 → 92-frame episodes (the paper's T ≈ 93) */
-  framesPerStep: int(6, 1000, 12),
+  framesPerStep: intBetween(6, 1000, 12),
   /** still frames before the first and after the last step */
-  idleFrames: int(1, 1000, 4),
+  idleFrames: intBetween(1, 1000, 4),
   fps: Schema.Finite.check(Schema.isGreaterThan(0)).pipe(Schema.withDecodingDefaultKey(Effect.succeed(8))),
   /** anti-aliasing: subpixels per pixel along each axis */
-  supersample: int(1, 8, 3),
+  supersample: intBetween(1, 8, 3),
   /** the dataset's own seed (appearances, noise) */
-  seed: int(0, 2 ** 31 - 1, 0)
+  seed: intBetween(0, 2 ** 31 - 1, 0)
 })
 export type GenerateMiniCraftConfig = typeof GenerateMiniCraftConfig.Type
 

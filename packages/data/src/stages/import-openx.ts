@@ -4,23 +4,20 @@
  * `height`×`width`, 7-d actions from `actionKeys`, the language instruction per episode; each TFDS dataset
  * becomes a task and domain (its embodiment). Corrupt shards fail with the file and byte offset.
  */
-import * as fs from "node:fs"
-import * as path from "node:path"
-import { defineStage, StageError } from "@vw2/core"
-import { Effect, Schema } from "effect"
+import { defineStage } from "@vw2/core"
+import { Schema } from "effect"
 import { importRlds } from "../formats/importRlds.ts"
 import { DEFAULT_RLDS_KEYS } from "../formats/rlds.ts"
+import { runRobotImport } from "./robotImport.ts"
+import { intBetween, withDefault } from "./stageConfig.ts"
 
-const int = (min: number, max: number, fallback: number) =>
-  Schema.Int.check(Schema.isGreaterThanOrEqualTo(min), Schema.isLessThanOrEqualTo(max)).pipe(Schema.withDecodingDefaultKey(Effect.succeed(fallback)))
-const withDefault = <S extends Schema.Top>(schema: S, fallback: S["Encoded"]) => schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(fallback)))
 
 export const ImportOpenXConfig = Schema.Struct({
   /** where the shards are (absolute, or relative to the working directory) */
   path: Schema.String.check(Schema.isMinLength(1)),
   name: withDefault(Schema.String, "openx"),
-  height: int(8, 1024, 32),
-  width: int(8, 1024, 32),
+  height: intBetween(8, 1024, 32),
+  width: intBetween(8, 1024, 32),
   /** control rate of the source data */
   fps: withDefault(Schema.Finite.check(Schema.isGreaterThan(0)), 10),
   imageKey: withDefault(Schema.String, DEFAULT_RLDS_KEYS.image),
@@ -28,9 +25,9 @@ export const ImportOpenXConfig = Schema.Struct({
   actionKeys: withDefault(Schema.Array(Schema.String).check(Schema.isMinLength(1)), [...DEFAULT_RLDS_KEYS.action]),
   instructionKey: withDefault(Schema.String, DEFAULT_RLDS_KEYS.instruction),
   testFraction: withDefault(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)), 0.1),
-  seed: int(0, 2 ** 31 - 1, 0),
+  seed: intBetween(0, 2 ** 31 - 1, 0),
   /** stop after this many episodes (0: all) */
-  maxEpisodes: int(0, 2 ** 31 - 1, 0)
+  maxEpisodes: intBetween(0, 2 ** 31 - 1, 0)
 })
 export type ImportOpenXConfig = typeof ImportOpenXConfig.Type
 
@@ -43,28 +40,19 @@ export const importOpenXStage = defineStage({
   seeded: false,
   resources: () => ({ cpus: 1, memoryMb: 1024 }),
   run: (ctx, config) =>
-    Effect.try({
-      try: () => {
-        const input = path.resolve(config.path)
-        if (!fs.existsSync(input)) throw new Error(`${ctx.step}.path: ${input} does not exist`)
-        const started = performance.now()
-        const manifest = importRlds({
-          input,
-          output: ctx.outputDir("dataset"),
-          name: config.name,
-          height: config.height,
-          width: config.width,
-          fps: config.fps,
-          keys: { image: config.imageKey, action: config.actionKeys, instruction: config.instructionKey },
-          testFraction: config.testFraction,
-          seed: config.seed,
-          ...(config.maxEpisodes > 0 ? { maxEpisodes: config.maxEpisodes } : {}),
-          onEpisode: (done) => ctx.progress(done, config.maxEpisodes > 0 ? config.maxEpisodes : done)
-        })
-        const stats = manifest.stats as { episodes: number; frames: number }
-        ctx.metrics({ episodes: stats.episodes, frames: stats.frames, import_seconds: (performance.now() - started) / 1000 }, 0)
-        ctx.log(`imported ${stats.episodes} RLDS episodes (${stats.frames} frames) from ${input}`)
-      },
-      catch: (e) => new StageError({ stage: "import-openx", message: e instanceof Error ? e.message : String(e), cause: e })
-    })
+    runRobotImport(ctx, "import-openx", "RLDS", config.path, (input, output) =>
+      importRlds({
+        input,
+        output,
+        name: config.name,
+        height: config.height,
+        width: config.width,
+        fps: config.fps,
+        keys: { image: config.imageKey, action: config.actionKeys, instruction: config.instructionKey },
+        testFraction: config.testFraction,
+        seed: config.seed,
+        ...(config.maxEpisodes > 0 ? { maxEpisodes: config.maxEpisodes } : {}),
+        onEpisode: (done) => ctx.progress(done, config.maxEpisodes > 0 ? config.maxEpisodes : done)
+      })
+    )
 })

@@ -10,17 +10,16 @@ import { defineStage, StageError } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { importVideoFolder } from "../video/VideoFolder.ts"
 import { datasetContactSheet } from "../minicraft/Sheets.ts"
+import { intBetween } from "./stageConfig.ts"
 
-const int = (min: number, max: number, fallback: number) =>
-  Schema.Int.check(Schema.isGreaterThanOrEqualTo(min), Schema.isLessThanOrEqualTo(max)).pipe(Schema.withDecodingDefaultKey(Effect.succeed(fallback)))
 
 export const ImportVideoConfig = Schema.Struct({
   /** the folder to import (absolute, or relative to the working directory) */
   path: Schema.String.check(Schema.isMinLength(1)),
   name: Schema.String.pipe(Schema.withDecodingDefaultKey(Effect.succeed("video-folder"))),
   /** frames are scaled to height × width (area filter) */
-  height: int(8, 4096, 32),
-  width: int(8, 4096, 32),
+  height: intBetween(8, 4096, 32),
+  width: intBetween(8, 4096, 32),
   /** resample every video to this rate; absent: the first video's rate */
   fps: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
   /** split of videos whose annotation names none */
