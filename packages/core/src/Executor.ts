@@ -42,6 +42,17 @@ export interface InvocationRequest {
   readonly resources: Resources
 }
 
+/** What every executor hands the stage unchanged from the request (worker spec, in-process run, Ray submission). */
+export const invocationFields = (request: InvocationRequest) => ({
+  step: request.step,
+  config: request.config,
+  seed: request.seed,
+  invocationHash: request.invocationHash,
+  inputs: request.inputs,
+  outputRoot: request.outputRoot,
+  scratchDir: request.scratchDir
+})
+
 export interface InvocationOutcome {
   /** GPU ids the invocation ran with (what `CUDA_VISIBLE_DEVICES` held) */
   readonly gpus: ReadonlyArray<string>

@@ -5,7 +5,7 @@
  */
 import { Effect, Layer, Semaphore } from "effect"
 import type { ExecutorShape } from "./Executor.ts"
-import { Executor, InvocationFailed } from "./Executor.ts"
+import { Executor, InvocationFailed, invocationFields } from "./Executor.ts"
 import { runStageInProcess } from "./internal/runStage.ts"
 import { findStep, loadExperimentPromise } from "./Loader.ts"
 
@@ -28,13 +28,7 @@ export const makeInlineExecutor = (): ExecutorShape => {
         const result = yield* runStageInProcess(
           {
             stage,
-            step: request.step,
-            config: request.config,
-            seed: request.seed,
-            invocationHash: request.invocationHash,
-            inputs: request.inputs,
-            outputRoot: request.outputRoot,
-            scratchDir: request.scratchDir,
+            ...invocationFields(request),
             gpus: [],
             cpus: request.resources.cpus
           },

@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import type { ExecutorEvent, ExecutorShape, InvocationOutcome, InvocationRequest } from "./Executor.ts"
-import { Executor, InvocationFailed } from "./Executor.ts"
+import { Executor, InvocationFailed, invocationFields } from "./Executor.ts"
 import { ResourcePool } from "./internal/ResourcePool.ts"
 import { eventsFd, WorkerPool } from "./internal/WorkerPool.ts"
 import type { WorkerSpec } from "./worker/protocol.ts"
@@ -43,13 +43,7 @@ const runOnWorker = (
     const spec: WorkerSpec = {
       protocol: 1,
       experimentFile: request.experimentFile,
-      step: request.step,
-      config: request.config,
-      seed: request.seed,
-      invocationHash: request.invocationHash,
-      inputs: request.inputs,
-      outputRoot: request.outputRoot,
-      scratchDir: request.scratchDir,
+      ...invocationFields(request),
       gpus,
       cpus,
       eventsFd
