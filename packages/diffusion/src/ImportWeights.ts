@@ -41,6 +41,14 @@ const transposed = (t: NamedTensor): NamedTensor => {
   return remap(t, [inn, out], (r, c) => c * inn + r)
 }
 
+/** Our patch-feature layout (pt, ps, ps, C): flat index → time offset r, row m, column n, channel ci. */
+const ourPatchIndex = (ours: number, ch: number, ps: number) => ({
+  ci: ours % ch,
+  n: Math.floor(ours / ch) % ps,
+  m: Math.floor(ours / (ch * ps)) % ps,
+  r: Math.floor(ours / (ch * ps * ps))
+})
+
 /** Cosmos patch-embedding [D, (C, pt, ps, ps)] → ours [(pt, ps, ps, C), D]. */
 const cosmosPatchIn = (t: NamedTensor, c: VideoDiTConfig): NamedTensor => {
   const [d, inn] = t.shape as [number, number]
@@ -48,10 +56,7 @@ const cosmosPatchIn = (t: NamedTensor, c: VideoDiTConfig): NamedTensor => {
   const ps = c.patchSpatial
   const ch = inn / (pt * ps * ps)
   return remap(t, [inn, d], (ours, col) => {
-    const ci = ours % ch
-    const n = Math.floor(ours / ch) % ps
-    const m = Math.floor(ours / (ch * ps)) % ps
-    const r = Math.floor(ours / (ch * ps * ps))
+    const { r, m, n, ci } = ourPatchIndex(ours, ch, ps)
     const theirs = ((ci * pt + r) * ps + m) * ps + n
     return col * inn + theirs
   })
@@ -64,10 +69,7 @@ const cosmosPatchOut = (t: NamedTensor, c: VideoDiTConfig): NamedTensor => {
   const ps = c.patchSpatial
   const ch = out / (pt * ps * ps)
   return remap(t, [d, out], (row, ours) => {
-    const ci = ours % ch
-    const n = Math.floor(ours / ch) % ps
-    const m = Math.floor(ours / (ch * ps)) % ps
-    const r = Math.floor(ours / (ch * ps * ps))
+    const { r, m, n, ci } = ourPatchIndex(ours, ch, ps)
     const theirs = ((m * ps + n) * pt + r) * ch + ci
     return theirs * d + row
   })
