@@ -52,17 +52,7 @@ export const vw2Async = (box: Sandbox, args: ReadonlyArray<string>) => {
   return { child, done }
 }
 
-export interface LogLine {
-  readonly step: string
-  readonly hash: string
-  readonly pid: number
-  readonly cuda: string | null
-  readonly phase: "start" | "end"
-  readonly t: number
-}
-
-export const readLog = (file: string): Array<LogLine> =>
-  fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as LogLine) : []
+export { readLog, type LogLine } from "../../core/test/fixtures/executionLog.ts"
 
 export const waitFor = async (what: string, predicate: () => boolean, timeoutMs = 60_000) => {
   const deadline = Date.now() + timeoutMs

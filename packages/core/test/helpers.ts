@@ -31,18 +31,7 @@ export const tempDir = (prefix: string): string => {
   return dir
 }
 
-export interface LogLine {
-  readonly step: string
-  readonly hash: string
-  readonly pid: number
-  readonly cuda: string | null
-  readonly phase: "start" | "end"
-  readonly t: number
-}
-
-/** Lines the fixture stages append to $VW2_TEST_LOG. */
-export const readLog = (file: string): Array<LogLine> =>
-  fs.existsSync(file) ? fs.readFileSync(file, "utf8").trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as LogLine) : []
+export { readLog, type LogLine } from "./fixtures/executionLog.ts"
 
 export interface RecordedRun {
   readonly id: string
