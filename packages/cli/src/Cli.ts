@@ -21,7 +21,7 @@ import {
   Tracker
 } from "@vw2/core"
 import { RayExecutor, rayCommand } from "@vw2/cluster"
-import { Console, Data, Effect, Layer } from "effect"
+import { Console, Data, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -33,6 +33,7 @@ import { logFileObserver } from "./LogFiles.ts"
 import { listRunRecords, newRunId, type RunRecord, writeRunRecord } from "./RunRecords.ts"
 import { selectTracker } from "./selectTracker.ts"
 import { renderSummary } from "./Summary.ts"
+import { probeTfBackend } from "./TfBackend.ts"
 import { trackingCommands } from "./TrackingCommands.ts"
 
 /** Exit codes: 0 ok, 1 a stage failed, 2 bad input (config, --set, flags, file), 130 interrupted. */
@@ -53,11 +54,19 @@ const setFlag = Flag.String("set").pipe(
   Flag.atLeast(0)
 )
 
-/** Loads the experiment, applies and validates --set overrides, and plans: every config error surfaces here. */
-const loadAndPlan = (file: string, sets: ReadonlyArray<string>) =>
+const presetFlag = Flag.String("preset").pipe(
+  Flag.withDescription("size preset the experiment file declares (e.g. mini | paper); sets VW2_PRESET for the driver and every worker"),
+  Flag.optional
+)
+
+/** Loads the experiment, applies and validates --set overrides, and plans: every config error surfaces here.
+ * A preset is an environment variable (not a config key) because experiment files choose their whole config
+ * from it at import time, in the driver and in every worker alike; workers inherit the driver's environment. */
+const loadAndPlan = (file: string, sets: ReadonlyArray<string>, preset: Option.Option<string>) =>
   Effect.gen(function*() {
     const absolute = path.resolve(file)
     if (!fs.existsSync(absolute)) return yield* new UsageError({ message: `${file}: no such experiment file` })
+    if (Option.isSome(preset)) process.env.VW2_PRESET = preset.value
     const overrides = yield* Effect.try({ try: () => sets.map(parseOverride), catch: (e) => e as ConfigError })
     const experiment = yield* loadExperiment(absolute)
     const plan = yield* Effect.try({
@@ -70,12 +79,14 @@ const loadAndPlan = (file: string, sets: ReadonlyArray<string>) =>
 const plan = Command.make("plan", {
   file: fileArg,
   set: setFlag,
+  preset: presetFlag,
   json: Flag.Boolean("json").pipe(Flag.withDescription("print the plan as JSON (format: docs/plan-json.md)"), Flag.withDefault(false))
 }, (flags) =>
   Effect.gen(function*() {
-    const { absolute, plan } = yield* loadAndPlan(flags.file, flags.set)
+    const { absolute, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
     const store = ArtifactStore.makeArtifactStore()
-    const doc = planDocument(plan, absolute, store.root, store.isPublished)
+    const backend = yield* Effect.promise(probeTfBackend)
+    const doc = { ...planDocument(plan, absolute, store.root, store.isPublished), tfBackend: backend.line }
     yield* Console.log(flags.json ? JSON.stringify(doc, null, 2) : renderPlan(doc))
   }).pipe(
     Effect.catchTags({ ConfigError: reportBadInput, UsageError: reportBadInput, ExperimentLoadError: reportBadInput })
@@ -139,6 +150,7 @@ const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } 
 const run = Command.make("run", {
   file: fileArg,
   set: setFlag,
+  preset: presetFlag,
   executor: Flag.String("executor").pipe(
     Flag.withDescription(`where stages run: ${Object.keys(executorKinds).join(" | ")} (default: the experiment's choice, else local)`),
     Flag.optional
@@ -156,7 +168,7 @@ const run = Command.make("run", {
   noTrack: Flag.Boolean("no-track").pipe(Flag.withDescription("record nothing in the tracker"), Flag.withDefault(false))
 }, (flags) =>
   Effect.gen(function*() {
-    const { absolute, experiment, plan } = yield* loadAndPlan(flags.file, flags.set)
+    const { absolute, experiment, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
     const executorLayer = yield* chooseExecutor(experiment, {
       executor: flags.executor._tag === "Some" ? flags.executor.value : undefined,
       gpus: flags.gpus._tag === "Some" ? flags.gpus.value : undefined,
@@ -214,11 +226,12 @@ const runWithRecord = (
       executorName = (yield* Executor).describe()
       tracker = yield* Tracker.Tracker
       trackerName = tracker.describe()
+      const backend = yield* Effect.promise(probeTfBackend)
       return yield* runPlan({
         plan,
         experimentFile: file,
         observer,
-        tags: { "vw2.command": process.argv.slice(1).join(" "), "vw2.git_commit": gitCommit(), "vw2.file": file }
+        tags: { "vw2.command": process.argv.slice(1).join(" "), "vw2.git_commit": gitCommit(), "vw2.file": file, ...backend.tags }
       })
     }).pipe(
       Effect.provide(Layer.mergeAll(Layer.succeed(ArtifactStore.ArtifactStore, store), executorLayer, trackerLayer)),

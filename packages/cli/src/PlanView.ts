@@ -12,6 +12,8 @@ export interface PlanDocument {
   readonly file: string
   readonly store: string
   readonly configHash: string
+  /** the tfjs backend this machine's stages select, e.g. "tensorflow (native, libtensorflow 2.21.0)" */
+  readonly tfBackend?: string
   readonly steps: ReadonlyArray<string>
   readonly config: Plan["config"]
   readonly trials: Plan["trials"]
@@ -66,7 +68,7 @@ export const renderPlan = (doc: PlanDocument): string => {
   }
   const lines = [
     `experiment ${doc.experiment}  (${doc.file})`,
-    `config hash ${doc.configHash.slice(0, 16)}  store ${doc.store}`,
+    `config hash ${doc.configHash.slice(0, 16)}  store ${doc.store}${doc.tfBackend === undefined ? "" : `  tfjs ${doc.tfBackend}`}`,
     table.toString()
   ]
   if (doc.trials.length > maxTrialRows) lines.push(`… ${doc.trials.length - maxTrialRows} more trials (vw2 plan --json lists all)`)

@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import { sandbox, vw2 } from "./cliHarness.ts"
 
-const quickstart = fileURLToPath(new URL("../../../experiments/quickstart.ts", import.meta.url))
+const quickstart = fileURLToPath(new URL("../../../experiments/examples/moons.ts", import.meta.url))
 const small = ["--set", "mlp.epochs=8", "--set", "linear.epochs=8"]
 
 /** "[   1.2s] ▶ mlp 96968404 p0-s0 running" → seconds, per step and status */

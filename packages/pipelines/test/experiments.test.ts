@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest"
 import { presetFromEnv } from "../src/Presets.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
-const files = ["experiments/quickstart-vw2.ts", ...fs.readdirSync(path.join(root, "experiments/paper")).filter((f) => f.endsWith(".ts")).map((f) => `experiments/paper/${f}`)]
+const files = ["experiments/quickstart.ts", ...fs.readdirSync(path.join(root, "experiments/paper")).filter((f) => f.endsWith(".ts")).map((f) => `experiments/paper/${f}`)]
 
 /** Import an experiment file afresh with VW2_PRESET set (the query string defeats the module cache). */
 const load = async (file: string, preset: string): Promise<Experiment> => {
@@ -37,7 +37,7 @@ describe("experiment files", () => {
       "experiments/paper/baselines.ts",
       "experiments/paper/calvin.ts",
       "experiments/paper/main.ts",
-      "experiments/quickstart-vw2.ts"
+      "experiments/quickstart.ts"
     ])
   })
 
@@ -63,7 +63,7 @@ describe("experiment files", () => {
   })
 
   it("a wrong override fails validation with its path", async () => {
-    const experiment = await load("experiments/quickstart-vw2.ts", "mini")
+    const experiment = await load("experiments/quickstart.ts", "mini")
     expect(() => planExperiment(experiment, [parseOverride("ar.train.steps=-3")])).toThrow(/ar\.train\.steps/)
     const changed = planExperiment(experiment, [parseOverride("ar.train.lr=0.001")])
     const base = planExperiment(experiment)

@@ -1,5 +1,5 @@
 /**
- * `vw2 run` of the quickstart (experiments/examples moons pipeline) against the real test server: the
+ * `vw2 run` of the moons example (experiments/examples/moons.ts) against the real test server: the
  * run tree, params, metrics, tags and artifacts land in MLflow; a rerun is all cache hits whose
  * `vw2.cache = hit:<id>` tags point at the real runs that produced the outputs.
  */
@@ -38,7 +38,7 @@ afterAll(async () => {
 
 describe("vw2 run → MLflow", () => {
   it("creates the run tree with params, metrics, tags and artifacts; a rerun's cache hits point at the producing runs", async () => {
-    const out = vw2("run", "experiments/quickstart.ts", "--executor", "inline")
+    const out = vw2("run", "experiments/examples/moons.ts", "--executor", "inline")
     expect(out).toMatch(/SUCCEEDED/)
     const parentId = lastParentRunId()
     const parent = await client.getRun(parentId)
@@ -46,11 +46,11 @@ describe("vw2 run → MLflow", () => {
     expect(parent.tags["vw2.config_hash"]).toMatch(/^[0-9a-f]{64}$/)
     expect(parent.tags["mlflow.source.git.commit"]).toMatch(/^[0-9a-f]{40}$/)
     expect(parent.tags["mlflow.user"]).toBe(os.userInfo().username)
-    expect(parent.tags["vw2.command"]).toContain("experiments/quickstart.ts")
+    expect(parent.tags["vw2.command"]).toContain("experiments/examples/moons.ts")
     expect(parent.params["mlp.epochs"]).toBe("40")
     expect(parent.params["data.trainSize"]).toBe("400")
     const expId = parent.info.experimentId
-    expect((await client.getExperimentByName("quickstart"))?.experimentId).toBe(expId)
+    expect((await client.getExperimentByName("moons"))?.experimentId).toBe(expId)
 
     const trials = await children(expId, parentId)
     expect(trials).toHaveLength(1)
@@ -73,7 +73,7 @@ describe("vw2 run → MLflow", () => {
     expect((await client.listArtifacts(byStep.get("compare")!.info.artifactUri, "table")).map((f) => f.path)).toEqual(["table/comparison.md"])
 
     // rerun: everything cached
-    expect(vw2("run", "experiments/quickstart.ts", "--executor", "inline")).toMatch(/0 ran, 6 cached/)
+    expect(vw2("run", "experiments/examples/moons.ts", "--executor", "inline")).toMatch(/0 ran, 6 cached/)
     const rerunId = lastParentRunId()
     expect(rerunId).not.toBe(parentId)
     const rerunTrials = await children(expId, rerunId)
@@ -85,7 +85,7 @@ describe("vw2 run → MLflow", () => {
       expect((await client.getRun(producer!)).tags["vw2.stage_hash"]).toBe(hit.tags["vw2.stage_hash"])
     }
 
-    const table = JSON.parse(vw2("runs", "quickstart", "--json", "--metric", "mlp/loss")) as { rows: Array<{ runId: string; metrics: Record<string, number> }> }
+    const table = JSON.parse(vw2("runs", "moons", "--json", "--metric", "mlp/loss")) as { rows: Array<{ runId: string; metrics: Record<string, number> }> }
     const rows = table.rows.filter((r) => r.runId === trials[0]!.info.runId || r.runId === rerunTrials[0]!.info.runId)
     expect(rows.map((r) => r.metrics["mlp/loss"])).toEqual([loss[39]!.value, loss[39]!.value])
   })
