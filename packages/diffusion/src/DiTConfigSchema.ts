@@ -2,9 +2,11 @@
  * The video DiT config as an Effect Schema, for stage configs: every field optional with a default taken
  * from a preset, unknown keys rejected by the engine, and the decoded value a `VideoDiTConfig`.
  */
+import { ConfigField } from "@vw2/core"
 import { Schema } from "effect"
-import { bool, finite, int, literals, nonNegativeNumber, positiveNumber, withDefault } from "./internal/schema.ts"
 import { vdmTrainingModes, type VideoDiTConfig } from "./VideoDiTConfig.ts"
+
+const { bool, finite, int, literals, nonNegativeNumber, positiveNumber, withDefault } = ConfigField
 
 export const ditConfigSchema = (d: VideoDiTConfig) => {
   const control = Schema.Struct({

@@ -4,7 +4,7 @@
  * Input "video-dataset" (the shared episode layout), output "vdm-checkpoint" (+ a sample GIF when
  * `sample.count` > 0). The first frame of each clip is the condition, as in video2world.
  */
-import { defineStage, StageError, type StageContext } from "@vw2/core"
+import { ConfigField, defineStage, StageError, type StageContext } from "@vw2/core"
 import { Dataset, DatasetClips, shuffledBatches, type Batch } from "@vw2/data"
 import { AdamW, describeBackend, Init, selectBackend, trainStep, warmupCosine } from "@vw2/nn"
 import * as tf from "@tensorflow/tfjs"
@@ -14,11 +14,12 @@ import { join } from "node:path"
 import { ditConfigSchema, FlowObjectiveSchema } from "./DiTConfigSchema.ts"
 import { importWeights } from "./ImportWeights.ts"
 import { sideBySideGif } from "./internal/gif.ts"
-import { int, literals, nonNegativeNumber, positiveNumber, withDefault } from "./internal/schema.ts"
 import { rectifiedFlowLoss, sample } from "./Objective.ts"
 import { saveVdmCheckpoint } from "./VdmCheckpoint.ts"
 import { VideoDiT } from "./VideoDiT.ts"
 import { miniDiT, type VideoDiTConfig } from "./VideoDiTConfig.ts"
+
+const { int, literals, nonNegativeNumber, positiveNumber, withDefault } = ConfigField
 
 /** Pretraining sees no codes and no hint: the mini DiT without its control branch. */
 const pretrainDefaults: VideoDiTConfig = { ...miniDiT, control: { ...miniDiT.control, enabled: false } }

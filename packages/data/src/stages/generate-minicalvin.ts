@@ -8,13 +8,14 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { defineStage, StageError } from "@vw2/core"
+import { ConfigField, defineStage, StageError } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { importRlds } from "../formats/importRlds.ts"
 import { EMBODIMENTS, generateMiniCalvin } from "../minicalvin/Demos.ts"
 import { robotContactSheet } from "../minicalvin/Sheet.ts"
 import { LAYOUTS } from "../minicalvin/World.ts"
-import { intBetween } from "./stageConfig.ts"
+
+const { intBetween } = ConfigField
 
 const variants = (fallback: ReadonlyArray<string>) =>
   Schema.Array(Schema.Literals(Object.keys(LAYOUTS))).check(Schema.isMinLength(1)).pipe(Schema.withDecodingDefaultKey(Effect.succeed([...fallback])))

@@ -6,13 +6,14 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { defineStage, StageError } from "@vw2/core"
+import { ConfigField, defineStage, StageError } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { generateMiniCraft } from "../minicraft/Generate.ts"
 import { MAX_RESOLUTION, MIN_RESOLUTION } from "../minicraft/Renderer.ts"
 import { datasetContactSheet } from "../minicraft/Sheets.ts"
 import { TASK_NAMES } from "../minicraft/Tasks.ts"
-import { intBetween } from "./stageConfig.ts"
+
+const { intBetween } = ConfigField
 
 
 export const GenerateMiniCraftConfig = Schema.Struct({

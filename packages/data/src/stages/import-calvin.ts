@@ -4,11 +4,12 @@
  * segment (or per play episode), frames from `camera` resized to `height`×`width`, rel_actions, robot_obs
  * and scene_obs. training → train, validation → test.
  */
-import { defineStage } from "@vw2/core"
+import { ConfigField, defineStage } from "@vw2/core"
 import { Schema } from "effect"
 import { importCalvin } from "../formats/calvin.ts"
 import { runRobotImport } from "./robotImport.ts"
-import { intBetween, withDefault } from "./stageConfig.ts"
+
+const { intBetween, withDefault } = ConfigField
 
 
 export const ImportCalvinConfig = Schema.Struct({

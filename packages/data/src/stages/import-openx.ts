@@ -4,12 +4,13 @@
  * `height`×`width`, 7-d actions from `actionKeys`, the language instruction per episode; each TFDS dataset
  * becomes a task and domain (its embodiment). Corrupt shards fail with the file and byte offset.
  */
-import { defineStage } from "@vw2/core"
+import { ConfigField, defineStage } from "@vw2/core"
 import { Schema } from "effect"
 import { importRlds } from "../formats/importRlds.ts"
 import { DEFAULT_RLDS_KEYS } from "../formats/rlds.ts"
 import { runRobotImport } from "./robotImport.ts"
-import { intBetween, withDefault } from "./stageConfig.ts"
+
+const { intBetween, withDefault } = ConfigField
 
 
 export const ImportOpenXConfig = Schema.Struct({

@@ -6,11 +6,12 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { defineStage, StageError } from "@vw2/core"
+import { ConfigField, defineStage, StageError } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { importVideoFolder } from "../video/VideoFolder.ts"
 import { datasetContactSheet } from "../minicraft/Sheets.ts"
-import { intBetween } from "./stageConfig.ts"
+
+const { intBetween } = ConfigField
 
 
 export const ImportVideoConfig = Schema.Struct({
