@@ -167,7 +167,7 @@ export const makeRayExecutor = (options: RayExecutorOptions = {}): Effect.Effect
   Effect.tryPromise({
     try: async () => {
       if (options.artifacts === "mlflow") {
-        throw new Error("artifacts: \"mlflow\" is not implemented yet; use \"shared-path\" with VW2_HOME on a filesystem every Ray node mounts (docs/ray.md)")
+        throw new Error("artifacts: \"mlflow\" transport is unavailable in this release (docs/ray.md says why); use \"shared-path\" with VW2_HOME on a filesystem every Ray node mounts (docs/ray.md)")
       }
       const address = options.address ?? defaultAddress()
       const token = options.token ?? process.env.VW2_RAY_BRIDGE_TOKEN
