@@ -260,7 +260,7 @@ const markdown = [
   "",
   ...rows,
   "",
-  `Matmul ceiling (GFLOP/s, float32; theoretical FP32 peak of ${cores} cores ≈ ${machine.theoreticalPeakGflops}; best measured ${fmt(ceiling)}):`,
+  `Matmul ceiling (GFLOP/s, float32; theoretical FP32 peak of ${cores} cores at the nominal ${mhz} MHz ≈ ${machine.theoreticalPeakGflops}, more at boost clocks; best measured ${fmt(ceiling)}):`,
   "",
   ...matmulRows,
   ...(realRows.length === 0 ? [] : ["", "The model packages' own train steps (forward + backward + AdamW), tfjs backends only:", "", ...realRows]),
