@@ -72,7 +72,7 @@ export class LowFiDecoder extends Module {
    */
   call(firstFeatures: tf.Tensor3D, codes: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const [b, s] = firstFeatures.shape
+      const [, s] = firstFeatures.shape
       const j = codes.shape[1]
       const k = j + 1
       if (j > this.geo.transitions) throw new Error(`decoder: ${j} transitions exceed the configured ${this.geo.transitions}`)
