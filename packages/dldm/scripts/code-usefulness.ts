@@ -1,0 +1,186 @@
+/**
+ * Do the warm-up's codes carry motion? Trains the real `warmup` stage on a MiniCraft dataset, then scores
+ * held-out test-domain clips (unseen appearances):
+ *   own      L1 of the low-fi reconstruction decoded from the clip's own codes
+ *   swapped  L1 when the clip's first frame is decoded with another clip's codes (a different episode)
+ *   repeat   L1 of repeating the first frame (what a decoder that ignores the codes can reach)
+ * all in [0, 1] pixel units over frames 1..T−1, on every test clip and on the moving half (clips whose
+ * repeat-first-frame error is above the median: idle clips dilute the mean); the moving half of 64 train
+ * clips tells underfitting (train no better than repeat) from failing to generalise. Codes carry motion when own is
+ * clearly below both swapped and repeat. It also prints the FSQ index usage per code position (distinct
+ * indices, entropy in bits) over the test clips: a position with one index is collapsed.
+ *
+ *   nice npx node packages/dldm/scripts/code-usefulness.ts [--steps 400] [--config '{"optim":{"lr":3e-3}}']
+ *     [--preset mini] [--train-episodes 4] [--test-episodes 1] [--data DIR] [--seed 0]
+ *
+ * `--preset mini` starts from `miniStageConfigs.warmup` (what the quickstart runs); `--config` is merged over
+ * it (deeply), `--steps` overrides its step count. The MiniCraft dataset (the quickstart's size by default) is
+ * generated once and reused from --data (default: a per-size folder under the OS temp dir).
+ */
+import type { InputArtifact, StageContext } from "@vw2/core"
+import { Dataset, DatasetClips, generateMiniCraftStage } from "@vw2/data"
+import * as tf from "@tensorflow/tfjs"
+import { Effect, Exit, Schema } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { parseArgs } from "node:util"
+import { loadDldm, miniStageConfigs, warmupStage, type Dldm } from "../src/index.ts"
+
+const { values: args } = parseArgs({
+  options: {
+    steps: { type: "string" },
+    config: { type: "string", default: "{}" },
+    preset: { type: "string", default: "mini" },
+    "train-episodes": { type: "string", default: "4" },
+    "test-episodes": { type: "string", default: "1" },
+    data: { type: "string" },
+    seed: { type: "string", default: "0" }
+  }
+})
+
+type Json = { [k: string]: unknown }
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v)
+const deepMerge = (base: Json, over: Json): Json => {
+  const out: Json = { ...base }
+  for (const [k, v] of Object.entries(over)) out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Json, v) : v
+  return out
+}
+
+function quietContext(root: string, seed: number, log: (m: string) => void): StageContext {
+  return {
+    invocationHash: "code-usefulness",
+    step: "code-usefulness",
+    seed,
+    outputDir: (name) => {
+      fs.mkdirSync(path.join(root, name), { recursive: true })
+      return path.join(root, name)
+    },
+    scratchDir: root,
+    devices: { gpus: [], cpus: 1 },
+    progress: () => {},
+    metrics: () => {},
+    log,
+    upload: () => {},
+    signal: new AbortController().signal
+  }
+}
+
+async function runStage(stage: typeof warmupStage | typeof generateMiniCraftStage, config: unknown, inputs: Record<string, string>, out: string, seed: number) {
+  const logs: string[] = []
+  const decoded = Schema.decodeUnknownSync(stage.config as unknown as Schema.Codec<unknown, unknown>)(config)
+  const resolved: Record<string, InputArtifact> = {}
+  for (const [k, dir] of Object.entries(inputs)) resolved[k] = { dir, kind: (stage.inputs as Record<string, string>)[k]!, hash: k } as InputArtifact
+  const run = stage.run as (ctx: StageContext, c: unknown, i: Record<string, InputArtifact>) => Effect.Effect<void, unknown>
+  const exit = await Effect.runPromiseExit(run(quietContext(out, seed, (m) => void logs.push(m)), decoded, resolved))
+  if (Exit.isFailure(exit)) throw new Error(`${stage.name} failed: ${JSON.stringify(exit.cause)}`)
+  return logs
+}
+
+const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+
+/** Per-clip mean |a − b| over frames 1..T−1 of [B, T, H, W, 3] tensors. */
+function perClipL1(a: tf.Tensor, b: tf.Tensor): number[] {
+  return tf.tidy(() => {
+    const t = a.shape[1]!
+    const d = tf.abs(tf.sub(tf.slice(a, [0, 1], [-1, t - 1]), tf.slice(b, [0, 1], [-1, t - 1])))
+    return Array.from(tf.mean(tf.reshape(d, [a.shape[0]!, -1]), 1).dataSync())
+  })
+}
+
+function evaluate(model: Dldm, clips: DatasetClips, limit = Infinity) {
+  const n = Math.min(clips.count, limit)
+  // evenly spread over the split when limited
+  const all = Array.from({ length: n }, (_, i) => clips.read(Math.floor((i * clips.count) / n)))
+  const [t, h, w] = [model.config.frames, model.config.height, model.config.width]
+  const video = tf.tensor5d(Float32Array.from(all.flatMap((c) => Array.from(c.frames))), [n, t, h, w, 3])
+  // partner: the nearest clip (in index order, half the set away) from a different episode
+  const partner = all.map((c, i) => {
+    for (let k = 0; k < n; k++) {
+      const j = (i + Math.floor(n / 2) + k) % n
+      if (all[j]!.ref.episodeId !== c.ref.episodeId) return j
+    }
+    return (i + 1) % n
+  })
+  const result = tf.tidy(() => {
+    const indices = model.encode(video)
+    const first = tf.slice(video, [0, 0], [-1, 1])
+    const own = model.decodeLowFi(first, indices)
+    const swapped = model.decodeLowFi(first, tf.gather(indices, partner))
+    const repeat = tf.tile(first, [1, t, 1, 1, 1])
+    return {
+      own: perClipL1(own, video),
+      swapped: perClipL1(swapped, video),
+      repeat: perClipL1(repeat, video),
+      indices: indices.arraySync() as number[][][]
+    }
+  })
+  video.dispose()
+  return result
+}
+
+function usage(indices: number[][][]): { position: string; distinct: number; entropy: number }[] {
+  const j = indices[0]!.length
+  const q = indices[0]![0]!.length
+  const rows: { position: string; distinct: number; entropy: number }[] = []
+  for (let a = 0; a < j; a++)
+    for (let b = 0; b < q; b++) {
+      const counts = new Map<number, number>()
+      for (const clip of indices) counts.set(clip[a]![b]!, (counts.get(clip[a]![b]!) ?? 0) + 1)
+      const entropy = -[...counts.values()].reduce((s, c) => s + (c / indices.length) * Math.log2(c / indices.length), 0)
+      rows.push({ position: `t${a}q${b}`, distinct: counts.size, entropy })
+    }
+  return rows
+}
+
+const seed = Number(args.seed)
+const trainEps = Number(args["train-episodes"])
+const testEps = Number(args["test-episodes"])
+const dataDir = args.data ?? path.join(os.tmpdir(), `vw2-code-usefulness-minicraft-${trainEps}-${testEps}`)
+if (!fs.existsSync(path.join(dataDir, "dataset", "dataset.json"))) {
+  fs.rmSync(dataDir, { recursive: true, force: true })
+  await runStage(generateMiniCraftStage, { trainEpisodesPerTask: trainEps, testEpisodesPerTask: testEps }, {}, dataDir, 0)
+}
+const dataset = path.join(dataDir, "dataset")
+
+if (args.preset !== "mini") throw new Error(`--preset ${args.preset}: only "mini" runs on this machine`)
+let config = deepMerge(structuredClone(miniStageConfigs.warmup) as Json, JSON.parse(args.config) as Json)
+if (args.steps !== undefined) config = { ...config, steps: Number(args.steps) }
+
+const out = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-code-usefulness-"))
+try {
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const logs = await runStage(warmupStage, config, { dataset }, out, seed)
+  const cpu = process.cpuUsage(cpu0)
+  const { model } = await loadDldm(path.join(out, "checkpoint"))
+  const test = new DatasetClips(Dataset.open(dataset), { length: model.config.frames, stride: model.config.frames - 1 }, { filter: { split: "test" } })
+  const train = new DatasetClips(Dataset.open(dataset), { length: model.config.frames, stride: model.config.frames - 1 }, { filter: { split: "train" } })
+  const r = evaluate(model, test)
+  const rTrain = evaluate(model, train, 64)
+  const movingHalf = (repeat: number[]) =>
+    repeat
+      .map((v, i) => [v, i] as const)
+      .sort((a, b) => a[0] - b[0])
+      .slice(Math.floor(repeat.length / 2))
+      .map(([, i]) => i)
+  const moving = movingHalf(r.repeat)
+  const pick = (xs: number[], idx: number[]) => idx.map((i) => xs[i]!)
+  const u = usage(r.indices)
+  const allIndices = r.indices.flat(2)
+  console.log(`config ${JSON.stringify(config)}`)
+  console.log(logs.filter((l) => l.startsWith("warmup: loss") || l.startsWith("tfjs backend")).join("\n"))
+  console.log(`train ${((performance.now() - t0) / 1000).toFixed(0)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(0)} s cpu; ${test.count} test clips of ${model.config.frames} frames`)
+  const fmt = (x: number) => x.toFixed(4)
+  console.log(`test    own ${fmt(mean(r.own))}  swapped ${fmt(mean(r.swapped))}  repeat ${fmt(mean(r.repeat))}`)
+  console.log(`test-moving  own ${fmt(mean(pick(r.own, moving)))}  swapped ${fmt(mean(pick(r.swapped, moving)))}  repeat ${fmt(mean(pick(r.repeat, moving)))}`)
+  const movingTrain = movingHalf(rTrain.repeat)
+  console.log(`train-moving own ${fmt(mean(pick(rTrain.own, movingTrain)))}  swapped ${fmt(mean(pick(rTrain.swapped, movingTrain)))}  repeat ${fmt(mean(pick(rTrain.repeat, movingTrain)))}  (${rTrain.own.length} train clips)`)
+  console.log(
+    `codes   ${new Set(allIndices).size} distinct of ${model.geo.vocabulary}; per position distinct/entropy(bits): ` +
+      u.map((p) => `${p.position} ${p.distinct}/${p.entropy.toFixed(1)}`).join(" ")
+  )
+  model.dispose()
+} finally {
+  fs.rmSync(out, { recursive: true, force: true })
+}
