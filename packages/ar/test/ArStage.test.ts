@@ -10,7 +10,7 @@ import { encodeInstruction } from "../src/InstructionTokenizer.ts"
 import { Rng } from "../src/internal/nn.ts"
 import { sampleClip } from "../src/Sampler.ts"
 import { writeCodeDataset } from "./support/codeDataset.ts"
-import { runStage } from "./support/stageHarness.ts"
+import { runStageDirect as runStage } from "@vw2/core"
 
 await tf.setBackend("cpu")
 

@@ -10,7 +10,7 @@ import { generateMiniCalvin } from "../src/internal/minicalvin.ts"
 import { CalvinHead } from "../src/calvin/CalvinHead.ts"
 import { type CalvinReport, calvinHead, loadCalvinHead } from "../src/calvin/CalvinHeadStage.ts"
 import { CodePolicy } from "../src/calvin/CodePolicy.ts"
-import { runStage } from "./support/stageHarness.ts"
+import { runStageDirect as runStage } from "@vw2/core"
 
 const SIZE = 16
 const layout = { codeVocab: 12, queries: 2, transitionsPerClip: 2, clipLength: 5, clipStride: 4 }

@@ -18,7 +18,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { craftEvalLowFiNoCalvin, craftEvalNoCalvin } from "../src/craft/CraftEvalStage.ts"
 import { defaultMiniCraftConfig, generateMiniCraft } from "../src/internal/minicraft.ts"
 import { writeLpipsLikeModel } from "./support/onnxNetworks.ts"
-import { runStage } from "./support/stageHarness.ts"
+import { runStageDirect as runStage } from "@vw2/core"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-crafteval-"))
 const dirs = { data: path.join(root, "data"), dldm: path.join(root, "dldm"), vdm: path.join(root, "vdm"), codes: path.join(root, "codes"), ar: "" }
