@@ -3,7 +3,9 @@
  * size). Saved in every checkpoint as `config.json`; evaluation rebuilds the model from it.
  */
 import { Schema } from "effect"
-import { positiveInt } from "./internal/schema.ts"
+import { ConfigField } from "@vw2/core"
+
+const { positiveInt } = ConfigField
 
 export const ArModelConfig = Schema.Struct({
   /** width of every token embedding */

@@ -2,7 +2,7 @@
  * Stage `ar`: trains the autoregressive transformer on the dLDM's codes of the training split.
  * Input "code-dataset" (tokenize), output "ar-checkpoint".
  */
-import { defineStage, StageError } from "@vw2/core"
+import { ConfigField, defineStage, StageError } from "@vw2/core"
 import { Effect, Schema } from "effect"
 import { ArModelConfig, maxStreamLength, type ArArchitecture } from "./ArConfig.ts"
 import { saveArCheckpoint } from "./ArCheckpoint.ts"
@@ -11,8 +11,9 @@ import { type CodeDataset, type CodedEpisode, readCodeDataset, startFrame } from
 import { streamExample } from "./CodeStream.ts"
 import { buildVocabulary, encodeInstruction, type InstructionVocabulary } from "./InstructionTokenizer.ts"
 import { AdamW, describeBackend, Init, Rng, selectBackend, trainStep, warmupCosine } from "./internal/nn.ts"
-import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } from "./internal/schema.ts"
 import { type ArBatch, batchLoss } from "./Train.ts"
+
+const { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } = ConfigField
 
 /**
  * How instructions become tokens. `vocab`: a word vocabulary built from the training data (mini scale).

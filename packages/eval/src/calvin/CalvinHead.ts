@@ -8,7 +8,9 @@ import * as tf from "@tensorflow/tfjs"
 import { embedTokens } from "@vw2/ar"
 import { Schema } from "effect"
 import { Initializers, Linear, Module, type InitContext, type Param } from "@vw2/nn"
-import { positiveInt, withDefault } from "../internal/schema.ts"
+import { ConfigField } from "@vw2/core"
+
+const { positiveInt, withDefault } = ConfigField
 
 export const ACTION_DIM = 7
 export const PROPRIO_DIM = 15

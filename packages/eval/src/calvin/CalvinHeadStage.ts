@@ -10,15 +10,16 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { loadArCheckpoint, readCodeDataset } from "@vw2/ar"
-import { defineStage, StageError } from "@vw2/core"
+import { ConfigField, defineStage, StageError } from "@vw2/core"
 import { Dataset } from "@vw2/data"
 import { AdamW, asFloatState, describeBackend, Init, loadCheckpoint, Rng, saveCheckpoint, selectBackend, trainStep, warmupCosine } from "@vw2/nn"
 import { Effect, Schema } from "effect"
 import { DEFAULT_EP_LEN, evaluateLongHorizon, type LongHorizonReport } from "../internal/minicalvin.ts"
-import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } from "../internal/schema.ts"
 import { ACTION_DIM, actionLoss, CalvinHead, type CalvinHeadArchitecture, CalvinHeadModelConfig, PROPRIO_DIM } from "./CalvinHead.ts"
 import { CodePolicy } from "./CodePolicy.ts"
 import { headExamples } from "./HeadData.ts"
+
+const { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } = ConfigField
 
 export const CalvinHeadStageConfig = Schema.Struct({
   model: withDefault(CalvinHeadModelConfig, {}),

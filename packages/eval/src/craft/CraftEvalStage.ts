@@ -9,7 +9,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type ClipDecoder, loadArCheckpoint, type Rollout, rollout } from "@vw2/ar"
-import { defineStage, type InputArtifact, StageError, type StageContext } from "@vw2/core"
+import { ConfigField, defineStage, type InputArtifact, StageError, type StageContext } from "@vw2/core"
 import { Dataset } from "@vw2/data"
 import { describeBackend, Rng, selectBackend } from "@vw2/nn"
 import { Effect, Schema } from "effect"
@@ -17,7 +17,6 @@ import { encodeInstruction } from "@vw2/ar"
 import { type Availability, available, unavailable } from "../Availability.ts"
 import type { CalvinReport } from "../calvin/CalvinHeadStage.ts"
 import { sideBySideGif } from "../Gif.ts"
-import { nonNegativeInt, nonNegativeNumber, positiveInt, withDefault } from "../internal/schema.ts"
 import { classifySteps, loadOnnxModel } from "../OnnxModel.ts"
 import { buildPaperTable, tableMarkdown, type TableRow } from "../PaperTable.ts"
 import { stepSuccessPng } from "../Plot.ts"
@@ -26,6 +25,8 @@ import { fromUnitFloat, makeVideo } from "../Video.ts"
 import { evaluateCraft, type TestEpisode } from "./CraftEvaluation.ts"
 import { loadClipDecoder } from "./DldmDecoder.ts"
 import { makeEpisodeJudge } from "./MiniCraftJudging.ts"
+
+const { nonNegativeInt, nonNegativeNumber, positiveInt, withDefault } = ConfigField
 
 export const CraftEvalConfig = Schema.Struct({
   /** the table row's labels */
