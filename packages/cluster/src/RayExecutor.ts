@@ -10,7 +10,7 @@
  * see docs/ray.md for MLflow artifacts as the planned alternative.
  */
 import type { ExecutorEvent, ExecutorShape, InvocationOutcome, InvocationRequest } from "@vw2/core"
-import { Executor, InvocationFailed, LocalExecutor, parseWorkerEvent } from "@vw2/core"
+import { Executor, InvocationFailed, invocationFields, LocalExecutor, parseWorkerEvent } from "@vw2/core"
 import { Data, Effect, Layer } from "effect"
 import { BridgeClient } from "./BridgeClient.ts"
 import type { BridgeProcess } from "./BridgeProcess.ts"
@@ -129,13 +129,7 @@ const runOnRay = (
       spec: {
         protocol: 1,
         experimentFile: request.experimentFile,
-        step: request.step,
-        config: request.config,
-        seed: request.seed,
-        invocationHash: request.invocationHash,
-        inputs: request.inputs,
-        outputRoot: request.outputRoot,
-        scratchDir: request.scratchDir,
+        ...invocationFields(request),
         cpus: Math.ceil(resources.cpus)
       },
       resources: { cpus: resources.cpus, gpus: resources.gpus, memoryMb: resources.memoryMb },
