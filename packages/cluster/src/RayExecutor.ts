@@ -13,39 +13,31 @@ import type { ExecutorEvent, ExecutorShape, InvocationOutcome, InvocationRequest
 import { Executor, InvocationFailed, invocationFields, LocalExecutor, parseWorkerEvent } from "@vw2/core"
 import { Data, Effect, Layer } from "effect"
 import { BridgeClient } from "./BridgeClient.ts"
-import type { BridgeProcess } from "./BridgeProcess.ts"
+import type { BridgeProcess, BridgeProcessOptions } from "./BridgeProcess.ts"
 import { startBridgeProcess } from "./BridgeProcess.ts"
 import type { ClusterNode } from "./protocol.ts"
 import { repoRoot } from "./paths.ts"
 import * as RayHead from "./RayHead.ts"
 
-export interface RayExecutorOptions {
+/** Bridge tuning the executor passes through unchanged (documented on BridgeProcessOptions). Defaults here:
+ * timeoutMs 5000, hwm 1000, forwardEnv VW2_*, TF_*, TFJS_*; bindHost $VW2_RAY_BIND_HOST else 127.0.0.1
+ * (multi-node clusters need 0.0.0.0 plus advertiseHost and a token); advertiseHost $VW2_RAY_ADVERTISE_HOST;
+ * token $VW2_RAY_BRIDGE_TOKEN. */
+type BridgeTuning = Pick<
+  BridgeProcessOptions,
+  "heartbeatMs" | "timeoutMs" | "hwm" | "killGraceMs" | "forwardEnv" | "bindHost" | "advertiseHost" | "token"
+>
+
+export interface RayExecutorOptions extends BridgeTuning {
   /** Ray cluster address: "auto" (a head on this machine), "host:port", "ray://host:port"; default: defaultAddress() */
   readonly address?: string
   /** an already running bridge ("tcp://host:port") instead of starting one */
   readonly bridgeEndpoint?: string
-  /** shared secret, required when the bridge listens beyond loopback (default $VW2_RAY_BRIDGE_TOKEN) */
-  readonly token?: string
   /** Node 24 binary every node runs the worker with (default: this driver's, process.execPath) */
   readonly nodePath?: string
   /** Ray retries of an invocation whose node worker or Ray worker was lost (default 2) */
   readonly maxRetries?: number
-  readonly heartbeatMs?: number
-  /** silence after which either side presumes the other dead (default 5000) */
-  readonly timeoutMs?: number
-  /** ZeroMQ high-water mark, messages per socket (default 1000) */
-  readonly hwm?: number
-  readonly killGraceMs?: number
-  /** env variables handed to every task (NAME or PREFIX*); default VW2_*, TF_*, TFJS_* */
-  readonly forwardEnv?: ReadonlyArray<string>
-  /**
-   * interface the bridge binds (default $VW2_RAY_BIND_HOST, else 127.0.0.1). Multi-node clusters need
-   * 0.0.0.0 plus `advertiseHost` (this machine's address as the nodes see it) and a token.
-   */
-  readonly bindHost?: string
-  /** default $VW2_RAY_ADVERTISE_HOST */
-  readonly advertiseHost?: string
-  /** how artifacts reach the nodes; only "shared-path" is implemented */
+  /** how artifacts reach the nodes; only "shared-path" is available in this release (docs/ray.md) */
   readonly artifacts?: "shared-path" | "mlflow"
 }
 
