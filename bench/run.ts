@@ -3,8 +3,8 @@
  *
  * 1. Train-step throughput of the dLDM/DiT/AR transformer shapes (bench/models.ts) under every tfjs backend
  *    available here, and of the same network in PyTorch-CPU (bench/pytorch/transformer.py) in this run.
- * 2. The CPU's matmul ceiling: square float32 matmuls on the native backend and in PyTorch, next to the
- *    theoretical FP32 peak of the cores.
+ * 2. The CPU's matmul ceiling: square float32 matmuls on the native backend, in onnxruntime-node and in
+ *    PyTorch, next to the theoretical FP32 peak of the cores.
  * 3. The other issues' benchmarks, when present: every bench/*.ts besides this file and models.ts runs as
  *    `node bench/<name>.ts` with VW2_BENCH_OUT=bench/results/<name>.json; if it writes that file, its
  *    top-level scalars (or a `rows` array of flat objects) go into the summary; its output goes to
@@ -23,6 +23,7 @@ import os from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { type BackendName, backendNames, selectBackend } from "../packages/nn/src/backend/index.ts"
+import { ortMatmulGflops } from "./ortMatmul.ts"
 import { matmulGflops, REAL_MODELS, timeRealModel, SPECS, type StepTiming, timeTrainSteps, type TransformerSpec, trainStepFlops } from "./models.ts"
 
 const root = new URL("..", import.meta.url).pathname
@@ -101,6 +102,7 @@ interface Skipped { readonly spec: string; readonly backend: string; readonly re
 const tfjsTimings: Array<StepTiming> = []
 const skipped: Array<Skipped> = []
 const matmuls: Array<{ backend: string; n: number; gflops: number }> = []
+const ORT = "onnxruntime-node"
 const backendInfo: Record<string, Record<string, string>> = {}
 /** 1-minute load average when each phase started: the machine is shared, so say what it was doing. */
 const loadAt: Record<string, number> = {}
@@ -120,6 +122,10 @@ for (const backend of wantedBackends) {
   loadAt[`tfjs ${backend}`] = os.loadavg()[0]!
   for (const n of backend === "tensorflow" ? [512, 1024, 2048] : [512]) {
     matmuls.push({ backend, n, gflops: matmulGflops(n) })
+  }
+  // onnxruntime-node's MatMul next to the first backend's: the measurement behind route 2 (docs/native-compute.md)
+  if (!matmuls.some((m) => m.backend === ORT)) {
+    for (const n of [512, 1024, 2048]) matmuls.push({ backend: ORT, n, gflops: await ortMatmulGflops(n) })
   }
   for (const spec of specs) {
     if (!flags.full && slowBackends.has(backend) && spec.name.endsWith("-small")) {
@@ -215,7 +221,7 @@ for (const spec of specs) {
 }
 
 const matmulRows = [
-  "| square matmul n | " + [...new Set(matmuls.map((m) => `tfjs ${m.backend}`)), "PyTorch"].join(" | ") + " |",
+  "| square matmul n | " + [...new Set(matmuls.map((m) => (m.backend === ORT ? ORT : `tfjs ${m.backend}`))), "PyTorch"].join(" | ") + " |",
   "|---:|" + [...new Set(matmuls.map((m) => m.backend)), "torch"].map(() => "---:").join("|") + "|"
 ]
 for (const n of [512, 1024, 2048]) {
