@@ -27,6 +27,7 @@ NAPI_VERSION="8" # highest napi_versions entry of tfjs-node's package.json that 
 
 VENV="$ROOT/.venvs/native"
 LIBTF="$VENV/libtensorflow"
+TF_INCLUDE="$VENV/tensorflow-include"
 PREFIX="$ROOT/packages/native/.tfjs-node"
 PKG="$PREFIX/node_modules/@tensorflow/tfjs-node"
 BINDING="$PKG/lib/napi-v$NAPI_VERSION/tfjs_binding.node"
@@ -48,7 +49,7 @@ loads() { # the binding loads and runs one op on the `tensorflow` backend
   " >/dev/null 2>&1
 }
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && loads; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && [ -f "$TF_INCLUDE/.stamp" ] && loads; then
   echo "native tfjs: up to date ($WANT_STAMP)"; exit 0
 fi
 
@@ -56,40 +57,51 @@ for tool in python3 g++ nm; do
   command -v "$tool" >/dev/null || { echo "native tfjs: needs $tool (apt-get install python3-venv g++ binutils)"; exit 1; }
 done
 
-# 1. libtensorflow from the wheel: only the two shared libraries and the C API headers are kept.
-if [ ! -f "$LIBTF/.stamp" ] || [ "$(cat "$LIBTF/.stamp")" != "$TF_WHEEL==$TF_VERSION" ]; then
+# 1. libtensorflow from the wheel: the two shared libraries and the C API headers (the binding) into
+#    $LIBTF; the wheel's whole include tree (framework, Eigen, absl, protobuf: what custom ops compile
+#    against, 41-native-ops.sh) into $TF_INCLUDE. Separate directories and stamps, so a checkout with an
+#    older copy of this script that shares .venvs/native still finds $LIBTF as it expects it.
+LIBTF_STAMP="$TF_WHEEL==$TF_VERSION"
+need() { [ ! -f "$1/.stamp" ] || [ "$(cat "$1/.stamp")" != "$LIBTF_STAMP" ]; }
+if need "$LIBTF" || need "$TF_INCLUDE"; then
   [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
   printf '*\n' > "$VENV/.gitignore"
   WHEELS="$(mktemp -d)"
   trap 'rm -rf "$WHEELS"' EXIT
   echo "native tfjs: downloading $TF_WHEEL==$TF_VERSION from PyPI"
   "$VENV/bin/pip" download -q --no-deps --only-binary=:all: -d "$WHEELS" "$TF_WHEEL==$TF_VERSION"
-  rm -rf "$LIBTF" && mkdir -p "$LIBTF/lib" "$LIBTF/include"
-  python3 - "$WHEELS"/*.whl "$LIBTF" <<'PY'
+  LIB_OUT=""; INCLUDE_OUT=""
+  if need "$LIBTF"; then rm -rf "$LIBTF" && mkdir -p "$LIBTF/lib" "$LIBTF/include" && LIB_OUT="$LIBTF"; fi
+  if need "$TF_INCLUDE"; then rm -rf "$TF_INCLUDE" && mkdir -p "$TF_INCLUDE" && INCLUDE_OUT="$TF_INCLUDE"; fi
+  python3 - "$WHEELS"/*.whl "$LIB_OUT" "$INCLUDE_OUT" <<'PY'
 import sys, zipfile, os, shutil
-wheel, out = sys.argv[1], sys.argv[2]
+wheel, out, include_out = sys.argv[1], sys.argv[2], sys.argv[3]
 headers = ("tensorflow/include/tensorflow/c/", "tensorflow/include/tensorflow/core/platform/",
            "tensorflow/include/tsl/platform/", "tensorflow/include/xla/tsl/c/")
+def extract(z, name, target):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with z.open(name) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 with zipfile.ZipFile(wheel) as z:
-    # the CUDA runtime wheels that `tensorflow[and-cuda]` pins (used only for the `tensorflow` wheel)
-    metadata = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-    cuda = [line.split(":", 1)[1].split(";")[0].strip() for line in z.read(metadata).decode().splitlines()
-            if line.startswith("Requires-Dist:") and 'extra == "and-cuda"' in line]
-    with open(os.path.join(out, "cuda-requirements.txt"), "w") as f:
-        f.write("".join(r + "\n" for r in cuda))
+    if out:
+        # the CUDA runtime wheels that `tensorflow[and-cuda]` pins (used only for the `tensorflow` wheel)
+        metadata = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        cuda = [line.split(":", 1)[1].split(";")[0].strip() for line in z.read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist:") and 'extra == "and-cuda"' in line]
+        with open(os.path.join(out, "cuda-requirements.txt"), "w") as f:
+            f.write("".join(r + "\n" for r in cuda))
     for name in z.namelist():
-        if name in ("tensorflow/libtensorflow_cc.so.2", "tensorflow/libtensorflow_framework.so.2"):
-            target = os.path.join(out, "lib", os.path.basename(name))
-        elif name.startswith(headers) and name.endswith(".h"):
-            target = os.path.join(out, "include", name[len("tensorflow/include/"):])
-        else:
+        if name.endswith("/"):
             continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with z.open(name) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+        if out and name in ("tensorflow/libtensorflow_cc.so.2", "tensorflow/libtensorflow_framework.so.2"):
+            extract(z, name, os.path.join(out, "lib", os.path.basename(name)))
+        if out and name.startswith(headers) and name.endswith(".h"):
+            extract(z, name, os.path.join(out, "include", name[len("tensorflow/include/"):]))
+        if include_out and name.startswith("tensorflow/include/"):
+            extract(z, name, os.path.join(include_out, name[len("tensorflow/include/"):]))
 PY
   rm -rf "$WHEELS"
-  if [ "$TF_WHEEL" = "tensorflow" ] && [ -s "$LIBTF/cuda-requirements.txt" ]; then
+  if [ -n "$LIB_OUT" ] && [ "$TF_WHEEL" = "tensorflow" ] && [ -s "$LIBTF/cuda-requirements.txt" ]; then
     # GPU build: TensorFlow dlopens libcudart/cublas/cudnn/... from its own RUNPATH ($ORIGIN), so the
     # CUDA wheels' libraries are linked next to libtensorflow_cc.so.2 (see infra/gpu/README.md).
     echo "native tfjs: installing the CUDA runtime wheels $TF_WHEEL==$TF_VERSION pins"
@@ -98,12 +110,18 @@ PY
       for so in "$dir"/*.so*; do [ -e "$so" ] && ln -sf "$so" "$LIBTF/lib/"; done
     done
   fi
-  echo "$TF_WHEEL==$TF_VERSION" > "$LIBTF/.stamp"
+  [ -z "$LIB_OUT" ] || echo "$LIBTF_STAMP" > "$LIBTF/.stamp"
+  [ -z "$INCLUDE_OUT" ] || echo "$LIBTF_STAMP" > "$TF_INCLUDE/.stamp"
 fi
 [ -f "$LIBTF/lib/libtensorflow_cc.so.2" ] || { echo "native tfjs: $TF_WHEEL wheel has no libtensorflow_cc.so.2"; exit 1; }
 
 # 2. tfjs-node's JS + binding sources, without its install script. Its @tensorflow/tfjs* copies are removed
 #    so that it resolves the repository's @tensorflow/tfjs (one tfjs-core engine, one backend registry).
+#    Built in $PREFIX.new and swapped in at the end, so processes loading the old build meanwhile keep working.
+FINAL_PREFIX="$PREFIX"
+PREFIX="$PREFIX.new"
+PKG="$PREFIX/node_modules/@tensorflow/tfjs-node"
+BINDING="$PKG/lib/napi-v$NAPI_VERSION/tfjs_binding.node"
 rm -rf "$PREFIX" && mkdir -p "$PREFIX"
 printf '{ "name": "vw2-native-tfjs-node", "private": true }\n' > "$PREFIX/package.json"
 (cd "$PREFIX" && npm install -q --ignore-scripts --no-audit --no-fund --no-package-lock \
@@ -137,6 +155,11 @@ MISSING="$(comm -23 <(echo "$IMPORTED") <(echo "$EXPORTED"))"
 if ldd "$BINDING" | grep -q "not found"; then ldd "$BINDING"; exit 1; fi
 echo "native tfjs: $(echo "$IMPORTED" | wc -l) TF_/TFE_ symbols resolved in $TF_WHEEL==$TF_VERSION"
 
+# the binding finds libtensorflow through $ORIGIN, so the tree can move; swap it in, then check it there
+rm -rf "$FINAL_PREFIX.old"
+[ ! -e "$FINAL_PREFIX" ] || mv "$FINAL_PREFIX" "$FINAL_PREFIX.old"
+mv "$PREFIX" "$FINAL_PREFIX" && rm -rf "$FINAL_PREFIX.old"
+PREFIX="$FINAL_PREFIX"; PKG="$PREFIX/node_modules/@tensorflow/tfjs-node"; BINDING="$PKG/lib/napi-v$NAPI_VERSION/tfjs_binding.node"
 loads || { "$NODE" -e "require('$PKG')"; exit 1; }
 echo "$WANT_STAMP" > "$STAMP"
 echo "native tfjs: built $BINDING"

@@ -1,3 +1,6 @@
 export * from "./TfjsNode.ts"
 export * from "./Wasm.ts"
 export * from "./KernelBridge.ts"
+export * from "./OpsSource.ts"
+export * from "./NativeOps.ts"
+export * from "./FusedAdamW.ts"

@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Data } from "effect"
-import { loadTfjsNode, loadWasm, TFJS_NODE_BACKEND, WASM_BACKEND } from "@vw2/native"
+import { loadNativeOps, loadTfjsNode, loadWasm, TFJS_NODE_BACKEND, WASM_BACKEND } from "@vw2/native"
 
 export const BACKEND_ENV_VAR = "VW2_TF_BACKEND"
 
@@ -38,9 +38,11 @@ type Probe = { readonly ok: true; readonly details: Record<string, string> } | {
 const probes: Record<BackendName, () => Promise<Probe>> = {
   tensorflow: async () => {
     const load = loadTfjsNode()
-    return load.available
-      ? { ok: true, details: { libtensorflow: load.libtensorflow, source: load.source } }
-      : { ok: false, reason: load.reason }
+    if (!load.available) return { ok: false, reason: load.reason }
+    // our C++ ops (fused AdamW, ...): without them the backend works, on slower tfjs-op fallbacks
+    const ops = loadNativeOps()
+    const nativeOps = ops.available ? ops.ops.join(",") : `unavailable: ${ops.reason}`
+    return { ok: true, details: { libtensorflow: load.libtensorflow, source: load.source, native_ops: nativeOps } }
   },
   wasm: async () => {
     const load = await loadWasm()
