@@ -37,32 +37,35 @@ fail() { echo "native ops: $*" >&2; exit 1; }
 [ -f "$NAPI_INCLUDE/node_api.h" ] || fail "no node-api headers in $NAPI_INCLUDE: run infra/setup.d/40-native-tfjs.sh first"
 [ -f "$TFJS_NODE/package.json" ] || fail "tfjs-node is not built ($TFJS_NODE): run infra/setup.d/40-native-tfjs.sh first"
 command -v g++ >/dev/null || fail "needs g++ (apt-get install g++)"
-ls "$SRC"/*.cc >/dev/null 2>&1 || fail "no C++ sources in $SRC"
+# every .cc under ops/ (subfolders too) goes into the one library; headers are shared by all of them
+mapfile -t SOURCES < <(cd "$SRC" && find . -name '*.cc' | sed 's|^\./||' | LC_ALL=C sort)
+[ "${#SOURCES[@]}" -gt 0 ] || fail "no C++ sources in $SRC"
 
 SOURCE_HASH="$("$NODE" "$ROOT/packages/native/src/OpsSource.ts")"
 # tf.sysconfig.get_compile_flags() of the wheel: C++17, the new libstdc++ ABI, Eigen's alignment. -mavx:
 # TensorFlow's wheels require AVX anyway; no FMA, so kernels round like the separate tfjs ops they replace.
 CXXFLAGS=(-std=c++17 -O3 -fPIC -mavx -fno-math-errno -D_GLIBCXX_USE_CXX11_ABI=1 -DEIGEN_MAX_ALIGN_BYTES=64
   -DNAPI_VERSION="$NAPI_VERSION" -Wall -Wno-deprecated-declarations -Wno-sign-compare -Wno-unused-function
-  -isystem "$TF_INCLUDE" -isystem "$NAPI_INCLUDE")
+  -I"$SRC" -isystem "$TF_INCLUDE" -isystem "$NAPI_INCLUDE")
 BUILD_STAMP="sources=$SOURCE_HASH libtensorflow=$(cat "$LIBTF/.stamp") gxx=$(g++ -dumpfullversion) flags=$(echo "${CXXFLAGS[*]}" | sha256sum | cut -c1-16) script=$(sha256sum "$0" | cut -c1-16)"
 if [ -f "$LIB" ] && [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$BUILD_STAMP" ]; then
   echo "native ops: up to date ($BUILD_STAMP)"; exit 0
 fi
 
 mkdir -p "$OUT/obj"
-HEADERS_HASH="$(find "$SRC" -maxdepth 1 -name '*.h' | sort | xargs -r cat | sha256sum | cut -c1-16)"
+HEADERS_HASH="$(find "$SRC" -name '*.h' | LC_ALL=C sort | xargs -r cat | sha256sum | cut -c1-16)"
 FLAGS_HASH="$(echo "${CXXFLAGS[*]} $(cat "$LIBTF/.stamp") $(g++ -dumpfullversion)" | sha256sum | cut -c1-16)"
 OBJECTS=()
-for cc in "$SRC"/*.cc; do
-  name="$(basename "$cc" .cc)"
+for source in "${SOURCES[@]}"; do
+  cc="$SRC/$source"
+  name="$(echo "${source%.cc}" | tr '/' '_')"
   extra=()
   # addon.cc reports the fingerprint the JS loader checks; it is the only object that depends on all sources
   [ "$name" = "addon" ] && extra=(-DVW2_OPS_SOURCE_HASH="\"$SOURCE_HASH\"")
   key="$( (cat "$cc"; echo "$HEADERS_HASH $FLAGS_HASH ${extra[*]:-}") | sha256sum | cut -c1-16)"
   obj="$OUT/obj/$name.$key.o"
   if [ ! -f "$obj" ]; then
-    echo "native ops: compiling $(basename "$cc")"
+    echo "native ops: compiling $source"
     rm -f "$OUT/obj/$name".*.o
     g++ "${CXXFLAGS[@]}" "${extra[@]}" -c "$cc" -o "$obj.tmp" || fail "compiling $cc failed (errors above)"
     mv "$obj.tmp" "$obj"

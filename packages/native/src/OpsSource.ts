@@ -15,9 +15,9 @@ export const opsSourceDir = fileURLToPath(new URL("../ops", import.meta.url))
 export const opsBuildDir = fileURLToPath(new URL("../.ops-build", import.meta.url))
 export const opsLibraryPath = join(opsBuildDir, "vw2_ops.node")
 
-/** The C++ sources and headers the library is built from, sorted by name. */
+/** The C++ sources and headers the library is built from (paths relative to ops/, subfolders included), sorted. */
 export const opsSourceFiles = (): Array<string> =>
-  readdirSync(opsSourceDir).filter((f) => /\.(cc|h)$/.test(f)).sort()
+  readdirSync(opsSourceDir, { recursive: true, encoding: "utf8" }).filter((f) => /\.(cc|h)$/.test(f)).sort()
 
 /** sha256 over every source file's name and bytes (first 16 hex digits). */
 export const opsSourceHash = (): string => {
