@@ -2,12 +2,14 @@
  * Train-step throughput of transformer blocks with the shapes our models train at, on one tfjs backend.
  *
  * The network is a pre-LN transformer (LayerNorm → multi-head attention → residual → LayerNorm → GELU MLP →
- * residual, final LayerNorm, MSE loss, Adam) built from raw @tensorflow/tfjs ops. bench/pytorch/transformer.py
+ * residual, final LayerNorm, MSE loss, Adam) built from @vw2/nn's layers, so it runs what the models run
+ * (fused ops on the tensorflow backend, composite tfjs ops elsewhere). bench/pytorch/transformer.py
  * builds the same network from the same spec, so the ratio compares frameworks, not architectures. The
  * shapes (width, depth, heads, MLP ratio, tokens per sample, causal or not) are those of the dLDM, DiT and AR
  * presets; "small" presets are what a user would train on a CPU box; see SPECS.
  */
 import * as tf from "@tensorflow/tfjs"
+import { AdamW, causalMask, computeGradients, Init, type InitContext, LayerNorm, Mlp, Module, MultiHeadAttention } from "@vw2/nn"
 
 export interface TransformerSpec {
   /** `<model>-<preset>`, e.g. `dit-small` */
@@ -66,36 +68,45 @@ export const trainStepFlops = (s: TransformerSpec): number => {
   return 3 * s.depth * (dense + attention)
 }
 
-interface Linear { readonly w: tf.Variable; readonly b: tf.Variable }
-interface Norm { readonly gamma: tf.Variable; readonly beta: tf.Variable }
-interface Block { readonly norm1: Norm; readonly qkv: Linear; readonly out: Linear; readonly norm2: Norm; readonly up: Linear; readonly down: Linear }
+/**
+ * One pre-LN block from @vw2/nn's layers, the ones the model packages train with (LayerNorm, MultiHeadAttention,
+ * Mlp with tanh-GELU): on the tensorflow backend they run the fused ops of packages/nn/src/layers/fused.ts.
+ */
+class BenchBlock extends Module {
+  readonly norm1: LayerNorm
+  readonly attn: MultiHeadAttention
+  readonly norm2: LayerNorm
+  readonly mlp: Mlp
 
-/** A variable that owns its initial value (tf.variable keeps the initial tensor alive otherwise). */
-const owned = (init: tf.Tensor): tf.Variable => {
-  const v = tf.variable(init)
-  init.dispose()
-  return v
-}
+  constructor(init: InitContext, spec: TransformerSpec) {
+    super(init)
+    this.norm1 = this.module("norm1", new LayerNorm(init, spec.width))
+    this.attn = this.module("attn", new MultiHeadAttention(init, spec.width, spec.heads))
+    this.norm2 = this.module("norm2", new LayerNorm(init, spec.width))
+    this.mlp = this.module("mlp", new Mlp(init, spec.width, spec.mlpRatio * spec.width))
+  }
 
-/** PyTorch nn.Linear's init: U(−1/√fanIn, 1/√fanIn) for weights and biases. */
-const linear = (fanIn: number, fanOut: number, seed: number): Linear => {
-  const bound = 1 / Math.sqrt(fanIn)
-  return {
-    w: owned(tf.randomUniform([fanIn, fanOut], -bound, bound, "float32", seed)),
-    b: owned(tf.randomUniform([fanOut], -bound, bound, "float32", seed + 1))
+  /** x [B, T, D], mask bool [T, T] or none */
+  call(x: tf.Tensor3D, mask: tf.Tensor | undefined): tf.Tensor3D {
+    const h = tf.add(x, this.attn.call(this.norm1.call(x) as tf.Tensor3D, undefined, mask))
+    return tf.add(h, this.mlp.call(this.norm2.call(h))) as tf.Tensor3D
   }
 }
-const norm = (width: number): Norm => ({ gamma: owned(tf.ones([width])), beta: owned(tf.zeros([width])) })
 
-/** rows × in → rows × out; 2-D on purpose (tfjs 4.22's BatchMatMul gradient does not reduce broadcast weights). */
-const applyLinear = (x: tf.Tensor2D, l: Linear): tf.Tensor2D => tf.add(tf.matMul(x, l.w), l.b)
-const applyNorm = (x: tf.Tensor2D, n: Norm): tf.Tensor2D => {
-  const { mean, variance } = tf.moments(x, -1, true)
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), n.gamma), n.beta)
+class BenchTransformer extends Module {
+  readonly blocks: ReadonlyArray<BenchBlock>
+  readonly norm: LayerNorm
+
+  constructor(init: InitContext, spec: TransformerSpec) {
+    super(init)
+    this.blocks = this.moduleList("blocks", Array.from({ length: spec.depth }, () => new BenchBlock(init, spec)))
+    this.norm = this.module("norm", new LayerNorm(init, spec.width))
+  }
+
+  call(x: tf.Tensor3D, mask: tf.Tensor | undefined): tf.Tensor {
+    return this.norm.call(this.blocks.reduce((h, block) => block.call(h, mask), x))
+  }
 }
-/** GELU, tanh form (PyTorch gelu(approximate="tanh")). */
-const gelu = (x: tf.Tensor2D): tf.Tensor2D =>
-  tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI)))))
 
 export interface BenchModel {
   readonly spec: TransformerSpec
@@ -105,52 +116,29 @@ export interface BenchModel {
 }
 
 export const buildBenchModel = (spec: TransformerSpec, seed = 0): BenchModel => {
-  const { batch: B, tokens: T, width: D, heads: H } = spec
-  const dh = D / H
-  const blocks: Array<Block> = Array.from({ length: spec.depth }, (_, i) => ({
-    norm1: norm(D), qkv: linear(D, 3 * D, seed + 10 * i), out: linear(D, D, seed + 10 * i + 2),
-    norm2: norm(D), up: linear(D, spec.mlpRatio * D, seed + 10 * i + 4), down: linear(spec.mlpRatio * D, D, seed + 10 * i + 6)
-  }))
-  const finalNorm = norm(D)
-  const x = tf.randomNormal([B * T, D], 0, 1, "float32", seed + 1000) as tf.Tensor2D
-  const target = tf.randomNormal([B * T, D], 0, 1, "float32", seed + 1001) as tf.Tensor2D
-  // additive mask: 0 on and below the diagonal, −1e9 above (causal), broadcast over batch and heads
-  const mask = spec.causal ? tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9)) : undefined
-  const optimizer = tf.train.adam(1e-4)
+  const { batch: B, tokens: T, width: D } = spec
+  const model = new BenchTransformer(Init.seeded(seed), spec)
+  const variables = model.trainableVariables()
+  const x = tf.randomNormal([B, T, D], 0, 1, "float32", seed + 1000) as tf.Tensor3D
+  const target = tf.randomNormal([B, T, D], 0, 1, "float32", seed + 1001) as tf.Tensor3D
+  const mask = spec.causal ? causalMask(T) : undefined // bool [T, T], true on and below the diagonal
+  // what our models train with: nn's AdamW; decay 0 = bench/pytorch/transformer.py's torch.optim.Adam(lr=1e-4)
+  // (betas 0.9/0.999, eps 1e-8); one fused op per step on `tensorflow`
+  const optimizer = new AdamW({ lr: 1e-4, weightDecay: 0 })
 
-  // rows = B·T, axes of attention tensors: [B, H, T, dh]
-  const toHeads = (m: tf.Tensor2D) => tf.transpose(tf.reshape(m, [B, T, H, dh]), [0, 2, 1, 3])
-  const attention = (h: tf.Tensor2D, blk: Block): tf.Tensor2D => {
-    const [q, k, v] = tf.split(applyLinear(h, blk.qkv), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-    let scores = tf.mul(tf.matMul(toHeads(q), toHeads(k), false, true), 1 / Math.sqrt(dh))
-    if (mask !== undefined) scores = tf.add(scores, mask)
-    const mixed = tf.matMul(tf.softmax(scores), toHeads(v)) // [B, H, T, dh]
-    return applyLinear(tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B * T, D]), blk.out)
-  }
-  const loss = (): tf.Scalar => {
-    let h = x
-    for (const blk of blocks) {
-      h = tf.add(h, attention(applyNorm(h, blk.norm1), blk))
-      h = tf.add(h, applyLinear(gelu(applyLinear(applyNorm(h, blk.norm2), blk.up)), blk.down))
-    }
-    return tf.mean(tf.square(tf.sub(applyNorm(h, finalNorm), target)))
-  }
+  const loss = (): tf.Scalar => tf.mean(tf.square(tf.sub(model.call(x, mask), target)))
   return {
     spec,
     step: () => {
-      const cost = optimizer.minimize(loss, true)
-      const value = cost!.dataSync()[0]!
-      cost!.dispose()
+      const { loss: value, grads } = computeGradients(variables, loss)
+      optimizer.apply(variables, grads)
+      tf.dispose([...grads.values()])
       return value
     },
     dispose: () => {
       optimizer.dispose()
       tf.dispose([x, target, ...(mask ? [mask] : [])])
-      for (const blk of blocks) {
-        for (const v of [blk.norm1, blk.norm2]) tf.dispose([v.gamma, v.beta])
-        for (const l of [blk.qkv, blk.out, blk.up, blk.down]) tf.dispose([l.w, l.b])
-      }
-      tf.dispose([finalNorm.gamma, finalNorm.beta])
+      model.dispose()
     }
   }
 }

@@ -2,14 +2,11 @@
  * Differentiable ops tfjs lacks: GELU, SiLU, stop-gradient (detach), L1.
  */
 import * as tf from "@tensorflow/tfjs"
+import { biasGelu } from "./layers/fused.ts"
 
-/** GELU, tanh approximation (GPT-2 / DiT). */
+/** GELU, tanh approximation (GPT-2 / DiT); one fused op on the tensorflow backend (layers/fused.ts). */
 export function gelu<T extends tf.Tensor>(x: T): T {
-  return tf.tidy(() => {
-    const c = Math.sqrt(2 / Math.PI)
-    const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
-    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner))) as T
-  })
+  return tf.tidy(() => biasGelu(x) as T)
 }
 
 /** SiLU / swish: x·σ(x). */

@@ -27,14 +27,19 @@ export class Linear extends Module {
 
   /** x [..., in] → [..., out] */
   call(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => (this.bias === undefined ? this.callWithoutBias(x) : tf.add(this.callWithoutBias(x), this.bias.v)))
+  }
+
+  /** x·W without the bias, for callers that fuse the bias into the next op (Mlp: bias + GELU). */
+  callWithoutBias(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1)
       const last = x.shape[x.rank - 1]
       if (last !== this.inFeatures) throw new Error(`Linear: input last axis ${last} ≠ in_features ${this.inFeatures}`)
-      const flat = tf.reshape(x, [-1, this.inFeatures]) // [N, in]
-      let y: tf.Tensor = tf.matMul(flat, this.weight.v as tf.Tensor2D) // [N, out]
-      if (this.bias !== undefined) y = tf.add(y, this.bias.v)
-      return tf.reshape(y, [...lead, this.outFeatures])
+      // 2-D on purpose: tfjs 4.22's BatchMatMul gradient does not reduce a broadcast weight
+      const flat = x.rank === 2 ? x : tf.reshape(x, [-1, this.inFeatures]) // [N, in]
+      const y = tf.matMul(flat as tf.Tensor2D, this.weight.v as tf.Tensor2D) // [N, out]
+      return x.rank === 2 ? y : tf.reshape(y, [...lead, this.outFeatures])
     })
   }
 }

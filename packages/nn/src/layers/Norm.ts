@@ -1,6 +1,7 @@
 /** LayerNorm and RMSNorm over the last axis. */
 import * as tf from "@tensorflow/tfjs"
 import { Initializers, Module, type InitContext, type Param } from "../Module.ts"
+import { layerNorm } from "./fused.ts"
 
 export interface NormOptions {
   /** Learnable scale (and shift for LayerNorm); false for AdaLN-modulated norms. */
@@ -25,13 +26,7 @@ export class LayerNorm extends Module {
 
   /** x [..., dim] → [..., dim] */
   call(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true)
-      let y = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps)))
-      if (this.weight !== undefined) y = tf.mul(y, this.weight.v)
-      if (this.bias !== undefined) y = tf.add(y, this.bias.v)
-      return y
-    })
+    return tf.tidy(() => layerNorm(x, this.weight?.v, this.bias?.v, this.eps))
   }
 }
 

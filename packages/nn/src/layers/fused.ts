@@ -1,0 +1,201 @@
+/**
+ * The transformer's hot element-wise pieces as single ops: LayerNorm, (bias +) tanh-GELU and the
+ * multi-head attention core (scale, mask, softmax, both products).
+ *
+ * On the `tensorflow` backend each forward and each backward is one custom TensorFlow op
+ * (packages/native/ops/fused/fused_ops.cc) wired in through tf.customGrad; everywhere else (cpu, wasm, or
+ * the op library not built) the same function runs as a composition of tfjs ops. Why: tfjs runs LayerNorm as
+ * ~11 eager ops and GELU as ~9, each 2–3× more in backward through its JS gradient functions, and on the
+ * bench shapes per-op dispatch plus the extra passes over memory cost more than the matmuls (profile in
+ * docs/native-compute.md). Both paths compute the same function; packages/native/test/fused.test.ts checks
+ * values and gradients agree.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { executeNativeOp, nativeAttr, nativeOpAvailable } from "@vw2/native"
+
+const GELU_C = Math.sqrt(2 / Math.PI)
+const GELU_A = 0.044715
+
+// ---- the composite (any backend) forms: the reference the fused ops must match ----
+
+/** LayerNorm over the last axis from tfjs ops; gamma/beta [D] or undefined (no affine). */
+export function compositeLayerNorm(x: tf.Tensor, gamma: tf.Tensor | undefined, beta: tf.Tensor | undefined, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true)
+    let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)))
+    if (gamma !== undefined) y = tf.mul(y, gamma)
+    if (beta !== undefined) y = tf.add(y, beta)
+    return y
+  })
+}
+
+/** GELU (tanh form) of x + bias from tfjs ops; bias [D] or undefined. */
+export function compositeBiasGelu(x: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const h = bias === undefined ? x : tf.add(x, bias)
+    // h·h·h, not pow(h, 3): pow's gradient also differentiates w.r.t. the exponent (a log and a select)
+    const inner = tf.mul(GELU_C, tf.add(h, tf.mul(GELU_A, tf.mul(tf.mul(h, h), h))))
+    return tf.mul(tf.mul(0.5, h), tf.add(1, tf.tanh(inner)))
+  })
+}
+
+/**
+ * Attention core from tfjs ops on head-major tensors: q [B, H, Lq, d], k/v [B, H, Lk, d], allowed float mask
+ * [1|B, 1, Lq, Lk] (1 keep, 0 masked) or undefined. Masked keys get probability exactly 0; a
+ * query with no allowed key outputs zeros.
+ */
+function compositeAttentionCore(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, allowed: tf.Tensor | undefined): tf.Tensor {
+  return tf.tidy(() => {
+    const d = q.shape[q.rank - 1]!
+    let scores: tf.Tensor = tf.mul(tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true), 1 / Math.sqrt(d))
+    if (allowed === undefined) return tf.matMul(tf.softmax(scores) as tf.Tensor4D, v as tf.Tensor4D)
+    scores = tf.add(scores, tf.mul(tf.sub(1, allowed), -1e9))
+    return tf.matMul(tf.mul(tf.softmax(scores), allowed) as tf.Tensor4D, v as tf.Tensor4D)
+  })
+}
+
+// ---- the fused (tensorflow backend) forms ----
+
+let enabled = process.env["VW2_FUSED_OPS"] !== "0"
+
+/**
+ * Turns the fused ops off (composite tfjs ops on every backend) or back on; the default is on, and
+ * VW2_FUSED_OPS=0 starts a process with them off. For before/after measurements and agreement tests.
+ */
+export function setFusedOps(on: boolean): void {
+  enabled = on
+}
+
+/** Every op this module calls: the library either has all of them or the composite path runs. */
+const FUSED_OPS = ["Vw2LayerNorm", "Vw2LayerNormGrad", "Vw2BiasGelu", "Vw2BiasGeluGrad", "Vw2Attention", "Vw2AttentionGrad"]
+
+/** True when layerNorm / biasGelu / attention run as the fused TensorFlow ops in this process right now. */
+export function fusedOpsActive(): boolean {
+  return enabled && FUSED_OPS.every(nativeOpAvailable)
+}
+
+const run = (op: string, inputs: ReadonlyArray<tf.Tensor>, outputs: number, attrs: Parameters<typeof executeNativeOp>[2] = []) =>
+  executeNativeOp(op, inputs, attrs, outputs)
+
+/** Stands in for an absent gamma/beta/bias/mask input: the ops read an empty tensor as "none". */
+const none = (): tf.Tensor => tf.tensor1d([], "float32")
+
+type Save = (tensors: Array<tf.Tensor>) => void
+type Grad = (dy: tf.Tensor, saved: Array<tf.Tensor>) => Array<tf.Tensor>
+/** tf.customGrad with a variable number of tensor inputs (its typings fix the arity). */
+const customGrad = (f: (...args: Array<tf.Tensor | Save>) => { value: tf.Tensor; gradFunc: Grad }) =>
+  tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...inputs: Array<tf.Tensor>) => tf.Tensor
+
+/** gamma and beta both given (affine) or both omitted: the op's gradient outputs follow gamma. */
+function fusedLayerNorm(x: tf.Tensor, affine: { gamma: tf.Tensor; beta: tf.Tensor } | undefined, eps: number): tf.Tensor {
+  const epsAttr = [nativeAttr.float("epsilon", eps)]
+  const f = customGrad((...args) => {
+    const save = args[args.length - 1] as Save
+    const gamma = affine?.gamma ?? none()
+    const [y, mean, rstd] = run("Vw2LayerNorm", [x, gamma, affine?.beta ?? none()], 3, epsAttr)
+    save([x, gamma, mean!, rstd!])
+    return {
+      value: y!,
+      gradFunc: (dy, [sx, sg, sm, sr]) => {
+        const [dx, dgamma, dbeta] = run("Vw2LayerNormGrad", [dy, sx!, sg!, sm!, sr!], 3)
+        return affine !== undefined ? [dx!, dgamma!, dbeta!] : [dx!]
+      }
+    }
+  })
+  return affine !== undefined ? f(x, affine.gamma, affine.beta) : f(x)
+}
+
+function fusedBiasGelu(x: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor {
+  const f = customGrad((...args) => {
+    const save = args[args.length - 1] as Save
+    const b = bias ?? none()
+    const [y] = run("Vw2BiasGelu", [x, b], 1)
+    save([x, b])
+    return {
+      value: y!,
+      gradFunc: (dy, [sx, sb]) => {
+        const [dx, dbias] = run("Vw2BiasGeluGrad", [dy, sx!, sb!], 2)
+        return bias !== undefined ? [dx!, dbias!] : [dx!]
+      }
+    }
+  })
+  return bias !== undefined ? f(x, bias) : f(x)
+}
+
+/** q [B, Lq, H·d], k/v [B, Lk, H·d], allowed [1|B, Lq, Lk] float or undefined → [B, Lq, H·d]. */
+function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number, allowed: tf.Tensor | undefined): tf.Tensor {
+  const headsAttr = [nativeAttr.int("heads", heads)]
+  const f = customGrad((...args) => {
+    const save = args[args.length - 1] as Save
+    const [o, probs] = run("Vw2Attention", [q, k, v, allowed ?? none()], 2, headsAttr)
+    save([q, k, v, probs!])
+    return {
+      value: o!,
+      gradFunc: (dy, [sq, sk, sv, sp]) => run("Vw2AttentionGrad", [dy, sq!, sk!, sv!, sp!], 3, headsAttr)
+    }
+  })
+  return f(q, k, v)
+}
+
+// ---- the public functions: fused where possible, composite otherwise ----
+
+/** LayerNorm over the last axis: (x − mean)/√(var + eps)·gamma + beta (biased variance). gamma/beta [D] or omitted. */
+export function layerNorm(x: tf.Tensor, gamma?: tf.Tensor, beta?: tf.Tensor, eps = 1e-5): tf.Tensor {
+  if (!fusedOpsActive() || x.dtype !== "float32" || (gamma === undefined) !== (beta === undefined)) return compositeLayerNorm(x, gamma, beta, eps)
+  return fusedLayerNorm(x, gamma !== undefined ? { gamma, beta: beta! } : undefined, eps)
+}
+
+/** GELU (tanh form, PyTorch gelu(approximate="tanh")) of x + bias; bias [D] (last axis) or omitted. */
+export function biasGelu(x: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  return fusedOpsActive() && x.dtype === "float32" ? fusedBiasGelu(x, bias) : compositeBiasGelu(x, bias)
+}
+
+/** bool or float mask [Lq, Lk] | [B, Lq, Lk] → float "allowed" [1|B, Lq, Lk], checked against the shapes. */
+function allowedMask(mask: tf.Tensor, batch: number, lq: number, lk: number): tf.Tensor {
+  const m3 = mask.rank === 2 ? tf.expandDims(mask, 0) : mask
+  if (m3.rank !== 3 || m3.shape[1] !== lq || m3.shape[2] !== lk || (m3.shape[0] !== 1 && m3.shape[0] !== batch)) {
+    throw new Error(`attention mask shape [${mask.shape.join(", ")}] must be [${lq}, ${lk}] or [${batch}, ${lq}, ${lk}]`)
+  }
+  return m3.dtype === "float32" ? m3 : tf.cast(m3, "float32")
+}
+
+/**
+ * Multi-head attention core on token-major activations, heads as column blocks of the last axis:
+ * q [B, Lq, H·d], k/v [B, Lk, H·d], mask bool [Lq, Lk] | [B, Lq, Lk] (true = may attend) → [B, Lq, H·d],
+ * softmax(q kᵀ/√d, masked) v per head. A query with no allowed key outputs zeros.
+ */
+export function multiHeadAttentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, mask?: tf.Tensor): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, lq, width] = q.shape
+    const lk = k.shape[1]
+    if (width % heads !== 0) throw new Error(`attention: width ${width} is not divisible by heads ${heads}`)
+    const allowed = mask === undefined ? undefined : allowedMask(mask, b, lq, lk)
+    if (fusedOpsActive()) return fusedAttention(q, k, v, heads, allowed) as tf.Tensor3D
+    const d = width / heads
+    const toHeads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [b, t.shape[1], heads, d]), [0, 2, 1, 3])
+    const o = compositeAttentionCore(toHeads(q), toHeads(k), toHeads(v), allowed === undefined ? undefined : tf.expandDims(allowed, 1))
+    return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, lq, width]) as tf.Tensor3D
+  })
+}
+
+/**
+ * The same core on head-major tensors: q [B, H, Lq, d], k/v [B, H, Lk, d], mask bool [Lq, Lk] | [B, Lq, Lk]
+ * → [B, H, Lq, d]. Fused as one "head" per (batch, head) pair, so callers that keep [B, H, L, d] tensors
+ * (a KV cache) get the fused op without transposes.
+ */
+export function headMajorAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask?: tf.Tensor): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, lq, d] = q.shape
+    const lk = k.shape[2]
+    if (mask !== undefined && mask.rank !== 2 && mask.rank !== 3) {
+      throw new Error(`attention mask shape [${mask.shape.join(", ")}] must be [${lq}, ${lk}] or [B, ${lq}, ${lk}]`)
+    }
+    const allowed = mask === undefined ? undefined : allowedMask(mask, b, lq, lk) // [1|B, Lq, Lk]
+    if (!fusedOpsActive()) return compositeAttentionCore(q, k, v, allowed === undefined ? undefined : tf.expandDims(allowed, 1)) as tf.Tensor4D
+    // one fused "head" per (batch, head) pair; a per-batch mask repeats for each head of that batch entry
+    const flatMask = allowed === undefined || allowed.shape[0] === 1 ? allowed : tf.reshape(tf.tile(tf.expandDims(allowed, 1), [1, h, 1, 1]), [b * h, lq, lk])
+    const flat = (t: tf.Tensor4D) => tf.reshape(t, [b * h, t.shape[2], d]) as tf.Tensor3D
+    const o = fusedAttention(flat(q), flat(k), flat(v), 1, flatMask)
+    return tf.reshape(o, [b, h, lq, d]) as tf.Tensor4D
+  })
+}

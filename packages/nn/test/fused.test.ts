@@ -1,0 +1,121 @@
+/**
+ * The fused TensorFlow ops (packages/native/ops/fused) against the composite tfjs ops they replace, on the
+ * `tensorflow` backend: forward values and gradients w.r.t. every input, odd sizes, rank 2–4, masks
+ * (causal, per batch, a query with no allowed key), cross-attention lengths, and no leaked tensors.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { selectBackend } from "../src/backend/index.ts"
+import { biasGelu, fusedOpsActive, headMajorAttention, layerNorm, multiHeadAttentionCore, setFusedOps } from "../src/layers/fused.ts"
+
+const native = await selectBackend({ backend: "tensorflow" }).then(
+  () => true,
+  () => false
+)
+
+const normal = (shape: Array<number>, seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed)
+
+/** Values and gradients of sum(f(inputs)·w) w.r.t. every input, as plain arrays. */
+const valueAndGrads = (f: (...xs: Array<tf.Tensor>) => tf.Tensor, inputs: Array<tf.Tensor>, seed: number): Array<Float32Array> =>
+  tf.tidy(() => {
+    const y = f(...inputs)
+    const w = normal(y.shape, seed)
+    const grads = tf.grads((...xs: Array<tf.Tensor>) => tf.sum(tf.mul(f(...xs), w)))(inputs)
+    return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+  })
+
+/** fused and composite (same backend) agree within 1e-4·max(1, |ref|∞) on values and every gradient */
+const expectAgreement = (f: (...xs: Array<tf.Tensor>) => tf.Tensor, inputs: Array<tf.Tensor>, seed = 99) => {
+  setFusedOps(true)
+  expect(fusedOpsActive()).toBe(true)
+  const fused = valueAndGrads(f, inputs, seed)
+  setFusedOps(false)
+  const composite = valueAndGrads(f, inputs, seed)
+  setFusedOps(true)
+  expect(fused.length).toBe(composite.length)
+  fused.forEach((got, i) => {
+    const want = composite[i]!
+    expect(got.length).toBe(want.length)
+    const scale = Math.max(1, ...Array.from(want, Math.abs))
+    const worst = Math.max(0, ...Array.from(got, (g, j) => Math.abs(g - want[j]!)))
+    expect(worst, `output ${i} (0 = value, then gradients by input)`).toBeLessThanOrEqual(1e-4 * scale)
+    expect(Array.from(got).every(Number.isFinite)).toBe(true)
+  })
+  tf.dispose(inputs)
+}
+
+describe.skipIf(!native)("fused ops on the tensorflow backend agree with the composite tfjs ops", () => {
+  beforeAll(() => setFusedOps(true))
+  afterAll(() => setFusedOps(true))
+
+  it("loads the op library", () => {
+    expect(fusedOpsActive()).toBe(true)
+  })
+
+  it("layerNorm with affine, rank 3 and rank 4, odd widths", () => {
+    expectAgreement((x, g, b) => layerNorm(x!, g, b), [normal([3, 5, 7], 1), normal([7], 2), normal([7], 3)])
+    expectAgreement((x, g, b) => layerNorm(x!, g, b, 1e-6), [normal([2, 3, 4, 33], 4), normal([33], 5), normal([33], 6)])
+    // many rows (several thread blocks for the parameter-gradient reduction), shifted mean
+    expectAgreement((x, g, b) => layerNorm(tf.add(x!, 3), g, b), [normal([517, 48], 7), normal([48], 8), normal([48], 9)])
+  })
+
+  it("layerNorm without affine", () => {
+    expectAgreement((x) => layerNorm(x!), [normal([37, 64], 10)])
+    expectAgreement((x) => layerNorm(x!, undefined, undefined, 1e-6), [normal([2, 9, 1, 5], 11)])
+  })
+
+  it("biasGelu with and without bias", () => {
+    expectAgreement((x, b) => biasGelu(tf.mul(x!, 3), b), [normal([4, 9, 130], 12), normal([130], 13)])
+    expectAgreement((x) => biasGelu(tf.mul(x!, 3)), [normal([301, 17], 14)])
+  })
+
+  it("multi-head attention: no mask, causal mask, odd head width", () => {
+    const qkv = () => [normal([2, 11, 15], 20), normal([2, 11, 15], 21), normal([2, 11, 15], 22)]
+    expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 3), qkv())
+    const causal = tf.cast(tf.linalg.bandPart(tf.ones([11, 11]), -1, 0), "bool")
+    expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 3, causal), qkv())
+    causal.dispose()
+  })
+
+  it("multi-head attention: cross lengths and a per-batch mask with a query that sees nothing", () => {
+    const mask = tf.tensor3d(
+      Array.from({ length: 2 * 5 * 7 }, (_, i) => (i >= 7 && i < 14 ? false : (i * 7) % 3 !== 0)),
+      [2, 5, 7],
+      "bool"
+    )
+    expectAgreement(
+      (q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2, mask),
+      [normal([2, 5, 8], 23), normal([2, 7, 8], 24), normal([2, 7, 8], 25)]
+    )
+    // the row with no allowed key outputs exactly zero
+    const o = multiHeadAttentionCore(normal([2, 5, 8], 26) as tf.Tensor3D, normal([2, 7, 8], 27) as tf.Tensor3D, normal([2, 7, 8], 28) as tf.Tensor3D, 2, mask)
+    expect(Array.from(o.slice([0, 1, 0], [1, 1, 8]).dataSync())).toEqual(new Array(8).fill(0))
+    tf.dispose([o, mask])
+  })
+
+  it("head-major attention ([B, H, L, d], as a KV cache keeps it) with 2-D and per-batch masks", () => {
+    const qkv = () => [normal([2, 3, 6, 4], 30), normal([2, 3, 9, 4], 31), normal([2, 3, 9, 4], 32)]
+    const m2 = tf.cast(tf.linalg.bandPart(tf.ones([6, 9]), -1, 3), "bool")
+    expectAgreement((q, k, v) => headMajorAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m2), qkv())
+    const m3 = tf.greater(normal([2, 6, 9], 33), -0.5)
+    expectAgreement((q, k, v) => headMajorAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m3), qkv())
+    expectAgreement((q, k, v) => headMajorAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D), qkv())
+    tf.dispose([m2, m3])
+  })
+
+  it("leaks no tensors in forward + backward", () => {
+    const inputs = [normal([4, 10, 16], 40), normal([16], 41), normal([16], 42)]
+    const mask = tf.cast(tf.linalg.bandPart(tf.ones([10, 10]), -1, 0), "bool")
+    const loss = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const h = layerNorm(x, g, b) as tf.Tensor3D
+      return tf.sum(biasGelu(multiHeadAttentionCore(h, h, h, 4, mask), b))
+    }
+    const once = () => tf.tidy(() => tf.grads(loss as (...xs: Array<tf.Tensor>) => tf.Tensor)(inputs)).forEach((g) => g.dispose())
+    once()
+    const before = tf.memory().numTensors
+    once()
+    once()
+    expect(tf.memory().numTensors).toBe(before)
+    tf.dispose([...inputs, mask])
+  })
+})
