@@ -66,15 +66,51 @@ const loadAndPlan = (file: string, sets: ReadonlyArray<string>, preset: Option.O
   Effect.gen(function*() {
     const absolute = path.resolve(file)
     if (!fs.existsSync(absolute)) return yield* new UsageError({ message: `${file}: no such experiment file` })
+    if (fs.statSync(absolute).isDirectory()) return yield* new UsageError({ message: `${file}: is a directory, expected an experiment file (.ts)` })
     if (Option.isSome(preset)) process.env.VW2_PRESET = preset.value
     const overrides = yield* Effect.try({ try: () => sets.map(parseOverride), catch: (e) => e as ConfigError })
-    const experiment = yield* loadExperiment(absolute)
+    const watched = watchPresetReads()
+    const experiment = yield* loadExperiment(absolute).pipe(Effect.ensuring(Effect.sync(watched.stop)))
+    if (Option.isSome(preset) && !watched.read()) {
+      return yield* new UsageError({
+        message: `${file}: --preset ${preset.value} has no effect: this experiment file does not read VW2_PRESET (it has one size; ` +
+          `files that offer presets call presetFromEnv() from @vw2/pipelines, e.g. experiments/paper/*.ts)`
+      })
+    }
     const plan = yield* Effect.try({
       try: () => planExperiment(experiment, overrides),
       catch: (e) => (e instanceof ConfigError ? e : new UsageError({ message: e instanceof Error ? e.message : String(e) }))
     })
     return { absolute, experiment, plan }
+  }).pipe(
+    // the config lives in the experiment file: name it, so "invalid config" says where to look
+    Effect.mapError((e) => (e instanceof ConfigError ? new UsageError({ message: `${file}: ${e.message}` }) : e))
+  )
+
+/**
+ * Notes whether the experiment file reads VW2_PRESET while it is imported (presets are chosen at import),
+ * so `--preset` on a file without presets is an error instead of silently running its only size.
+ */
+const watchPresetReads = () => {
+  const original = process.env
+  let read = false
+  process.env = new Proxy(original, {
+    get: (target, key) => {
+      if (key === "VW2_PRESET") read = true
+      return Reflect.get(target, key)
+    },
+    has: (target, key) => {
+      if (key === "VW2_PRESET") read = true
+      return Reflect.has(target, key)
+    }
   })
+  return {
+    read: () => read,
+    stop: () => {
+      process.env = original
+    }
+  }
+}
 
 const plan = Command.make("plan", {
   file: fileArg,
@@ -89,7 +125,7 @@ const plan = Command.make("plan", {
     const doc = { ...planDocument(plan, absolute, store.root, store.isPublished), tfBackend: backend.line }
     yield* Console.log(flags.json ? JSON.stringify(doc, null, 2) : renderPlan(doc))
   }).pipe(
-    Effect.catchTags({ ConfigError: reportBadInput, UsageError: reportBadInput, ExperimentLoadError: reportBadInput })
+    Effect.catchTags({ UsageError: reportBadInput, ExperimentLoadError: reportBadInput })
   )).pipe(Command.withDescription("show trials × stages with invocation hashes and predicted status (cached / to run)"))
 
 const parseGpus = (text: string): Effect.Effect<ReadonlyArray<string>, UsageError> => {
@@ -179,7 +215,7 @@ const run = Command.make("run", {
     const storeShape = ArtifactStore.makeArtifactStore()
     yield* runWithRecord(absolute, plan, storeShape, executorLayer, selectTracker({ noTrack: flags.noTrack }))
   }).pipe(
-    Effect.catchTags({ ConfigError: reportBadInput, UsageError: reportBadInput, ExperimentLoadError: reportBadInput, PlanRejected: reportBadInput })
+    Effect.catchTags({ UsageError: reportBadInput, ExperimentLoadError: reportBadInput, PlanRejected: reportBadInput })
   )).pipe(Command.withDescription("run an experiment: cached invocations are reused, the rest run on the executor"))
 
 const runWithRecord = (
@@ -194,7 +230,7 @@ const runWithRecord = (
     let executorName = ""
     let trackerName: string | undefined
     let tracker: Tracker.TrackerShape | undefined
-    const base: RunRecord = {
+    let base: RunRecord = {
       id: newRunId(),
       experiment: plan.experiment,
       file,
@@ -222,8 +258,9 @@ const runWithRecord = (
     }
     const observer = combineObservers(announce, progress, logs)
     const summary = yield* Effect.gen(function*() {
-      writeRunRecord(store.runsDir, base)
       executorName = (yield* Executor).describe()
+      base = { ...base, executor: executorName }
+      writeRunRecord(store.runsDir, base)
       tracker = yield* Tracker.Tracker
       trackerName = tracker.describe()
       const backend = yield* Effect.promise(probeTfBackend)

@@ -36,6 +36,8 @@ export interface ResolvedSlice {
 
 const describeValue = (value: unknown): string => {
   if (value === undefined) return "nothing"
+  // JSON would print these as null (e.g. --set x=1e400 parses to Infinity)
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value)
   try {
     const text = JSON.stringify(value)
     return text.length > 60 ? text.slice(0, 57) + "..." : text

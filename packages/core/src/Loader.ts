@@ -3,8 +3,9 @@
  * every worker import the same file, so the stage a worker runs is exactly the one the planner hashed.
  */
 import { Data, Effect } from "effect"
+import { registerHooks } from "node:module"
 import * as path from "node:path"
-import { pathToFileURL } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import type { Experiment } from "./Experiment.ts"
 import { isExperiment } from "./Experiment.ts"
 import type { PipelineStep } from "./Pipeline.ts"
@@ -14,9 +15,54 @@ export class ExperimentLoadError extends Data.TaggedError("ExperimentLoadError")
   readonly message: string
 }> {}
 
+let workspaceFallbackInstalled = false
+
+/**
+ * Lets an experiment file anywhere on disk (`vw2 run ~/exp/my.ts`) import `@vw2/*` and `effect`: a bare
+ * import that Node cannot resolve from the file's own directory (no node_modules above it) is resolved
+ * again from this package, i.e. from the vw2 checkout the CLI or worker runs from. Files inside the
+ * repository resolve as before; the fallback only runs where resolution already failed.
+ */
+const installWorkspaceFallback = () => {
+  if (workspaceFallbackInstalled) return
+  workspaceFallbackInstalled = true
+  const here = import.meta.url
+  registerHooks({
+    resolve: (specifier, context, nextResolve) => {
+      try {
+        return nextResolve(specifier, context)
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        const bare = !/^(\.|\/|[A-Za-z][\w+.-]*:)/.test(specifier)
+        if (!bare || (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") || context.parentURL === here) throw error
+        return nextResolve(specifier, { ...context, parentURL: here })
+      }
+    }
+  })
+}
+
+/** "file:///x/exp.ts:3\n<source line>\n   ^^^" from a SyntaxError's stack (Node puts the location there, not in the message). */
+const syntaxErrorLocation = (error: unknown): string | undefined => {
+  if (!(error instanceof SyntaxError) || typeof error.stack !== "string") return undefined
+  const [where, ...excerpt] = error.stack.split("\n\n")[0]!.split("\n")
+  // a file URL, or a plain path for files outside any package.json
+  const match = /^(file:\/\/.+|\/.+):(\d+)$/.exec(where ?? "")
+  if (match === null) return undefined
+  const file = match[1]!.startsWith("file:") ? fileURLToPath(match[1]!) : match[1]!
+  return [`${file}:${match[2]}`, ...excerpt].map((line) => `  ${line}`).join("\n")
+}
+
 export const loadExperimentPromise = async (file: string): Promise<Experiment> => {
   const absolute = path.resolve(file)
-  const module = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>
+  installWorkspaceFallback()
+  let module: Record<string, unknown>
+  try {
+    module = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>
+  } catch (error) {
+    const location = syntaxErrorLocation(error)
+    if (location !== undefined) throw new SyntaxError(`${(error as Error).message}\n${location}`, { cause: error })
+    throw error
+  }
   const candidate = module.default ?? module.experiment
   if (!isExperiment(candidate)) {
     throw new TypeError(`${absolute}: expected \`export default defineExperiment({...})\` (or an export named \`experiment\`)`)
