@@ -147,6 +147,8 @@ const gitCommit = (): string => {
 export interface ExecutorSettings {
   readonly gpus: ReadonlyArray<string>
   readonly cpus: number
+  /** memory budget (MB) of the local executor */
+  readonly memoryMb: number
   /** a fresh worker process per invocation instead of warm, reused workers */
   readonly freshWorkers: boolean
   /** ray executor: cluster address ("auto", "host:port"); default $RAY_ADDRESS, else the `vw2 ray up` head */
@@ -156,7 +158,7 @@ export interface ExecutorSettings {
 /** Executor kinds `vw2 run --executor` accepts; a new backend (packages/cluster: "ray") adds one entry. */
 export const executorKinds: Readonly<Record<string, (settings: ExecutorSettings) => Layer.Layer<Executor>>> = {
   inline: () => InlineExecutor.layer,
-  local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus, reuseWorkers: !settings.freshWorkers }),
+  local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus, memoryMb: settings.memoryMb, reuseWorkers: !settings.freshWorkers }),
   ray: (settings) => RayExecutor.layer(settings.rayAddress !== undefined ? { address: settings.rayAddress } : {})
 }
 
@@ -166,6 +168,7 @@ const chooseExecutor = (
     readonly executor: string | undefined
     readonly gpus: string | undefined
     readonly cpus: number | undefined
+    readonly memory: number | undefined
     readonly freshWorkers: boolean
     readonly rayAddress: string | undefined
   }
@@ -175,9 +178,11 @@ const chooseExecutor = (
     const gpus = flags.gpus !== undefined ? yield* parseGpus(flags.gpus) : experiment.executor?.gpus ?? []
     const cpus = flags.cpus ?? experiment.executor?.cpus ?? os.availableParallelism()
     if (!Number.isInteger(cpus) || cpus < 1) return yield* new UsageError({ message: `--cpus ${cpus}: expected an integer ≥ 1` })
+    const memoryMb = flags.memory ?? experiment.executor?.memoryMb ?? LocalExecutor.machineMemoryMb()
+    if (!Number.isInteger(memoryMb) || memoryMb < 1) return yield* new UsageError({ message: `--memory ${memoryMb}: expected megabytes, an integer ≥ 1` })
     const make = executorKinds[kind]
     if (make === undefined) return yield* new UsageError({ message: `executor ${kind}: expected one of ${Object.keys(executorKinds).join(", ")}` })
-    return make({ gpus, cpus, freshWorkers: flags.freshWorkers, ...(flags.rayAddress !== undefined ? { rayAddress: flags.rayAddress } : {}) })
+    return make({ gpus, cpus, memoryMb, freshWorkers: flags.freshWorkers, ...(flags.rayAddress !== undefined ? { rayAddress: flags.rayAddress } : {}) })
   })
 
 const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } =>
@@ -193,6 +198,10 @@ const run = Command.make("run", {
   ),
   gpus: Flag.String("gpus").pipe(Flag.withDescription("GPU ids the local executor hands out, e.g. 0,1"), Flag.optional),
   cpus: Flag.Int("cpus").pipe(Flag.withDescription("CPU slots of the local executor (default: core count)"), Flag.optional),
+  memory: Flag.Int("memory").pipe(
+    Flag.withDescription("memory (MB) the local executor reserves stages' resources.memoryMb from (default: the machine's total)"),
+    Flag.optional
+  ),
   freshWorkers: Flag.Boolean("fresh-workers").pipe(
     Flag.withDescription("local executor: start a new worker process for every invocation (no module state shared between stages)"),
     Flag.withDefault(false)
@@ -209,6 +218,7 @@ const run = Command.make("run", {
       executor: flags.executor._tag === "Some" ? flags.executor.value : undefined,
       gpus: flags.gpus._tag === "Some" ? flags.gpus.value : undefined,
       cpus: flags.cpus._tag === "Some" ? flags.cpus.value : undefined,
+      memory: flags.memory._tag === "Some" ? flags.memory.value : undefined,
       freshWorkers: flags.freshWorkers,
       rayAddress: flags.rayAddress._tag === "Some" ? flags.rayAddress.value : undefined
     })

@@ -26,6 +26,12 @@ describe("vw2 input errors", () => {
     expect(vw2(box, ["plan"]).status).toBe(2) // missing file argument
     expect(vw2(box, []).status).toBe(0)
     expect(vw2(box, ["--help"]).status).toBe(0)
+    const noMemory = vw2(box, ["run", fixture, "--memory", "0"])
+    expect(noMemory.status).toBe(2)
+    expect(noMemory.stderr).toContain("--memory 0: expected megabytes")
+    const tooBig = vw2(box, ["run", fixture, "--memory", "1000", "--set", "a.memoryMb=4000"])
+    expect(tooBig.status).toBe(2)
+    expect(tooBig.stderr).toContain("needs 4000 MB of memory but the executor has 1000 MB")
     expect(readLog(box.log)).toEqual([])
   })
 
@@ -106,6 +112,6 @@ export default defineExperiment({
     expect(double.status).toBe("cached")
     expect(JSON.parse(fs.readFileSync(path.join(box.home, "store", double.hash, "doubled", "n.json"), "utf8"))).toBe(42)
     const [record] = JSON.parse(vw2(box, ["status", "--json"]).stdout)
-    expect(record.executor).toBe("local: 1 cpu slot(s), no GPUs")
+    expect(record.executor).toMatch(/^local: 1 cpu slot\(s\), \d+ MB memory, no GPUs$/)
   })
 })

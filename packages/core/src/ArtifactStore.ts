@@ -9,8 +9,9 @@
  *   runs/<id>.json                    one record per `vw2 run` (vw2 status)
  *
  * Publishing writes manifest.json into the staging dir and renames the dir to store/<hash> in one atomic
- * step, so a half-written invocation never looks complete. Readers verify sizes and sha256 against the
- * manifest; a mismatch moves the entry to trash/ and the invocation is recomputed.
+ * step, so a half-written invocation never looks complete. Readers verify sizes against the manifest and
+ * re-hash (sha256) the files whose mtime or ctime changed since publish; a mismatch moves the entry to trash/
+ * and the invocation is recomputed.
  */
 import { Context, Data, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
@@ -26,6 +27,10 @@ export interface ManifestFile {
   readonly path: string
   readonly size: number
   readonly sha256: string
+  /** stat times at publish: while size, mtime and ctime are unchanged the file is trusted without re-hashing
+   * (ctime cannot be set back by a user, so a rewrite with a restored mtime is still caught) */
+  readonly mtimeMs?: number
+  readonly ctimeMs?: number
 }
 
 export interface Manifest {
@@ -54,7 +59,12 @@ export class StoreError extends Data.TaggedError("StoreError")<{ readonly messag
 
 export type Verification =
   | { readonly _tag: "absent" }
-  | { readonly _tag: "valid"; readonly manifest: Manifest }
+  | {
+    readonly _tag: "valid"
+    readonly manifest: Manifest
+    /** files whose sha256 was recomputed (the others were unchanged since publish: same size, mtime, ctime) */
+    readonly rehashed: number
+  }
   | { readonly _tag: "corrupt"; readonly reason: string; readonly movedTo: string }
 
 export interface Staging {
@@ -67,7 +77,7 @@ export interface ArtifactStoreShape {
   readonly entryDir: (hash: string) => string
   /** cheap check used by `vw2 plan`: a committed manifest exists and the file sizes match */
   readonly isPublished: (hash: string) => boolean
-  /** full check (sizes + sha256); a corrupt entry is moved to trash/ */
+  /** full check: sizes, and sha256 of every file whose mtime/ctime changed since publish; a corrupt entry is moved to trash/ */
   readonly verify: (hash: string) => Effect.Effect<Verification, StoreError>
   readonly readManifest: (hash: string) => Manifest | undefined
   readonly stage: (hash: string) => Effect.Effect<Staging, StoreError>
@@ -171,21 +181,25 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
         if (!fs.existsSync(dir)) return { _tag: "absent" }
         const manifest = readManifest(hash)
         let reason: string | undefined = manifest === undefined ? "manifest.json missing or unreadable" : undefined
+        let rehashed = 0
         if (manifest !== undefined) {
           const listed = new Set(manifest.files.map((f) => f.path))
           for (const file of manifest.files) {
             const full = path.join(dir, file.path)
-            let size: number
+            let stat: fs.Stats
             try {
-              size = (await fsp.stat(full)).size
+              stat = await fsp.stat(full)
             } catch {
               reason = `${file.path} is missing`
               break
             }
-            if (size !== file.size) {
-              reason = `${file.path} has ${size} bytes, manifest says ${file.size}`
+            if (stat.size !== file.size) {
+              reason = `${file.path} has ${stat.size} bytes, manifest says ${file.size}`
               break
             }
+            // Untouched since publish: trust the recorded sha256 (a cache hit must not re-read every checkpoint).
+            if (file.mtimeMs === stat.mtimeMs && file.ctimeMs === stat.ctimeMs) continue
+            rehashed++
             if ((await sha256File(full)) !== file.sha256) {
               reason = `${file.path} does not match its sha256`
               break
@@ -196,7 +210,7 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
             if (extra !== undefined) reason = `${extra} is not in the manifest`
           }
         }
-        if (reason === undefined) return { _tag: "valid", manifest: manifest! }
+        if (reason === undefined) return { _tag: "valid", manifest: manifest!, rehashed }
         return { _tag: "corrupt", reason, movedTo: moveToTrash(hash) }
       },
       catch: (cause) => new StoreError({ message: `verifying ${hash}: ${String(cause)}`, path: entryDir(hash) })
@@ -228,7 +242,9 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
         for (const rel of await listFiles(staging.outputRoot)) {
           if (rel === "manifest.json") throw new Error("a stage may not write manifest.json at its output root")
           const full = path.join(staging.outputRoot, rel)
-          files.push({ path: rel, size: (await fsp.stat(full)).size, sha256: await sha256File(full) })
+          const sha256 = await sha256File(full)
+          const stat = await fsp.stat(full) // after hashing: the times the hash vouches for
+          files.push({ path: rel, size: stat.size, sha256, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs })
         }
         const manifest: Manifest = { format: 1, ...fields, files, createdAt: new Date().toISOString() }
         const manifestPath = path.join(staging.outputRoot, "manifest.json")

@@ -41,11 +41,13 @@ export interface Sweep<C> {
   }
 }
 
-/** Which executor runs the experiment by default (the CLI's --executor/--gpus/--cpus override it). */
+/** Which executor runs the experiment by default (the CLI's --executor/--gpus/--cpus/--memory override it). */
 export interface ExecutorChoice {
   readonly kind?: "inline" | "local" | (string & {})
   readonly gpus?: ReadonlyArray<string>
   readonly cpus?: number
+  /** memory (MB) the local executor reserves stages' `resources.memoryMb` from */
+  readonly memoryMb?: number
 }
 
 export interface Experiment<P extends AnyPipeline = AnyPipeline> {

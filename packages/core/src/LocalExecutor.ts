@@ -1,6 +1,7 @@
 /**
  * The `local` executor: invocations run in worker processes (`worker/main.ts --serve`, protocol in
- * worker/protocol.ts) once the resource pool grants their CPU/GPU slots; `CUDA_VISIBLE_DEVICES` holds
+ * worker/protocol.ts) once the resource pool grants their CPU/GPU slots and memory (`resources.memoryMb`,
+ * reserved from `memoryMb`, default the machine's total); `CUDA_VISIBLE_DEVICES` holds
  * exactly the granted GPU ids. Workers are kept warm and reused for invocations with the same experiment
  * file and device grant (internal/WorkerPool.ts). Each worker leads its own process group, so interruption
  * (Ctrl-C → Effect interruption) kills the whole group: SIGTERM, then SIGKILL after a grace period.
@@ -22,6 +23,8 @@ export interface LocalExecutorOptions {
   readonly cpus?: number
   /** GPU ids to hand out (default: none) */
   readonly gpus?: ReadonlyArray<string>
+  /** memory (MB) the stages' `resources.memoryMb` reserve from (default: the machine's total memory) */
+  readonly memoryMb?: number
   /** Node binary for workers (default: the running one) */
   readonly nodePath?: string
   /** grace period between SIGTERM and SIGKILL */
@@ -116,10 +119,14 @@ const runOnWorker = (
     })
   })
 
+/** The machine's total memory in MB: the local executor's default memory budget. */
+export const machineMemoryMb = (): number => Math.floor(os.totalmem() / (1024 * 1024))
+
 export const makeLocalExecutor = (options: LocalExecutorOptions = {}): ExecutorShape & { readonly close: () => void } => {
   const cpus = options.cpus ?? os.availableParallelism()
   const gpus = options.gpus ?? []
-  const slots = new ResourcePool(cpus, gpus)
+  const memoryMb = options.memoryMb ?? machineMemoryMb()
+  const slots = new ResourcePool(cpus, gpus, memoryMb)
   const nodePath = options.nodePath ?? process.execPath
   const killGraceMs = options.killGraceMs ?? 3_000
   const reuse = options.reuseWorkers ?? true
@@ -127,7 +134,7 @@ export const makeLocalExecutor = (options: LocalExecutorOptions = {}): ExecutorS
   const workers = new WorkerPool(nodePath, workerEntry, Math.max(cpus, gpus.length, 1))
   return {
     name: "local",
-    describe: () => `local: ${cpus} cpu slot(s), ${gpus.length === 0 ? "no GPUs" : `GPUs ${gpus.join(",")}`}`,
+    describe: () => `local: ${cpus} cpu slot(s), ${memoryMb} MB memory, ${gpus.length === 0 ? "no GPUs" : `GPUs ${gpus.join(",")}`}`,
     canRun: (resources) => slots.impossible(resources),
     run: (request, onEvent) =>
       Effect.scoped(

@@ -25,7 +25,7 @@ describe("artifact store", () => {
     fs.writeFileSync(path.join(staging.outputRoot, "out", "sub", "a.txt"), "hello")
     expect(store.isPublished(hash)).toBe(false)
     const manifest = await Effect.runPromise(store.publish(hash, staging, fields(hash)))
-    expect(manifest.files).toEqual([{ path: "out/sub/a.txt", size: 5, sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" }])
+    expect(manifest.files).toMatchObject([{ path: "out/sub/a.txt", size: 5, sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" }])
     expect(fs.existsSync(staging.outputRoot)).toBe(false)
     expect(store.isPublished(hash)).toBe(true)
     expect((await Effect.runPromise(store.verify(hash)))._tag).toBe("valid")
@@ -34,6 +34,37 @@ describe("artifact store", () => {
     const verdict = await Effect.runPromise(store.verify(hash))
     expect(verdict).toMatchObject({ _tag: "corrupt", reason: "out/stray.txt is not in the manifest" })
     expect(fs.existsSync(store.entryDir(hash))).toBe(false)
+  })
+
+  it("trusts files untouched since publish without re-hashing, and still catches a rewrite that restores the mtime", async () => {
+    const store = makeArtifactStore(tempDir("trust"))
+    const publish = async (tag: string) => {
+      const hash = hashValue({ t: tag })
+      const staging = await Effect.runPromise(store.stage(hash))
+      fs.mkdirSync(path.join(staging.outputRoot, "out"), { recursive: true })
+      fs.writeFileSync(path.join(staging.outputRoot, "out", "w.bin"), Buffer.alloc(1 << 20, 7))
+      fs.writeFileSync(path.join(staging.outputRoot, "out", "meta.json"), "{}")
+      // whole seconds, so the test below can restore the mtime exactly
+      fs.utimesSync(path.join(staging.outputRoot, "out", "w.bin"), 1_700_000_000, 1_700_000_000)
+      await Effect.runPromise(store.publish(hash, staging, fields(hash)))
+      return { hash, file: path.join(store.entryDir(hash), "out", "w.bin") }
+    }
+    const a = await publish("trusted")
+    // a cache hit of an untouched entry reads no file content
+    expect(await Effect.runPromise(store.verify(a.hash))).toMatchObject({ _tag: "valid", rehashed: 0 })
+    // touched but identical: re-hashed once, still valid
+    const later = new Date(Date.now() + 5_000)
+    fs.utimesSync(a.file, later, later)
+    expect(await Effect.runPromise(store.verify(a.hash))).toMatchObject({ _tag: "valid", rehashed: 1 })
+    // same size, different bytes, mtime set back to the recorded one: ctime still moved, so it is re-hashed
+    const b = await publish("rewritten")
+    const bytes = fs.readFileSync(b.file)
+    bytes[12345] = 8
+    await new Promise((r) => setTimeout(r, 20)) // let the clock move so ctime differs
+    fs.writeFileSync(b.file, bytes)
+    fs.utimesSync(b.file, 1_700_000_000, 1_700_000_000)
+    expect(fs.statSync(b.file).mtimeMs).toBe(1_700_000_000_000)
+    expect(await Effect.runPromise(store.verify(b.hash))).toMatchObject({ _tag: "corrupt", reason: "out/w.bin does not match its sha256" })
   })
 
   it("keeps the first publication when two processes publish the same hash", async () => {

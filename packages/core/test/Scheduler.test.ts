@@ -149,6 +149,33 @@ describe("scheduler", () => {
     })
   })
 
+  it("reserves memory: two stages that together exceed the executor's memory run one after the other", async () => {
+    const interval = (log: string, step: string) => {
+      const lines = readLog(log).filter((l) => l.step === step)
+      return [lines.find((l) => l.phase === "start")!.t, lines.find((l) => l.phase === "end")!.t] as const
+    }
+    const overlapMs = (log: string) => {
+      const [a, b] = [interval(log, "a"), interval(log, "b")]
+      return Math.min(a[1], b[1]) - Math.max(a[0], b[0])
+    }
+    const overrides = ["a.memoryMb=600", "b.memoryMb=600", "a.sleepMs=1500", "b.sleepMs=1500"].map(parseOverride)
+    // 4 CPU slots: only memory can keep the two branches apart
+    const tight = tempDir("memory-tight")
+    await withLog(tight, async (log) => {
+      const summary = await Effect.runPromise(runInProcess({ experiment, home: tight, executor: makeLocalExecutor({ cpus: 4, memoryMb: 1000 }), overrides }))
+      expect(summary.status).toBe("succeeded")
+      expect(overlapMs(log)).toBeLessThanOrEqual(0)
+    })
+    const roomy = tempDir("memory-roomy")
+    await withLog(roomy, async (log) => {
+      const summary = await Effect.runPromise(runInProcess({ experiment, home: roomy, executor: makeLocalExecutor({ cpus: 4, memoryMb: 1200 }), overrides }))
+      expect(summary.status).toBe("succeeded")
+      expect(overlapMs(log)).toBeGreaterThan(0)
+    })
+    const tooBig = await Effect.runPromiseExit(runInProcess({ experiment, home: tempDir("memory-big"), executor: makeLocalExecutor({ memoryMb: 1000 }), overrides: [parseOverride("a.memoryMb=4000")] }))
+    expect(String(tooBig._tag === "Failure" ? tooBig.cause : "")).toMatch(/needs 4000 MB of memory but the executor has 1000 MB/)
+  })
+
   it("refuses a plan that needs more GPUs than the executor has, before running anything", async () => {
     const home = tempDir("gpus")
     const exit = await Effect.runPromiseExit(runInProcess({ experiment, home, executor: makeLocalExecutor({ gpus: ["0"] }), overrides: [parseOverride("a.gpus=2")] }))
