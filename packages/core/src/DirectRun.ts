@@ -18,13 +18,24 @@ export interface DirectStageRun {
   readonly logs: Array<string>
 }
 
-/** `inputs` maps each input name of the stage to a directory holding that artifact. */
+export interface DirectRunOptions {
+  /** the trial seed (default 0) */
+  readonly seed?: number
+  /** aborting it aborts ctx.signal, as Ctrl-C does on an executor; the stage decides how to stop */
+  readonly signal?: AbortSignal
+}
+
+/**
+ * `inputs` maps each input name of the stage to a directory holding that artifact. Rejects with the
+ * stage's error (a StageError, or the Schema's complaint about `config`) when it fails.
+ */
 export const runStageDirect = async (
   stage: AnyStage,
   config: unknown,
   inputs: Readonly<Record<string, string>>,
-  seed = 0
+  options: number | DirectRunOptions = {}
 ): Promise<DirectStageRun> => {
+  const { seed = 0, signal } = typeof options === "number" ? { seed: options } : options
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `vw2-${stage.name}-`))
   const run: DirectStageRun = { outputRoot: path.join(root, "out"), metrics: [], uploads: [], logs: [] }
   const resolved: Record<string, InputArtifact> = {}
@@ -45,7 +56,8 @@ export const runStageDirect = async (
         outputRoot: run.outputRoot,
         scratchDir: path.join(root, "scratch"),
         gpus: [],
-        cpus: 1
+        cpus: 1,
+        ...(signal === undefined ? {} : { signal })
       },
       (event) => {
         if (event.type === "metrics") run.metrics.push({ values: event.values, step: event.step })

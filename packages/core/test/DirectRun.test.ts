@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { defineStage, runStageDirect } from "../src/index.ts"
+import { defineStage, runStageDirect, StageError } from "../src/index.ts"
 
 /** Copies its input's text, upper-cased, into its output, reporting a metric, a log line and an upload. */
 const shout = defineStage({
@@ -37,6 +37,29 @@ describe("runStageDirect", () => {
     expect(run.metrics).toEqual([{ values: { chars: 6 }, step: 3 }]) // non-finite values dropped, as on every executor
     expect(run.logs).toEqual(["shouted 6 chars"])
     expect(run.uploads).toEqual(["loud/out.txt"])
+  })
+
+  it("passes an outside abort to the stage as ctx.signal, and rejects with the stage's error", async () => {
+    const waits = defineStage({
+      name: "waits",
+      version: "1",
+      config: Schema.Struct({}),
+      inputs: {},
+      outputs: {},
+      run: (ctx) =>
+        Effect.callback<void, StageError>((resume) => {
+          const stop = () => resume(Effect.fail(new StageError({ stage: "waits", message: `interrupted: ${String(ctx.signal.reason)}` })))
+          if (ctx.signal.aborted) stop()
+          else ctx.signal.addEventListener("abort", stop, { once: true })
+        })
+    })
+    const abort = new AbortController()
+    const running = runStageDirect(waits, {}, {}, { seed: 3, signal: abort.signal })
+    setTimeout(() => abort.abort("enough"), 50)
+    await expect(running).rejects.toThrow("interrupted: enough")
+    const already = new AbortController()
+    already.abort("before start")
+    await expect(runStageDirect(waits, {}, {}, { signal: already.signal })).rejects.toThrow("interrupted: before start")
   })
 
   it("rejects a config its Schema refuses and an input the stage does not declare", async () => {

@@ -158,7 +158,8 @@ describe("scheduler", () => {
       const [a, b] = [interval(log, "a"), interval(log, "b")]
       return Math.min(a[1], b[1]) - Math.max(a[0], b[0])
     }
-    const overrides = ["a.memoryMb=600", "b.memoryMb=600", "a.sleepMs=1500", "b.sleepMs=1500"].map(parseOverride)
+    // long sleeps: a slow worker start on a loaded machine must not hide real concurrency (the roomy case)
+    const overrides = ["a.memoryMb=600", "b.memoryMb=600", "a.sleepMs=4000", "b.sleepMs=4000"].map(parseOverride)
     // 4 CPU slots: only memory can keep the two branches apart
     const tight = tempDir("memory-tight")
     await withLog(tight, async (log) => {

@@ -21,6 +21,8 @@ export interface StageRunSpec {
   readonly scratchDir: string
   readonly gpus: ReadonlyArray<string>
   readonly cpus: number
+  /** an outside cancellation the stage sees as ctx.signal (direct runs); executors interrupt instead */
+  readonly signal?: AbortSignal
 }
 
 const outputNamePattern = /^[A-Za-z][\w.-]*$/
@@ -39,6 +41,11 @@ export const runStageInProcess = (
     const config = decoded.success
     const uploads = new Set<string>()
     const abort = new AbortController()
+    if (spec.signal !== undefined) {
+      const outside = spec.signal
+      if (outside.aborted) abort.abort(outside.reason)
+      else outside.addEventListener("abort", () => abort.abort(outside.reason), { once: true })
+    }
     fs.mkdirSync(spec.outputRoot, { recursive: true })
     fs.mkdirSync(spec.scratchDir, { recursive: true })
 
