@@ -185,6 +185,17 @@ const chooseExecutor = (
     return make({ gpus, cpus, memoryMb, freshWorkers: flags.freshWorkers, ...(flags.rayAddress !== undefined ? { rayAddress: flags.rayAddress } : {}) })
   })
 
+/** An executor that could not start (the Ray executor without a reachable cluster): nothing ran. */
+const isExecutorStartFailure = (defect: unknown): defect is Error => defect instanceof Error && /^ray executor: /.test(defect.message)
+
+/** The first line and the final exception line of a start failure, instead of a whole Python traceback. */
+const condenseStartFailure = (message: string): string => {
+  const lines = message.split("\n").map((l) => l.trimEnd()).filter((l) => l !== "")
+  const cause = lines.slice(1).reverse().find((l) => /^[A-Za-z_.]*(Error|Exception)\b/.test(l))
+  const hint = "start a local head with `vw2 ray up`, or pass --ray-address / set RAY_ADDRESS (docs/ray.md)"
+  return [lines[0] ?? message, ...(cause === undefined ? [] : [`  ${cause}`]), `  ${hint}`].join("\n")
+}
+
 const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } =>
   process.stdout.isTTY ? ttyProgress(process.stdout) : lineProgress((line) => process.stdout.write(line + "\n"))
 
@@ -223,7 +234,9 @@ const run = Command.make("run", {
       rayAddress: flags.rayAddress._tag === "Some" ? flags.rayAddress.value : undefined
     })
     const storeShape = ArtifactStore.makeArtifactStore()
-    yield* runWithRecord(absolute, plan, storeShape, executorLayer, selectTracker({ noTrack: flags.noTrack }))
+    yield* runWithRecord(absolute, plan, storeShape, executorLayer, selectTracker({ noTrack: flags.noTrack })).pipe(
+      Effect.catchDefect((defect) => (isExecutorStartFailure(defect) ? reportBadInput({ message: condenseStartFailure(defect.message) }) : Effect.die(defect)))
+    )
   }).pipe(
     Effect.catchTags({ UsageError: reportBadInput, ExperimentLoadError: reportBadInput, PlanRejected: reportBadInput })
   )).pipe(Command.withDescription("run an experiment: cached invocations are reused, the rest run on the executor"))

@@ -79,6 +79,18 @@ export default defineExperiment({ name: \`presets-\${preset}\`, pipeline, config
   })
 })
 
+describe("an executor that cannot start", () => {
+  it("reports the reason in a few lines and exits 2 without running anything", () => {
+    const box = sandbox("noray")
+    const r = vw2(box, ["run", fixture, "--executor", "ray", "--ray-address", "127.0.0.1:1"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/^vw2: ray executor: /m)
+    expect(r.stderr).toContain("vw2 ray up")
+    expect(r.stderr).not.toMatch(/^\s+at /m) // no stack trace
+    expect(readLog(box.log)).toEqual([])
+  })
+})
+
 describe("an experiment file outside the repository", () => {
   it("imports @vw2/core and effect and runs on local workers, recording the executor", () => {
     const box = sandbox("outside")
