@@ -131,6 +131,8 @@ describe("config validation", () => {
     expect(configErrorOf(() => planExperiment(experiment(), [parseOverride("nope.x=1")])).issues[0]!.path).toBe("nope.x")
     expect(configErrorOf(() => parseOverride("a.scale")).issues[0]!.message).toMatch(/path=value/)
     expect(configErrorOf(() => parseOverride("a.nested.levels=[8,")).issues[0]!.message).toMatch(/does not parse/)
+    // 1e400 parses to Infinity: the message says so (JSON would print null)
+    expect(configErrorOf(() => planExperiment(experiment(), [parseOverride("a.nested.levels[0]=1e400")])).issues[0]!.message).toMatch(/got Infinity$/)
   })
 
   it("validates sweep points and names the point", () => {
