@@ -4,6 +4,8 @@ Reads a JSON object {"specs": [...], "budget_ms": N, "matmul": [n, ...]} on stdi
 from bench/models.ts SPECS), prints one JSON object per line: {"kind": "train", ...} per spec and
 {"kind": "matmul", ...} per size. Idiomatic PyTorch, as a researcher would write it: nn.Linear, nn.LayerNorm,
 F.scaled_dot_product_attention, GELU (tanh form, as in the tfjs model), torch.optim.Adam, all CPU threads.
+The block is @vw2/nn's (bench/models.ts BenchBlock): LayerNorm → MultiHeadAttention with separate q/k/v
+projections → residual → LayerNorm → Mlp (Linear, tanh-GELU, Linear) → residual; final LayerNorm.
 """
 import json
 import statistics
@@ -20,7 +22,8 @@ class Block(nn.Module):
         super().__init__()
         self.heads, self.causal = heads, causal
         self.norm1 = nn.LayerNorm(width, eps=1e-5)
-        self.qkv = nn.Linear(width, 3 * width)
+        # separate q/k/v projections, as @vw2/nn's MultiHeadAttention (wq, wk, wv, wo)
+        self.wq, self.wk, self.wv = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
         self.out = nn.Linear(width, width)
         self.norm2 = nn.LayerNorm(width, eps=1e-5)
         self.up = nn.Linear(width, mlp_ratio * width)
@@ -28,7 +31,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, T, D]
         b, t, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).split(d, dim=-1)
+        h = self.norm1(x)
+        q, k, v = self.wq(h), self.wk(h), self.wv(h)
         heads = lambda m: m.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # [B, H, T, dh]
         mixed = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=self.causal)
         x = x + self.out(mixed.transpose(1, 2).reshape(b, t, d))

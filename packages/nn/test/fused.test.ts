@@ -6,7 +6,10 @@
 import * as tf from "@tensorflow/tfjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { selectBackend } from "../src/backend/index.ts"
-import { biasGelu, fusedOpsActive, headMajorAttention, layerNorm, multiHeadAttentionCore, setFusedOps } from "../src/layers/fused.ts"
+import { Init } from "../src/Module.ts"
+import { MultiHeadAttention } from "../src/layers/Attention.ts"
+import { biasGelu, fusedOpsActive, headMajorAttention, layerNorm, multiHeadAttentionCore, packedSelfAttention, setFusedOps } from "../src/layers/fused.ts"
+import { Mlp } from "../src/layers/Mlp.ts"
 
 const native = await selectBackend({ backend: "tensorflow" }).then(
   () => true,
@@ -101,6 +104,47 @@ describe.skipIf(!native)("fused ops on the tensorflow backend agree with the com
     expectAgreement((q, k, v) => headMajorAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, m3), qkv())
     expectAgreement((q, k, v) => headMajorAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D), qkv())
     tf.dispose([m2, m3])
+  })
+
+  it("packed self-attention (q | k | v in one [B, L, 3W] tensor), with and without a causal mask", () => {
+    const causal = tf.cast(tf.linalg.bandPart(tf.ones([13, 13]), -1, 0), "bool")
+    expectAgreement((qkv) => packedSelfAttention(qkv as tf.Tensor3D, 4, causal), [normal([3, 13, 3 * 20], 50)])
+    expectAgreement((qkv) => packedSelfAttention(qkv as tf.Tensor3D, 2), [normal([2, 7, 3 * 6], 51)])
+    causal.dispose()
+  })
+
+  it("MultiHeadAttention and Mlp modules: same output and parameter gradients fused (packed qkv) and composite", () => {
+    const attn = new MultiHeadAttention(Init.seeded(3), 24, 4)
+    const cross = new MultiHeadAttention(Init.seeded(4), 24, 3, { contextDim: 10 })
+    const mlp = new Mlp(Init.seeded(5), 24, 40)
+    const context = normal([2, 5, 10], 53)
+    const mask = tf.cast(tf.linalg.bandPart(tf.ones([9, 9]), -1, 0), "bool")
+    const params = [...attn.trainableVariables().values(), ...cross.trainableVariables().values(), ...mlp.trainableVariables().values()]
+    const net = (x: tf.Tensor) => {
+      const h = tf.add(x, attn.call(x as tf.Tensor3D, undefined, mask))
+      return mlp.call(tf.add(h, cross.call(h as tf.Tensor3D, context)))
+    }
+    const x = normal([2, 9, 24], 52)
+    const run = () =>
+      tf.tidy(() => {
+        const w = normal([2, 9, 24], 54)
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(net(x), w)) as tf.Scalar, params)
+        return [value, ...params.map((p) => grads[p.name]!)].map((t) => t.dataSync() as Float32Array)
+      })
+    setFusedOps(true)
+    const fused = run()
+    setFusedOps(false)
+    const composite = run()
+    setFusedOps(true)
+    fused.forEach((got, i) => {
+      const want = composite[i]!
+      const scale = Math.max(1, ...Array.from(want, Math.abs))
+      expect(Math.max(0, ...Array.from(got, (g, j) => Math.abs(g - want[j]!))), `tensor ${i}`).toBeLessThanOrEqual(1e-4 * scale)
+    })
+    tf.dispose([x, context, mask])
+    attn.dispose()
+    cross.dispose()
+    mlp.dispose()
   })
 
   it("leaks no tensors in forward + backward", () => {

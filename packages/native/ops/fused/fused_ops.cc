@@ -324,15 +324,56 @@ REGISTER_KERNEL_BUILDER(Name("Vw2BiasGeluGrad").Device(DEVICE_CPU), BiasGeluGrad
 // maps): o = softmax(q kᵀ/√dh, masked) v per batch and head. mask is float "allowed" (1 keep, 0 masked)
 // [1|B, Lq, Lk], or empty for none; masked scores get probability exactly 0 and a query row with no
 // allowed key outputs zeros (the composite's softmax(s − 1e9·(1 − m))·m gives the same). probs
-// [B, H, Lq, Lk] is an output for the backward.
+// [B, H, Lq, Lk] is an output for the backward. Two layouts share one implementation: q, k, v as three
+// [B, L, W] tensors (Vw2Attention), or packed as one [B, L, 3W] projection output (Vw2SelfAttention), which
+// saves the self-attention's three matmuls becoming one plus its splits and gradient sums.
 
 namespace {
 struct AttentionDims {
   int64_t batch, lq, lk, width, heads, headDim, maskBatch;
 };
 
-Status attentionDims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, int64_t heads,
-                     AttentionDims* d) {
+// Where q, k, v (or their gradients) of batch b, head h start: element pointers plus row and batch strides.
+template <typename T>
+struct QkvLayout {
+  T *q, *k, *v;
+  int64_t qRow, kvRow, qBatch, kvBatch;
+  T* qAt(int64_t b, int64_t h, int64_t headDim) const { return q + b * qBatch + h * headDim; }
+  T* kAt(int64_t b, int64_t h, int64_t headDim) const { return k + b * kvBatch + h * headDim; }
+  T* vAt(int64_t b, int64_t h, int64_t headDim) const { return v + b * kvBatch + h * headDim; }
+};
+
+template <typename T>
+QkvLayout<T> separateLayout(T* q, T* k, T* v, const AttentionDims& d) {
+  return {q, k, v, d.width, d.width, d.lq * d.width, d.lk * d.width};
+}
+
+template <typename T>
+QkvLayout<T> packedLayout(T* qkv, const AttentionDims& d) {
+  const int64_t row = 3 * d.width;
+  return {qkv, qkv + d.width, qkv + 2 * d.width, row, row, d.lq * row, d.lq * row};
+}
+
+Status maskDims(const Tensor& mask, AttentionDims* d) {
+  d->maskBatch = 0;
+  if (mask.NumElements() == 0) return OkStatus();
+  if (mask.dims() != 3 || (mask.dim_size(0) != 1 && mask.dim_size(0) != d->batch) || mask.dim_size(1) != d->lq ||
+      mask.dim_size(2) != d->lk)
+    return errors::InvalidArgument("mask must be [1 or ", d->batch, ", ", d->lq, ", ", d->lk, "], got ",
+                                   mask.shape().DebugString());
+  d->maskBatch = mask.dim_size(0);
+  return OkStatus();
+}
+
+Status headSplit(int64_t heads, AttentionDims* d) {
+  d->heads = heads;
+  if (heads <= 0 || d->width % heads != 0)
+    return errors::InvalidArgument("width ", d->width, " is not divisible by heads ", heads);
+  d->headDim = d->width / heads;
+  return OkStatus();
+}
+
+Status separateDims(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, AttentionDims* d) {
   if (q.dims() != 3 || k.dims() != 3 || v.dims() != 3)
     return errors::InvalidArgument("q, k, v must be rank 3 [B, L, heads·headDim], got ", q.shape().DebugString(), ", ",
                                    k.shape().DebugString(), ", ", v.shape().DebugString());
@@ -340,22 +381,95 @@ Status attentionDims(const Tensor& q, const Tensor& k, const Tensor& v, const Te
   d->lq = q.dim_size(1);
   d->lk = k.dim_size(1);
   d->width = q.dim_size(2);
-  d->heads = heads;
-  if (heads <= 0 || d->width % heads != 0)
-    return errors::InvalidArgument("width ", d->width, " is not divisible by heads ", heads);
-  d->headDim = d->width / heads;
-  if (k.dim_size(0) != d->batch || v.dim_size(0) != d->batch || k.dim_size(2) != d->width ||
-      v.shape() != k.shape())
+  if (k.dim_size(0) != d->batch || k.dim_size(2) != d->width || v.shape() != k.shape())
     return errors::InvalidArgument("k and v must be [", d->batch, ", Lk, ", d->width, "], got ",
                                    k.shape().DebugString(), " and ", v.shape().DebugString());
-  d->maskBatch = 0;
-  if (mask.NumElements() > 0) {
-    if (mask.dims() != 3 || (mask.dim_size(0) != 1 && mask.dim_size(0) != d->batch) || mask.dim_size(1) != d->lq ||
-        mask.dim_size(2) != d->lk)
-      return errors::InvalidArgument("mask must be [1 or ", d->batch, ", ", d->lq, ", ", d->lk, "], got ",
-                                     mask.shape().DebugString());
-    d->maskBatch = mask.dim_size(0);
-  }
+  return headSplit(heads, d);
+}
+
+Status packedDims(const Tensor& qkv, int64_t heads, AttentionDims* d) {
+  if (qkv.dims() != 3 || qkv.dim_size(2) % 3 != 0)
+    return errors::InvalidArgument("qkv must be [B, L, 3·heads·headDim], got ", qkv.shape().DebugString());
+  d->batch = qkv.dim_size(0);
+  d->lq = d->lk = qkv.dim_size(1);
+  d->width = qkv.dim_size(2) / 3;
+  return headSplit(heads, d);
+}
+
+// o (row stride width) and probs from q, k, v in `in`; one (batch, head) pair per task.
+void attentionForward(OpKernelContext* ctx, const AttentionDims& d, const QkvLayout<const float>& in, const float* mp,
+                      float* op, float* pp) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(d.headDim));
+  const int64_t cost = d.lq * d.lk * (4 * d.headDim + 20);
+  parallelFor(ctx, d.batch * d.heads, cost, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t b = t / d.heads, h = t % d.heads;
+      ConstStrided Q(in.qAt(b, h, d.headDim), d.lq, d.headDim, Eigen::OuterStride<>(in.qRow));
+      ConstStrided K(in.kAt(b, h, d.headDim), d.lk, d.headDim, Eigen::OuterStride<>(in.kvRow));
+      ConstStrided V(in.vAt(b, h, d.headDim), d.lk, d.headDim, Eigen::OuterStride<>(in.kvRow));
+      Strided O(op + b * d.lq * d.width + h * d.headDim, d.lq, d.headDim, Eigen::OuterStride<>(d.width));
+      Strided P(pp + t * d.lq * d.lk, d.lq, d.lk, Eigen::OuterStride<>(d.lk));
+      P.noalias() = Q * K.transpose();
+      const float* m = mp == nullptr ? nullptr : mp + (d.maskBatch == 1 ? 0 : b) * d.lq * d.lk;
+      for (int64_t i = 0; i < d.lq; i++) {
+        ArrayMap row(pp + t * d.lq * d.lk + i * d.lk, d.lk);
+        if (m == nullptr) {
+          const float mx = row.maxCoeff();
+          row = ((row - mx) * scale).exp();
+          row *= 1.f / row.sum();
+        } else {
+          ConstArrayMap allowed(m + i * d.lk, d.lk);
+          float mx = -INFINITY;
+          for (int64_t j = 0; j < d.lk; j++)
+            if (allowed[j] != 0.f) mx = std::max(mx, row[j]);
+          if (mx == -INFINITY) {
+            row.setZero();  // no allowed key: this query sees nothing
+            continue;
+          }
+          row = ((row - mx) * scale).exp() * (allowed != 0.f).cast<float>();
+          row *= 1.f / row.sum();
+        }
+      }
+      O.noalias() = P * V;
+    }
+  });
+}
+
+// dv = pᵀ do; dp = do vᵀ; ds = p ⊙ (dp − Σ_j p·dp) / √dh; dq = ds k; dk = dsᵀ q (per batch and head).
+// Every (batch, head) writes its own column block of dq/dk/dv, so tasks never overlap.
+void attentionBackward(OpKernelContext* ctx, const AttentionDims& d, const float* dop, const QkvLayout<const float>& in,
+                       const float* pp, const QkvLayout<float>& grad) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(d.headDim));
+  const int64_t cost = d.lq * d.lk * (8 * d.headDim + 10);
+  parallelFor(ctx, d.batch * d.heads, cost, [&](int64_t t0, int64_t t1) {
+    RowMajor dS(d.lq, d.lk);
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t b = t / d.heads, h = t % d.heads;
+      const Eigen::OuterStride<> qs(in.qRow), ks(in.kvRow), gqs(grad.qRow), gks(grad.kvRow);
+      ConstStrided dOut(dop + b * d.lq * d.width + h * d.headDim, d.lq, d.headDim, Eigen::OuterStride<>(d.width));
+      ConstStrided Q(in.qAt(b, h, d.headDim), d.lq, d.headDim, qs);
+      ConstStrided K(in.kAt(b, h, d.headDim), d.lk, d.headDim, ks), V(in.vAt(b, h, d.headDim), d.lk, d.headDim, ks);
+      ConstStrided P(pp + t * d.lq * d.lk, d.lq, d.lk, Eigen::OuterStride<>(d.lk));
+      Strided dQ(grad.qAt(b, h, d.headDim), d.lq, d.headDim, gqs);
+      Strided dK(grad.kAt(b, h, d.headDim), d.lk, d.headDim, gks), dV(grad.vAt(b, h, d.headDim), d.lk, d.headDim, gks);
+      dV.noalias() = P.transpose() * dOut;
+      dS.noalias() = dOut * V.transpose();  // dP
+      for (int64_t i = 0; i < d.lq; i++) {
+        auto dp = dS.row(i).array();
+        auto p = P.row(i).array();
+        const float dot = (p * dp).sum();
+        dp = p * (dp - dot) * scale;
+      }
+      dQ.noalias() = dS * K;
+      dK.noalias() = dS.transpose() * Q;
+    }
+  });
+}
+
+Status probsShape(const Tensor& probs, const AttentionDims& d) {
+  if (probs.shape() != TensorShape({d.batch, d.heads, d.lq, d.lk}))
+    return errors::InvalidArgument("probs must be [", d.batch, ", ", d.heads, ", ", d.lq, ", ", d.lk, "], got ",
+                                   probs.shape().DebugString());
   return OkStatus();
 }
 }  // namespace
@@ -380,7 +494,8 @@ class AttentionOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor &q = ctx->input(0), &k = ctx->input(1), &v = ctx->input(2), &mask = ctx->input(3);
     AttentionDims d;
-    OP_REQUIRES_OK(ctx, attentionDims(q, k, v, mask, heads_, &d));
+    OP_REQUIRES_OK(ctx, separateDims(q, k, v, heads_, &d));
+    OP_REQUIRES_OK(ctx, maskDims(mask, &d));
     Tensor *o, *probs;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, q.shape(), &o));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({d.batch, d.heads, d.lq, d.lk}), &probs));
@@ -389,46 +504,9 @@ class AttentionOp : public OpKernel {
       o->flat<float>().setZero();
       return;
     }
-    const float* qp = q.flat<float>().data();
-    const float* kp = k.flat<float>().data();
-    const float* vp = v.flat<float>().data();
-    const float* mp = d.maskBatch > 0 ? mask.flat<float>().data() : nullptr;
-    float* op = o->flat<float>().data();
-    float* pp = probs->flat<float>().data();
-    const float scale = 1.f / std::sqrt(static_cast<float>(d.headDim));
-    const int64_t cost = d.lq * d.lk * (4 * d.headDim + 20);
-    parallelFor(ctx, d.batch * d.heads, cost, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; t++) {
-        const int64_t b = t / d.heads, h = t % d.heads;
-        ConstStrided Q(qp + b * d.lq * d.width + h * d.headDim, d.lq, d.headDim, Eigen::OuterStride<>(d.width));
-        ConstStrided K(kp + b * d.lk * d.width + h * d.headDim, d.lk, d.headDim, Eigen::OuterStride<>(d.width));
-        ConstStrided V(vp + b * d.lk * d.width + h * d.headDim, d.lk, d.headDim, Eigen::OuterStride<>(d.width));
-        Strided O(op + b * d.lq * d.width + h * d.headDim, d.lq, d.headDim, Eigen::OuterStride<>(d.width));
-        Strided P(pp + t * d.lq * d.lk, d.lq, d.lk, Eigen::OuterStride<>(d.lk));
-        P.noalias() = Q * K.transpose();
-        const float* m = mp == nullptr ? nullptr : mp + (d.maskBatch == 1 ? 0 : b) * d.lq * d.lk;
-        for (int64_t i = 0; i < d.lq; i++) {
-          ArrayMap row(pp + t * d.lq * d.lk + i * d.lk, d.lk);
-          if (m == nullptr) {
-            const float mx = row.maxCoeff();
-            row = ((row - mx) * scale).exp();
-            row *= 1.f / row.sum();
-          } else {
-            ConstArrayMap allowed(m + i * d.lk, d.lk);
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < d.lk; j++)
-              if (allowed[j] != 0.f) mx = std::max(mx, row[j]);
-            if (mx == -INFINITY) {
-              row.setZero();  // no allowed key: this query sees nothing
-              continue;
-            }
-            row = ((row - mx) * scale).exp() * (allowed != 0.f).cast<float>();
-            row *= 1.f / row.sum();
-          }
-        }
-        O.noalias() = P * V;
-      }
-    });
+    const auto in = separateLayout(q.flat<float>().data(), k.flat<float>().data(), v.flat<float>().data(), d);
+    attentionForward(ctx, d, in, d.maskBatch > 0 ? mask.flat<float>().data() : nullptr, o->flat<float>().data(),
+                     probs->flat<float>().data());
   }
 
  private:
@@ -436,7 +514,6 @@ class AttentionOp : public OpKernel {
 };
 REGISTER_KERNEL_BUILDER(Name("Vw2Attention").Device(DEVICE_CPU), AttentionOp);
 
-// dv = pᵀ do; dp = do vᵀ; ds = p ⊙ (dp − Σ_j p·dp) / √dh; dq = ds k; dk = dsᵀ q (per batch and head).
 REGISTER_OP("Vw2AttentionGrad")
     .Input("do: float")
     .Input("q: float")
@@ -461,11 +538,9 @@ class AttentionGradOp : public OpKernel {
     const Tensor &dO = ctx->input(0), &q = ctx->input(1), &k = ctx->input(2), &v = ctx->input(3),
                  &probs = ctx->input(4);
     AttentionDims d;
-    Tensor noMask;
-    OP_REQUIRES_OK(ctx, attentionDims(q, k, v, noMask, heads_, &d));
+    OP_REQUIRES_OK(ctx, separateDims(q, k, v, heads_, &d));
     OP_REQUIRES(ctx, dO.shape() == q.shape(), errors::InvalidArgument("do must match q, got ", dO.shape().DebugString()));
-    OP_REQUIRES(ctx, probs.shape() == TensorShape({d.batch, d.heads, d.lq, d.lk}),
-                errors::InvalidArgument("probs must be [B, heads, Lq, Lk], got ", probs.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, probsShape(probs, d));
     Tensor *dq, *dk, *dv;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, q.shape(), &dq));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, k.shape(), &dk));
@@ -474,41 +549,80 @@ class AttentionGradOp : public OpKernel {
       dq->flat<float>().setZero(), dk->flat<float>().setZero(), dv->flat<float>().setZero();
       return;
     }
-    const float* dop = dO.flat<float>().data();
-    const float* qp = q.flat<float>().data();
-    const float* kp = k.flat<float>().data();
-    const float* vp = v.flat<float>().data();
-    const float* pp = probs.flat<float>().data();
-    float* dqp = dq->flat<float>().data();
-    float* dkp = dk->flat<float>().data();
-    float* dvp = dv->flat<float>().data();
-    const float scale = 1.f / std::sqrt(static_cast<float>(d.headDim));
-    const int64_t cost = d.lq * d.lk * (8 * d.headDim + 10);
-    parallelFor(ctx, d.batch * d.heads, cost, [&](int64_t t0, int64_t t1) {
-      RowMajor dS(d.lq, d.lk);
-      for (int64_t t = t0; t < t1; t++) {
-        const int64_t b = t / d.heads, h = t % d.heads;
-        const Eigen::OuterStride<> s(d.width);
-        const int64_t qo = b * d.lq * d.width + h * d.headDim, ko = b * d.lk * d.width + h * d.headDim;
-        ConstStrided dOut(dop + qo, d.lq, d.headDim, s), Q(qp + qo, d.lq, d.headDim, s);
-        ConstStrided K(kp + ko, d.lk, d.headDim, s), V(vp + ko, d.lk, d.headDim, s);
-        ConstStrided P(pp + t * d.lq * d.lk, d.lq, d.lk, Eigen::OuterStride<>(d.lk));
-        Strided dQ(dqp + qo, d.lq, d.headDim, s), dK(dkp + ko, d.lk, d.headDim, s), dV(dvp + ko, d.lk, d.headDim, s);
-        dV.noalias() = P.transpose() * dOut;
-        dS.noalias() = dOut * V.transpose();  // dP
-        for (int64_t i = 0; i < d.lq; i++) {
-          auto dp = dS.row(i).array();
-          auto p = P.row(i).array();
-          const float dot = (p * dp).sum();
-          dp = p * (dp - dot) * scale;
-        }
-        dQ.noalias() = dS * K;
-        dK.noalias() = dS.transpose() * Q;
-      }
-    });
+    const auto in = separateLayout(q.flat<float>().data(), k.flat<float>().data(), v.flat<float>().data(), d);
+    const auto grad = separateLayout(dq->flat<float>().data(), dk->flat<float>().data(), dv->flat<float>().data(), d);
+    attentionBackward(ctx, d, dO.flat<float>().data(), in, probs.flat<float>().data(), grad);
   }
 
  private:
   int64_t heads_;
 };
 REGISTER_KERNEL_BUILDER(Name("Vw2AttentionGrad").Device(DEVICE_CPU), AttentionGradOp);
+
+// Self-attention on one packed projection qkv [B, L, 3W] (columns: q | k | v, heads inside each) → o [B, L, W].
+REGISTER_OP("Vw2SelfAttention")
+    .Input("qkv: float")
+    .Input("mask: float")
+    .Attr("heads: int")
+    .Output("o: float")
+    .Output("probs: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->UnknownShapeOfRank(3));
+      c->set_output(1, c->UnknownShapeOfRank(4));
+      return OkStatus();
+    });
+
+class SelfAttentionOp : public OpKernel {
+ public:
+  explicit SelfAttentionOp(OpKernelConstruction* c) : OpKernel(c) { OP_REQUIRES_OK(c, c->GetAttr("heads", &heads_)); }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &qkv = ctx->input(0), &mask = ctx->input(1);
+    AttentionDims d;
+    OP_REQUIRES_OK(ctx, packedDims(qkv, heads_, &d));
+    OP_REQUIRES_OK(ctx, maskDims(mask, &d));
+    Tensor *o, *probs;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({d.batch, d.lq, d.width}), &o));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({d.batch, d.heads, d.lq, d.lk}), &probs));
+    if (o->NumElements() == 0) return;
+    attentionForward(ctx, d, packedLayout(qkv.flat<float>().data(), d),
+                     d.maskBatch > 0 ? mask.flat<float>().data() : nullptr, o->flat<float>().data(),
+                     probs->flat<float>().data());
+  }
+
+ private:
+  int64_t heads_;
+};
+REGISTER_KERNEL_BUILDER(Name("Vw2SelfAttention").Device(DEVICE_CPU), SelfAttentionOp);
+
+REGISTER_OP("Vw2SelfAttentionGrad")
+    .Input("do: float")
+    .Input("qkv: float")
+    .Input("probs: float")
+    .Attr("heads: int")
+    .Output("dqkv: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      return OkStatus();
+    });
+
+class SelfAttentionGradOp : public OpKernel {
+ public:
+  explicit SelfAttentionGradOp(OpKernelConstruction* c) : OpKernel(c) { OP_REQUIRES_OK(c, c->GetAttr("heads", &heads_)); }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &dO = ctx->input(0), &qkv = ctx->input(1), &probs = ctx->input(2);
+    AttentionDims d;
+    OP_REQUIRES_OK(ctx, packedDims(qkv, heads_, &d));
+    OP_REQUIRES(ctx, dO.shape() == TensorShape({d.batch, d.lq, d.width}),
+                errors::InvalidArgument("do must be [", d.batch, ", ", d.lq, ", ", d.width, "], got ", dO.shape().DebugString()));
+    OP_REQUIRES_OK(ctx, probsShape(probs, d));
+    Tensor* dqkv;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, qkv.shape(), &dqkv));
+    if (dqkv->NumElements() == 0) return;
+    attentionBackward(ctx, d, dO.flat<float>().data(), packedLayout(qkv.flat<float>().data(), d),
+                      probs.flat<float>().data(), packedLayout(dqkv->flat<float>().data(), d));
+  }
+
+ private:
+  int64_t heads_;
+};
+REGISTER_KERNEL_BUILDER(Name("Vw2SelfAttentionGrad").Device(DEVICE_CPU), SelfAttentionGradOp);

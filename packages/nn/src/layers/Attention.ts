@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Module, type InitContext } from "../Module.ts"
-import { headMajorAttention, multiHeadAttentionCore } from "./fused.ts"
+import { fusedOpsActive, headMajorAttention, multiHeadAttentionCore, packedSelfAttention } from "./fused.ts"
 import { Linear } from "./Linear.ts"
 
 /**
@@ -47,12 +47,26 @@ export class MultiHeadAttention extends Module {
   }
 
   /**
+   * Self-attention with q, k, v from one matmul against [Wq | Wk | Wv] (concatenated per call: the
+   * parameters stay wq/wk/wv) and the packed fused op: about half the ops of three projections.
+   */
+  private selfAttentionPacked(x: tf.Tensor3D, mask: tf.Tensor | undefined): tf.Tensor3D {
+    const [b, l] = x.shape
+    const w = tf.concat([this.wq.weight.v, this.wk.weight.v, this.wv.weight.v], 1) as tf.Tensor2D // [dim, 3·dim]
+    let qkv: tf.Tensor = tf.matMul(tf.reshape(x, [b * l, this.dim]) as tf.Tensor2D, w)
+    const biases = [this.wq.bias, this.wk.bias, this.wv.bias]
+    if (biases.every((p) => p !== undefined)) qkv = tf.add(qkv, tf.concat(biases.map((p) => p!.v), 0))
+    return packedSelfAttention(tf.reshape(qkv, [b, l, 3 * this.dim]) as tf.Tensor3D, this.heads, mask)
+  }
+
+  /**
    * x [B, Lq, dim]; context [B, Lk, contextDim] (omit for self-attention); mask bool [Lq, Lk] | [B, Lq, Lk].
    * → [B, Lq, dim]
    */
   call(x: tf.Tensor, context?: tf.Tensor, mask?: tf.Tensor): tf.Tensor3D {
     return tf.tidy(() => {
       if (x.rank !== 3) throw new Error(`MultiHeadAttention: x must be [B, L, ${this.dim}], got [${x.shape.join(", ")}]`)
+      if (context === undefined && fusedOpsActive()) return this.wo.call(this.selfAttentionPacked(x, mask)) as tf.Tensor3D
       const kv = context ?? x
       // heads stay column blocks of [B, L, dim]: the fused op reads them strided, no transposes
       const q = this.wq.call(x) as tf.Tensor3D

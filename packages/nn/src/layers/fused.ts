@@ -67,7 +67,10 @@ export function setFusedOps(on: boolean): void {
 }
 
 /** Every op this module calls: the library either has all of them or the composite path runs. */
-const FUSED_OPS = ["Vw2LayerNorm", "Vw2LayerNormGrad", "Vw2BiasGelu", "Vw2BiasGeluGrad", "Vw2Attention", "Vw2AttentionGrad"]
+const FUSED_OPS = [
+  "Vw2LayerNorm", "Vw2LayerNormGrad", "Vw2BiasGelu", "Vw2BiasGeluGrad",
+  "Vw2Attention", "Vw2AttentionGrad", "Vw2SelfAttention", "Vw2SelfAttentionGrad"
+]
 
 /** True when layerNorm / biasGelu / attention run as the fused TensorFlow ops in this process right now. */
 export function fusedOpsActive(): boolean {
@@ -137,6 +140,21 @@ function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number,
   return f(q, k, v)
 }
 
+/** qkv [B, L, 3·H·d] (q | k | v column blocks), allowed [1|B, L, L] float or undefined → [B, L, H·d]. */
+function fusedSelfAttention(qkv: tf.Tensor, heads: number, allowed: tf.Tensor | undefined): tf.Tensor {
+  const headsAttr = [nativeAttr.int("heads", heads)]
+  const f = customGrad((...args) => {
+    const save = args[args.length - 1] as Save
+    const [o, probs] = run("Vw2SelfAttention", [qkv, allowed ?? none()], 2, headsAttr)
+    save([qkv, probs!])
+    return {
+      value: o!,
+      gradFunc: (dy, [sqkv, sp]) => run("Vw2SelfAttentionGrad", [dy, sqkv!, sp!], 1, headsAttr)
+    }
+  })
+  return f(qkv)
+}
+
 // ---- the public functions: fused where possible, composite otherwise ----
 
 /** LayerNorm over the last axis: (x − mean)/√(var + eps)·gamma + beta (biased variance). gamma/beta [D] or omitted. */
@@ -175,6 +193,25 @@ export function multiHeadAttentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Ten
     const toHeads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [b, t.shape[1], heads, d]), [0, 2, 1, 3])
     const o = compositeAttentionCore(toHeads(q), toHeads(k), toHeads(v), allowed === undefined ? undefined : tf.expandDims(allowed, 1))
     return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, lq, width]) as tf.Tensor3D
+  })
+}
+
+/**
+ * Self-attention core on one packed projection: qkv [B, L, 3·H·d] with q, k, v as consecutive column blocks
+ * (x·[Wq | Wk | Wv]), mask as multiHeadAttentionCore → [B, L, H·d]. One matmul instead of three for the
+ * projections, and no split or gradient sum between them.
+ */
+export function packedSelfAttention(qkv: tf.Tensor3D, heads: number, mask?: tf.Tensor): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, l, width3] = qkv.shape
+    if (width3 % 3 !== 0) throw new Error(`attention: packed qkv width ${width3} is not a multiple of 3`)
+    if (!fusedOpsActive()) {
+      const [q, k, v] = tf.split(qkv, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D]
+      return multiHeadAttentionCore(q, k, v, heads, mask)
+    }
+    if ((width3 / 3) % heads !== 0) throw new Error(`attention: width ${width3 / 3} is not divisible by heads ${heads}`)
+    const allowed = mask === undefined ? undefined : allowedMask(mask, b, l, l)
+    return fusedSelfAttention(qkv, heads, allowed) as tf.Tensor3D
   })
 }
 
