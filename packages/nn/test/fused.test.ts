@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { selectBackend } from "../src/backend/index.ts"
 import { Init } from "../src/Module.ts"
 import { MultiHeadAttention } from "../src/layers/Attention.ts"
-import { biasGelu, fusedOpsActive, headMajorAttention, layerNorm, multiHeadAttentionCore, packedSelfAttention, setFusedOps } from "../src/layers/fused.ts"
+import { biasGelu, dense, fusedOpsActive, headMajorAttention, layerNorm, multiHeadAttentionCore, packedSelfAttention, setFusedOps } from "../src/layers/fused.ts"
 import { Mlp } from "../src/layers/Mlp.ts"
 
 const native = await selectBackend({ backend: "tensorflow" }).then(
@@ -106,6 +106,11 @@ describe.skipIf(!native)("fused ops on the tensorflow backend agree with the com
     tf.dispose([m2, m3])
   })
 
+  it("dense (Linear's kernel): rank 3 with bias, rank 2 without", () => {
+    expectAgreement((x, w, b) => dense(x!, w!, b), [normal([3, 7, 10], 60), normal([10, 6], 61), normal([6], 62)])
+    expectAgreement((x, w) => dense(x!, w!), [normal([9, 10], 63), normal([10, 5], 64)])
+  })
+
   it("packed self-attention (q | k | v in one [B, L, 3W] tensor), with and without a causal mask", () => {
     const causal = tf.cast(tf.linalg.bandPart(tf.ones([13, 13]), -1, 0), "bool")
     expectAgreement((qkv) => packedSelfAttention(qkv as tf.Tensor3D, 4, causal), [normal([3, 13, 3 * 20], 50)])
@@ -148,11 +153,12 @@ describe.skipIf(!native)("fused ops on the tensorflow backend agree with the com
   })
 
   it("leaks no tensors in forward + backward", () => {
-    const inputs = [normal([4, 10, 16], 40), normal([16], 41), normal([16], 42)]
+    const inputs = [normal([4, 10, 16], 40), normal([16], 41), normal([16], 42), normal([16, 48], 43)]
     const mask = tf.cast(tf.linalg.bandPart(tf.ones([10, 10]), -1, 0), "bool")
-    const loss = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const loss = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, w: tf.Tensor) => {
       const h = layerNorm(x, g, b) as tf.Tensor3D
-      return tf.sum(biasGelu(multiHeadAttentionCore(h, h, h, 4, mask), b))
+      const a = packedSelfAttention(dense(h, w) as tf.Tensor3D, 2, mask)
+      return tf.sum(biasGelu(multiHeadAttentionCore(a, h, h, 4, mask), b))
     }
     const once = () => tf.tidy(() => tf.grads(loss as (...xs: Array<tf.Tensor>) => tf.Tensor)(inputs)).forEach((g) => g.dispose())
     once()

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Module, type InitContext } from "../Module.ts"
-import { fusedOpsActive, headMajorAttention, multiHeadAttentionCore, packedSelfAttention } from "./fused.ts"
+import { dense, fusedOpsActive, headMajorAttention, multiHeadAttentionCore, packedSelfAttention } from "./fused.ts"
 import { Linear } from "./Linear.ts"
 
 /**
@@ -51,12 +51,10 @@ export class MultiHeadAttention extends Module {
    * parameters stay wq/wk/wv) and the packed fused op: about half the ops of three projections.
    */
   private selfAttentionPacked(x: tf.Tensor3D, mask: tf.Tensor | undefined): tf.Tensor3D {
-    const [b, l] = x.shape
-    const w = tf.concat([this.wq.weight.v, this.wk.weight.v, this.wv.weight.v], 1) as tf.Tensor2D // [dim, 3·dim]
-    let qkv: tf.Tensor = tf.matMul(tf.reshape(x, [b * l, this.dim]) as tf.Tensor2D, w)
+    const w = tf.concat([this.wq.weight.v, this.wk.weight.v, this.wv.weight.v], 1) // [dim, 3·dim]
     const biases = [this.wq.bias, this.wk.bias, this.wv.bias]
-    if (biases.every((p) => p !== undefined)) qkv = tf.add(qkv, tf.concat(biases.map((p) => p!.v), 0))
-    return packedSelfAttention(tf.reshape(qkv, [b, l, 3 * this.dim]) as tf.Tensor3D, this.heads, mask)
+    const b = biases.every((p) => p !== undefined) ? tf.concat(biases.map((p) => p!.v), 0) : undefined
+    return packedSelfAttention(dense(x, w, b) as tf.Tensor3D, this.heads, mask)
   }
 
   /**

@@ -1,6 +1,7 @@
 /** Affine map over the last axis: x [..., in] → [..., out]. Weight stored [in, out] (the transpose of PyTorch's). */
 import * as tf from "@tensorflow/tfjs"
 import { Initializers, Module, type InitContext, type Initializer, type Param } from "../Module.ts"
+import { dense } from "./fused.ts"
 
 export interface LinearOptions {
   readonly bias?: boolean
@@ -27,19 +28,18 @@ export class Linear extends Module {
 
   /** x [..., in] → [..., out] */
   call(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => (this.bias === undefined ? this.callWithoutBias(x) : tf.add(this.callWithoutBias(x), this.bias.v)))
+    this.checkInput(x)
+    return tf.tidy(() => dense(x, this.weight.v, this.bias?.v))
   }
 
   /** x·W without the bias, for callers that fuse the bias into the next op (Mlp: bias + GELU). */
   callWithoutBias(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const lead = x.shape.slice(0, -1)
-      const last = x.shape[x.rank - 1]
-      if (last !== this.inFeatures) throw new Error(`Linear: input last axis ${last} ≠ in_features ${this.inFeatures}`)
-      // 2-D on purpose: tfjs 4.22's BatchMatMul gradient does not reduce a broadcast weight
-      const flat = x.rank === 2 ? x : tf.reshape(x, [-1, this.inFeatures]) // [N, in]
-      const y = tf.matMul(flat as tf.Tensor2D, this.weight.v as tf.Tensor2D) // [N, out]
-      return x.rank === 2 ? y : tf.reshape(y, [...lead, this.outFeatures])
-    })
+    this.checkInput(x)
+    return tf.tidy(() => dense(x, this.weight.v))
+  }
+
+  private checkInput(x: tf.Tensor): void {
+    const last = x.shape[x.rank - 1]
+    if (last !== this.inFeatures) throw new Error(`Linear: input last axis ${last} ≠ in_features ${this.inFeatures}`)
   }
 }
