@@ -1,5 +1,5 @@
 /**
- * A small, real example pipeline for the engine (until the VideoWorld 2 stages exist):
+ * The engine's small, real example pipeline (seconds on a CPU; the VideoWorld 2 stages live in @vw2/pipelines):
  *   synthesize  — a 2-D two-moons classification dataset (train/test), deterministic in `dataSeed`
  *   fit         — a tfjs MLP classifier (hidden: [] is logistic regression), seeded by the trial seed
  *   evaluate    — test accuracy + log-loss, and a decision-boundary SVG marked for upload
