@@ -7,7 +7,7 @@
  * backward on fast kernels on every backend. Values are identical to the broadcasting formulas.
  */
 import * as tf from "@tensorflow/tfjs"
-import { stopGradient } from "@vw2/nn"
+import { fusedOpsActive, headMajorAttention, layerNorm, stopGradient } from "@vw2/nn"
 
 /** [N, 1] → [N, L] */
 export const expandRows = (v: tf.Tensor, length: number): tf.Tensor => tf.matMul(v as tf.Tensor2D, tf.ones([1, length]))
@@ -28,7 +28,8 @@ export const softmaxLastAxis = (x: tf.Tensor): tf.Tensor =>
 
 /** LayerNorm over the last axis without affine parameters */
 export const layerNormNoAffine = (x: tf.Tensor, eps = 1e-6): tf.Tensor =>
-  tf.tidy(() => {
+  // on the tensorflow backend @vw2/nn's fused LayerNorm op (one op each way) beats the matmul formulation
+  fusedOpsActive() ? layerNorm(x, undefined, undefined, eps) : tf.tidy(() => {
     const d = x.shape[x.rank - 1]!
     const flat = tf.reshape(x, [-1, d])
     const centred = tf.sub(flat, expandRows(tf.div(rowSum(flat), d), d))
@@ -52,7 +53,8 @@ export const rmsNorm = (x: tf.Tensor, weight: tf.Tensor, eps = 1e-6): tf.Tensor 
  * (true = may attend; a row with nothing allowed outputs zeros, as @vw2/nn's attention).
  */
 export const attention = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask?: tf.Tensor): tf.Tensor4D =>
-  tf.tidy(() => {
+  // on the tensorflow backend @vw2/nn's fused attention op (same semantics, one op each way)
+  fusedOpsActive() ? headMajorAttention(q, k, v, mask) : tf.tidy(() => {
     const [b, h, lq, d] = q.shape
     const lk = k.shape[2]
     let scores: tf.Tensor = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d)) // [B, H, Lq, Lk]
