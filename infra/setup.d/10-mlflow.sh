@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# Installs the pinned MLflow (server + Python client) into the project-local venv .venvs/mlflow.
-# Idempotent: a no-op (well under a second) when the venv already holds exactly the pinned requirements.
+# Installs the pinned MLflow (server + Python client) into the project-local venv .venvs/mlflow, and vw2's
+# MLflow tracking-store plugin (infra/python/vw2-mlflow-store: the `vw2-sqlite://` store the embedded
+# server uses by default, see packages/tracking/README.md "Throughput").
+# Idempotent: a no-op (well under a second) when the venv already holds exactly the pinned requirements and
+# the plugin's current sources.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source infra/lib/venv.sh
 ensure_venv .venvs/mlflow infra/python/requirements-mlflow.txt mlflow
-echo "mlflow venv $VENV_STATUS ($(.venvs/mlflow/bin/python -c 'import importlib.metadata as m; print(m.version("mlflow"))'))"
+
+plugin=infra/python/vw2-mlflow-store
+plugin_stamp=.venvs/mlflow/.vw2-store-plugin.sha256
+plugin_hash="$(cd "$plugin" && find pyproject.toml vw2_mlflow_store -name '*.py' -o -name pyproject.toml | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$plugin_stamp" ] || [ "$(cat "$plugin_stamp")" != "$plugin_hash" ] || ! .venvs/mlflow/bin/python -c 'import vw2_mlflow_store' 2>/dev/null; then
+  # --no-deps: its only dependency (the pinned mlflow) is installed above; the build runs in pip's isolated env
+  .venvs/mlflow/bin/python -m pip install --quiet --disable-pip-version-check --no-input --no-deps --force-reinstall "./$plugin"
+  rm -rf "$plugin/build" "$plugin"/*.egg-info
+  echo "$plugin_hash" > "$plugin_stamp"
+  plugin_status="installed"
+else
+  plugin_status="up to date"
+fi
+echo "mlflow venv $VENV_STATUS ($(.venvs/mlflow/bin/python -c 'import importlib.metadata as m; print(m.version("mlflow"))')), vw2 store plugin $plugin_status"

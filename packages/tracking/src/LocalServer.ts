@@ -2,8 +2,12 @@
  * The embedded default tracking server: with no MLFLOW_TRACKING_URI, vw2 starts (or reuses) a local
  * `mlflow server` on 127.0.0.1 with a SQLite backend and proxied artifacts under VW2_HOME/mlflow. It is
  * detached, so later vw2 invocations reuse it; `server.json` records its pid and port.
+ *
+ * The backend store is MLflow's SqlAlchemyStore on `mlflow.db`, by default through vw2's tracking-store
+ * plugin (`vw2-sqlite://`, infra/python/vw2-mlflow-store: the stock store with a bulk metric insert, ~2x
+ * the log-batch throughput; same tables, so a stock server can open the same database and vice versa).
  */
-import { spawn } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
@@ -20,6 +24,8 @@ export interface LocalServerOptions {
   /** the `mlflow` executable (default: $VW2_MLFLOW_BIN, else the project's .venvs/mlflow) */
   readonly mlflowBin?: string
   readonly workers?: number
+  /** the backend store (default: $VW2_MLFLOW_STORE, else `bulk-sqlite` when installed) */
+  readonly store?: LocalStore
   readonly startTimeoutMs?: number
   readonly log?: (message: string) => void
 }
@@ -32,6 +38,8 @@ export interface LocalServer {
   readonly reused: boolean
   /** where its database, artifacts and log live */
   readonly dir: string
+  readonly store: LocalStore
+  readonly workers: number
 }
 
 interface ServerState {
@@ -39,6 +47,9 @@ interface ServerState {
   readonly port: number
   readonly url: string
   readonly startedAt: number
+  /** absent in states written before the store was selectable (those servers ran stock SQLite, 1 worker) */
+  readonly store?: LocalStore
+  readonly workers?: number
 }
 
 const defaultHome = () => path.resolve(process.env.VW2_HOME ?? ".vw2")
@@ -80,16 +91,63 @@ export const findMlflowBin = (): string => {
   )
 }
 
+/**
+ * The embedded server's backend store, both on `<dir>/mlflow.db`:
+ * - `bulk-sqlite`: MLflow's SqlAlchemyStore through vw2's `mlflow.tracking_store` plugin (URI scheme
+ *   `vw2-sqlite`), which inserts log-batch metrics in bulk; everything else is the stock store;
+ * - `sqlite`: the stock store.
+ */
+export type LocalStore = "bulk-sqlite" | "sqlite"
+
+export const localStores: ReadonlyArray<LocalStore> = ["bulk-sqlite", "sqlite"]
+
+/** VW2_MLFLOW_STORE, validated; undefined when unset (then the best installed store is used). */
+export const storeFromEnv = (): LocalStore | undefined => {
+  const raw = process.env.VW2_MLFLOW_STORE
+  if (raw === undefined || raw === "") return undefined
+  if (!(localStores as ReadonlyArray<string>).includes(raw)) throw new Error(`VW2_MLFLOW_STORE=${JSON.stringify(raw)}: expected one of ${localStores.join(", ")}`)
+  return raw as LocalStore
+}
+
+/** Whether the Python next to `mlflowBin` has vw2's tracking-store plugin (infra/setup.d/10-mlflow.sh installs it). */
+export const bulkStoreInstalled = (mlflowBin: string): boolean =>
+  spawnSync(path.join(path.dirname(mlflowBin), "python"), ["-c", "import vw2_mlflow_store"], { stdio: "ignore" }).status === 0
+
+/**
+ * The store to start with: the requested one (an error when the plugin it needs is missing), else
+ * `bulk-sqlite` when installed, else stock `sqlite` (an older venv: tracking works, only slower).
+ */
+export const resolveStore = (mlflowBin: string, requested: LocalStore | undefined = storeFromEnv(), log?: (message: string) => void): LocalStore => {
+  if (requested === "sqlite") return "sqlite"
+  if (bulkStoreInstalled(mlflowBin)) return "bulk-sqlite"
+  if (requested === "bulk-sqlite") throw new Error(`VW2_MLFLOW_STORE=bulk-sqlite: vw2's MLflow store plugin is not installed next to ${mlflowBin}: run \`npm run setup\``)
+  log?.(`vw2's MLflow store plugin is not installed (run \`npm run setup\`): using the stock SQLite store`)
+  return "sqlite"
+}
+
+/** Server workers (VW2_MLFLOW_WORKERS): each is a Python process serving requests; see README "Throughput". */
+export const defaultWorkers = (): number => {
+  const raw = process.env.VW2_MLFLOW_WORKERS
+  const value = raw === undefined || raw === "" ? 2 : Number(raw)
+  if (!Number.isInteger(value) || value < 1) throw new Error(`VW2_MLFLOW_WORKERS=${JSON.stringify(raw)}: expected an integer ≥ 1`)
+  return value
+}
+
 /** `mlflow server` arguments for a server whose state lives in `dir`. */
-export const serverArgs = (dir: string, port: number, workers: number): Array<string> => [
-  "server",
-  "--host", "127.0.0.1",
-  "--port", String(port),
-  "--backend-store-uri", `sqlite:///${path.join(dir, "mlflow.db")}`,
-  "--artifacts-destination", path.join(dir, "artifacts"),
-  "--serve-artifacts",
-  "--workers", String(workers)
-]
+export const serverArgs = (dir: string, port: number, workers: number, store: LocalStore): Array<string> => {
+  const db = path.join(dir, "mlflow.db")
+  return [
+    "server",
+    "--host", "127.0.0.1",
+    "--port", String(port),
+    "--backend-store-uri", store === "bulk-sqlite" ? `vw2-sqlite:///${db}` : `sqlite:///${db}`,
+    // the model registry has no plugin: it always uses the stock store on the same database
+    "--registry-store-uri", `sqlite:///${db}`,
+    "--artifacts-destination", path.join(dir, "artifacts"),
+    "--serve-artifacts",
+    "--workers", String(workers)
+  ]
+}
 
 /** The server's environment: MLflow's background job runner (GenAI jobs, several extra Python
  * processes) is off unless asked for: tracking does not use it and small machines feel it. */
@@ -190,7 +248,7 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
       }
     }
     touchLease(dir)
-    return { url: state.url, port: state.port, pid: state.pid, reused: true, dir }
+    return { url: state.url, port: state.port, pid: state.pid, reused: true, dir, store: state.store ?? "sqlite", workers: state.workers ?? 1 }
   }
   const running = await reuse()
   if (running !== undefined) return running
@@ -203,10 +261,11 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
     const url = `http://127.0.0.1:${port}`
     const logFile = path.join(dir, "server.log")
     const logFd = fs.openSync(logFile, "a")
-    const workers = options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 1)
+    const workers = options.workers ?? defaultWorkers()
+    const store = resolveStore(bin, options.store ?? storeFromEnv(), options.log)
     touchLease(dir)
     // the keeper is the detached group leader: it stops mlflow after idleMinutes without a vw2 client
-    const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers)], {
+    const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers, store)], {
       cwd: dir,
       detached: true,
       stdio: ["ignore", logFd, logFd],
@@ -216,8 +275,8 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
     const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start ${bin}: ${e.message}`))))
     child.unref()
     const pid = child.pid ?? -1
-    fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now() } satisfies ServerState))
-    options.log?.(`starting MLflow server on ${url} (log: ${logFile})`)
+    fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now(), store, workers } satisfies ServerState))
+    options.log?.(`starting MLflow server on ${url} (${store} store, ${workers} worker(s); log: ${logFile})`)
     const starting = setInterval(() => touchLease(dir), 1000) // startup is not idleness
     try {
       await Promise.race([waitForHealth(url, pid, options.startTimeoutMs ?? 180_000, logFile), spawnError])
@@ -229,7 +288,7 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
     } finally {
       clearInterval(starting)
     }
-    return { url, port, pid, reused: false, dir }
+    return { url, port, pid, reused: false, dir, store, workers }
   })
 }
 
@@ -267,10 +326,12 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   const bin = options.mlflowBin ?? findMlflowBin()
   const port = options.port ?? (process.env.VW2_MLFLOW_PORT ? Number(process.env.VW2_MLFLOW_PORT) : await findFreePort(options.portRange ?? [5500, 5599]))
   const url = `http://127.0.0.1:${port}`
-  const child = spawn(bin, serverArgs(dir, port, options.workers ?? Number(process.env.VW2_MLFLOW_WORKERS ?? 1)), { cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: serverEnv() })
+  const store = resolveStore(bin, options.store ?? storeFromEnv(), log)
+  const workers = options.workers ?? defaultWorkers()
+  const child = spawn(bin, serverArgs(dir, port, workers, store), { cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: serverEnv() })
   // vw2 runs started meanwhile reuse this server instead of starting a second one on the same database
   const stateFile = path.join(dir, "server.json")
-  fs.writeFileSync(stateFile, JSON.stringify({ pid: child.pid ?? -1, port, url, startedAt: Date.now() } satisfies ServerState))
+  fs.writeFileSync(stateFile, JSON.stringify({ pid: child.pid ?? -1, port, url, startedAt: Date.now(), store, workers } satisfies ServerState))
   child.once("exit", () => {
     if (readState(stateFile)?.pid === child.pid) fs.rmSync(stateFile, { force: true })
   })
@@ -278,7 +339,7 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
   waitForHealth(url, child.pid, options.startTimeoutMs ?? 180_000).then(
-    () => log(`MLflow UI: ${url}  (backend ${path.join(dir, "mlflow.db")}; Ctrl-C to stop)`),
+    () => log(`MLflow UI: ${url}  (backend ${path.join(dir, "mlflow.db")}, ${store} store; Ctrl-C to stop)`),
     (error: Error) => log(error.message)
   )
   return new Promise((resolve) => child.once("exit", (code) => resolve(code ?? 0)))

@@ -1,6 +1,7 @@
 /**
  * The embedded default server: started detached under VW2_HOME, reused by the next caller, stopped by
- * its keeper once nobody uses it, and stoppable explicitly.
+ * its keeper once nobody uses it, and stoppable explicitly. By default it runs vw2's bulk SQLite store
+ * plugin; a stock-SQLite server (VW2_MLFLOW_STORE=sqlite) serves the same database.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -11,6 +12,8 @@ import { isProcessAlive } from "../src/Spool.ts"
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-local-server-"))
 const saved = process.env.VW2_MLFLOW_IDLE_MINUTES
+const points = Array.from({ length: 2500 }, (_, i) => ({ key: "loss", value: i % 7 === 0 ? Number.NaN : 1 / (i + 1), step: i, timestamp: 1_700_000_000_000 + i }))
+let runId = ""
 
 afterAll(async () => {
   await stopLocalServer({ home })
@@ -27,10 +30,13 @@ describe("embedded MLflow server", () => {
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:55\d\d$/)
     const second = await ensureLocalServer({ home, portRange: [5540, 5599] })
     expect(second).toMatchObject({ reused: true, pid: first.pid, url: first.url })
+    expect(first).toMatchObject({ store: "bulk-sqlite", workers: 2 }) // `npm run setup` installs the plugin
 
     const client = new MlflowClient({ trackingUri: first.url, auth: undefined })
     const exp = await client.getOrCreateExperiment("embedded")
     const run = await client.createRun({ experimentId: exp })
+    runId = run.runId
+    await client.logBatch(run.runId, { metrics: points })
     const file = path.join(home, "hello.txt")
     fs.writeFileSync(file, "hi")
     await client.uploadArtifact(run.artifactUri, file, "hello.txt")
@@ -43,5 +49,21 @@ describe("embedded MLflow server", () => {
     while (isProcessAlive(first.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500))
     expect(isProcessAlive(first.pid)).toBe(false)
     expect(await new MlflowClient({ trackingUri: first.url, auth: undefined }).health()).toBe(false)
+  })
+
+  it("serves the same database with the stock SQLite store (VW2_MLFLOW_STORE=sqlite)", async () => {
+    expect(runId).not.toBe("")
+    const stock = await ensureLocalServer({ home, portRange: [5540, 5599], store: "sqlite", workers: 1 })
+    expect(stock).toMatchObject({ reused: false, store: "sqlite", workers: 1 })
+    const client = new MlflowClient({ trackingUri: stock.url, auth: undefined })
+    try {
+      const history = await client.getMetricHistory(runId, "loss")
+      expect(history.map((p) => p.step).sort((a, b) => a - b)).toEqual(points.map((p) => p.step))
+      expect(history.filter((p) => Number.isNaN(p.value))).toHaveLength(points.filter((p) => Number.isNaN(p.value)).length)
+      expect((await client.getRun(runId)).metrics.loss?.step).toBe(2499) // latest_metrics written by the bulk store
+    } finally {
+      await client.close()
+      await stopLocalServer({ home })
+    }
   })
 })

@@ -1,11 +1,11 @@
 /**
- * A real `mlflow server` for the tests (SQLite + proxied artifacts in a temp dir), startable again on
+ * A real `mlflow server` for the tests (the embedded default: SQLite store + proxied artifacts in a temp dir), startable again on
  * the same port and backend after being killed (the outage tests do exactly that).
  */
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { findFreePort, findMlflowBin, serverArgs, serverEnv, waitForHealth } from "../../src/LocalServer.ts"
+import { defaultWorkers, findFreePort, findMlflowBin, resolveStore, serverArgs, serverEnv, waitForHealth } from "../../src/LocalServer.ts"
 import { isProcessAlive } from "../../src/Spool.ts"
 
 export interface TestServer {
@@ -21,7 +21,9 @@ export const startServer = async (dir: string, port: number): Promise<TestServer
   fs.mkdirSync(dir, { recursive: true })
   const log = path.join(dir, "server.log")
   const fd = fs.openSync(log, "a")
-  const child = spawn(findMlflowBin(), serverArgs(dir, port, 1), { cwd: dir, detached: true, stdio: ["ignore", fd, fd], env: serverEnv() })
+  // the embedded server's default configuration (store, workers), so the suite tests what users get
+  const bin = findMlflowBin()
+  const child = spawn(bin, serverArgs(dir, port, defaultWorkers(), resolveStore(bin)), { cwd: dir, detached: true, stdio: ["ignore", fd, fd], env: serverEnv() })
   fs.closeSync(fd)
   child.unref()
   fs.writeFileSync(pidFile(dir), String(child.pid))
