@@ -102,6 +102,12 @@ const watchPresetReads = () => {
     has: (target, key) => {
       if (key === "VW2_PRESET") read = true
       return Reflect.has(target, key)
+    },
+    // a copy of the whole environment ({ ...process.env }) may be read later: give it the benefit of the doubt
+    ownKeys: (target) => {
+      const keys = Reflect.ownKeys(target)
+      if (keys.includes("VW2_PRESET")) read = true
+      return keys
     }
   })
   return {
