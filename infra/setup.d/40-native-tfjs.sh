@@ -57,6 +57,11 @@ for tool in python3 g++ nm; do
   command -v "$tool" >/dev/null || { echo "native tfjs: needs $tool (apt-get install python3-venv g++ binutils)"; exit 1; }
 done
 
+# one run at a time: .venvs/native may be shared by several checkouts (symlinked), and step 1 replaces it
+mkdir -p "$VENV"
+exec 9>"$VENV/.setup.lock"
+flock 9
+
 # 1. libtensorflow from the wheel: the two shared libraries and the C API headers (the binding) into
 #    $LIBTF; the wheel's whole include tree (framework, Eigen, absl, protobuf: what custom ops compile
 #    against, 41-native-ops.sh) into $TF_INCLUDE. Separate directories and stamps, so a checkout with an

@@ -41,6 +41,10 @@ command -v g++ >/dev/null || fail "needs g++ (apt-get install g++)"
 mapfile -t SOURCES < <(cd "$SRC" && find . -name '*.cc' | sed 's|^\./||' | LC_ALL=C sort)
 [ "${#SOURCES[@]}" -gt 0 ] || fail "no C++ sources in $SRC"
 
+# one build at a time per checkout (engineers rebuild while others' tests load the library)
+mkdir -p "$OUT"
+exec 9>"$OUT/.lock"
+flock 9
 SOURCE_HASH="$("$NODE" "$ROOT/packages/native/src/OpsSource.ts")"
 # tf.sysconfig.get_compile_flags() of the wheel: C++17, the new libstdc++ ABI, Eigen's alignment. -mavx:
 # TensorFlow's wheels require AVX anyway; no FMA, so kernels round like the separate tfjs ops they replace.

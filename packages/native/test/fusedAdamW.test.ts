@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { selectBackend } from "../../nn/src/backend/index.ts"
 import { AdamW } from "../../nn/src/optim/AdamW.ts"
 import { executeNativeOp, FUSED_ADAMW_OP, fusedAdamW, fusedAdamWAvailable, loadNativeOps, loadTfjsNode, TFJS_NODE_BACKEND, vendoredTfjsNodePath } from "../src/index.ts"
 
@@ -49,6 +50,11 @@ describe.skipIf(!wheelBuild)("native ops on the tensorflow backend", () => {
     expect(ops).toMatchObject({ available: true })
     expect(ops.available && ops.ops).toContain(FUSED_ADAMW_OP)
     expect(fusedAdamWAvailable()).toBe(true)
+  })
+
+  it("selectBackend reports the native ops it loaded", async () => {
+    const choice = await selectBackend({ backend: "tensorflow" })
+    expect(choice.details["native_ops"]?.split(",")).toContain(FUSED_ADAMW_OP)
   })
 
   for (const weightDecay of [0, 0.1]) {
