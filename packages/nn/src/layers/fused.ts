@@ -74,8 +74,11 @@ const FUSED_OPS = [
 
 /** True when layerNorm / biasGelu / attention run as the fused TensorFlow ops in this process right now. */
 export function fusedOpsActive(): boolean {
-  return enabled && FUSED_OPS.every(nativeOpAvailable)
+  if (!enabled || tf.getBackend() !== "tensorflow") return false
+  // the op library is loaded at most once per process, so its answer can be kept (this runs once per op call)
+  return (libraryHasFusedOps ??= FUSED_OPS.every(nativeOpAvailable))
 }
+let libraryHasFusedOps: boolean | undefined
 
 const run = (op: string, inputs: ReadonlyArray<tf.Tensor>, outputs: number, attrs: Parameters<typeof executeNativeOp>[2] = []) =>
   executeNativeOp(op, inputs, attrs, outputs)
