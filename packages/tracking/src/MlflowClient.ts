@@ -112,6 +112,16 @@ interface Call {
 // Connection errors after which the server cannot have seen the request.
 const unsentCodes = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"])
 
+const transportError = (call: Call, cause: unknown): MlflowTransportError => {
+  const code = (cause as { code?: string }).code ?? (cause as { cause?: { code?: string } }).cause?.code
+  return new MlflowTransportError({
+    endpoint: `${call.method} ${call.external ? "(presigned part URL)" : call.path}`,
+    message: `${code ?? "network error"}: ${(cause as Error).message ?? String(cause)}`,
+    code,
+    sent: code === undefined || !unsentCodes.has(code)
+  })
+}
+
 const mimeTypes: Readonly<Record<string, string>> = {
   json: "application/json", txt: "text/plain", log: "text/plain", csv: "text/csv", md: "text/markdown", html: "text/html",
   png: "image/png", gif: "image/gif", jpg: "image/jpeg", jpeg: "image/jpeg", svg: "image/svg+xml", mp4: "video/mp4", yaml: "text/yaml"
@@ -246,13 +256,17 @@ export class MlflowClient {
         bodyTimeout: this.#timeoutMs
       })
     } catch (cause) {
-      const code = (cause as { code?: string }).code ?? (cause as { cause?: { code?: string } }).cause?.code
-      throw new MlflowTransportError({
-        endpoint: `${call.method} ${call.external ? "(presigned part URL)" : call.path}`,
-        message: `${code ?? "network error"}: ${(cause as Error).message ?? String(cause)}`,
-        code,
-        sent: code === undefined || !unsentCodes.has(code)
-      })
+      throw transportError(call, cause)
+    }
+  }
+
+  /** The response body as text. The connection can still break after the status line (the server killed
+   * mid-response): that is a transport failure too, so trackers retry or spool instead of dropping. */
+  async #text(call: Call, response: Dispatcher.ResponseData): Promise<string> {
+    try {
+      return await response.body.text()
+    } catch (cause) {
+      throw transportError(call, cause)
     }
   }
 
@@ -292,7 +306,7 @@ export class MlflowClient {
 
   async #json<T>(call: Call): Promise<T> {
     const response = await this.#call(call)
-    const text = await response.body.text()
+    const text = await this.#text(call, response)
     if (text.trim() === "") return {} as T
     try {
       return JSON.parse(text) as T
@@ -323,8 +337,8 @@ export class MlflowClient {
   }
 
   async version(): Promise<string> {
-    const response = await this.#call({ method: "GET", path: "/version", retry: "idempotent" })
-    return (await response.body.text()).trim()
+    const call: Call = { method: "GET", path: "/version", retry: "idempotent" }
+    return (await this.#text(call, await this.#call(call))).trim()
   }
 
   // ---- experiments -----------------------------------------------------------------------------
