@@ -152,6 +152,21 @@ describe.skipIf(!native)("fused ops on the tensorflow backend agree with the com
     mlp.dispose()
   })
 
+  it("wide heads (> 16: TF matmuls + the fused masked softmax): causal, per-batch with an empty row, packed, head-major", () => {
+    const causal = tf.cast(tf.linalg.bandPart(tf.ones([9, 9]), -1, 0), "bool")
+    const qkv = () => [normal([2, 9, 64], 70), normal([2, 9, 64], 71), normal([2, 9, 64], 72)]
+    expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2, causal), qkv())
+    expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2), qkv())
+    const perBatch = tf.tensor3d(Array.from({ length: 2 * 9 * 9 }, (_, i) => (i >= 9 && i < 18 ? false : (i * 5) % 4 !== 0)), [2, 9, 9], "bool")
+    expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2, perBatch), qkv())
+    expectAgreement((x) => packedSelfAttention(x as tf.Tensor3D, 2, causal), [normal([2, 9, 3 * 64], 73)])
+    expectAgreement(
+      (q, k, v) => headMajorAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, perBatch),
+      [normal([2, 3, 9, 24], 74), normal([2, 3, 9, 24], 75), normal([2, 3, 9, 24], 76)]
+    )
+    tf.dispose([causal, perBatch])
+  })
+
   it("leaks no tensors in forward + backward", () => {
     const inputs = [normal([4, 10, 16], 40), normal([16], 41), normal([16], 42), normal([16, 48], 43)]
     const mask = tf.cast(tf.linalg.bandPart(tf.ones([10, 10]), -1, 0), "bool")

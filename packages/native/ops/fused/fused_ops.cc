@@ -636,3 +636,107 @@ class SelfAttentionGradOp : public OpKernel {
   int64_t heads_;
 };
 REGISTER_KERNEL_BUILDER(Name("Vw2SelfAttentionGrad").Device(DEVICE_CPU), SelfAttentionGradOp);
+
+// ---------------------------------------------------------------------------------------------------------
+// The softmax part of attention alone, for heads too wide for the whole-attention op (TF's batched matmuls
+// do the products): probs = softmax(scores·scale, masked) over the last axis of scores [B, H, Lq, Lk], mask
+// float "allowed" [1|B, Lq, Lk] or empty, same masking semantics as Vw2Attention.
+
+REGISTER_OP("Vw2MaskedSoftmax")
+    .Input("scores: float")
+    .Input("mask: float")
+    .Attr("scale: float")
+    .Output("probs: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return OkStatus();
+    });
+
+class MaskedSoftmaxOp : public OpKernel {
+ public:
+  explicit MaskedSoftmaxOp(OpKernelConstruction* c) : OpKernel(c) { OP_REQUIRES_OK(c, c->GetAttr("scale", &scale_)); }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &scores = ctx->input(0), &mask = ctx->input(1);
+    OP_REQUIRES(ctx, scores.dims() == 4, errors::InvalidArgument("scores must be [B, H, Lq, Lk], got ", scores.shape().DebugString()));
+    AttentionDims d;
+    d.batch = scores.dim_size(0);
+    d.heads = scores.dim_size(1);
+    d.lq = scores.dim_size(2);
+    d.lk = scores.dim_size(3);
+    OP_REQUIRES_OK(ctx, maskDims(mask, &d));
+    Tensor* probs;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, scores.shape(), &probs));
+    const int64_t rows = d.batch * d.heads * d.lq;
+    if (rows == 0 || d.lk == 0) return;
+    const float* sp = scores.flat<float>().data();
+    const float* mp = d.maskBatch > 0 ? mask.flat<float>().data() : nullptr;
+    float* pp = probs->flat<float>().data();
+    const float scale = scale_;
+    parallelFor(ctx, rows, d.lk * 20, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++) {
+        ConstArrayMap in(sp + r * d.lk, d.lk);
+        ArrayMap row(pp + r * d.lk, d.lk);
+        if (mp == nullptr) {
+          row = ((in - in.maxCoeff()) * scale).exp();
+          row *= 1.f / row.sum();
+          continue;
+        }
+        const int64_t b = r / (d.heads * d.lq), i = r % d.lq;
+        ConstArrayMap allowed(mp + ((d.maskBatch == 1 ? 0 : b) * d.lq + i) * d.lk, d.lk);
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < d.lk; j++)
+          if (allowed[j] != 0.f) mx = std::max(mx, in[j]);
+        if (mx == -INFINITY) {
+          row.setZero();  // no allowed key: this query sees nothing
+          continue;
+        }
+        row = ((in - mx) * scale).exp() * (allowed != 0.f).cast<float>();
+        row *= 1.f / row.sum();
+      }
+    });
+  }
+
+ private:
+  float scale_;
+};
+REGISTER_KERNEL_BUILDER(Name("Vw2MaskedSoftmax").Device(DEVICE_CPU), MaskedSoftmaxOp);
+
+// dscores = scale · p ⊙ (dp − Σ_j p·dp) per row (masked entries have p = 0, so they get 0).
+REGISTER_OP("Vw2MaskedSoftmaxGrad")
+    .Input("dprobs: float")
+    .Input("probs: float")
+    .Attr("scale: float")
+    .Output("dscores: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      return OkStatus();
+    });
+
+class MaskedSoftmaxGradOp : public OpKernel {
+ public:
+  explicit MaskedSoftmaxGradOp(OpKernelConstruction* c) : OpKernel(c) { OP_REQUIRES_OK(c, c->GetAttr("scale", &scale_)); }
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &dprobs = ctx->input(0), &probs = ctx->input(1);
+    OP_REQUIRES(ctx, dprobs.shape() == probs.shape() && probs.dims() >= 1,
+                errors::InvalidArgument("dprobs ", dprobs.shape().DebugString(), " must match probs ", probs.shape().DebugString()));
+    Tensor* dscores;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, probs.shape(), &dscores));
+    int64_t rows, width;
+    OP_REQUIRES_OK(ctx, lastAxisRows(probs.shape(), &rows, &width));
+    if (rows == 0) return;
+    const float* dp = dprobs.flat<float>().data();
+    const float* pp = probs.flat<float>().data();
+    float* out = dscores->flat<float>().data();
+    const float scale = scale_;
+    parallelFor(ctx, rows, width * 6, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++) {
+        ConstArrayMap g(dp + r * width, width), p(pp + r * width, width);
+        ArrayMap(out + r * width, width) = scale * p * (g - (p * g).sum());
+      }
+    });
+  }
+
+ private:
+  float scale_;
+};
+REGISTER_KERNEL_BUILDER(Name("Vw2MaskedSoftmaxGrad").Device(DEVICE_CPU), MaskedSoftmaxGradOp);

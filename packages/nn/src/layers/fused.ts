@@ -40,17 +40,21 @@ export function compositeBiasGelu(x: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Attention core from tfjs ops on head-major tensors: q [B, H, Lq, d], k/v [B, H, Lk, d], allowed float mask
- * [1|B, 1, Lq, Lk] (1 keep, 0 masked) or undefined. Masked keys get probability exactly 0; a
- * query with no allowed key outputs zeros.
+ * Attention core on head-major tensors with TF's (or any backend's) batched matmuls: q [B, H, Lq, d],
+ * k/v [B, H, Lk, d], allowed float mask [1|B, Lq, Lk] (1 keep, 0 masked) or undefined. Masked keys get
+ * probability exactly 0; a query with no allowed key outputs zeros. On the fused path the scale, mask and
+ * softmax are one op (Vw2MaskedSoftmax) each way; elsewhere they are tfjs ops.
  */
-function compositeAttentionCore(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, allowed: tf.Tensor | undefined): tf.Tensor {
+function batchedAttentionCore(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, allowed: tf.Tensor | undefined): tf.Tensor {
   return tf.tidy(() => {
     const d = q.shape[q.rank - 1]!
-    let scores: tf.Tensor = tf.mul(tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true), 1 / Math.sqrt(d))
+    const product = tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true)
+    if (fusedOpsActive()) return tf.matMul(fusedMaskedSoftmax(product, allowed, 1 / Math.sqrt(d)) as tf.Tensor4D, v as tf.Tensor4D)
+    const scores = tf.mul(product, 1 / Math.sqrt(d))
     if (allowed === undefined) return tf.matMul(tf.softmax(scores) as tf.Tensor4D, v as tf.Tensor4D)
-    scores = tf.add(scores, tf.mul(tf.sub(1, allowed), -1e9))
-    return tf.matMul(tf.mul(tf.softmax(scores), allowed) as tf.Tensor4D, v as tf.Tensor4D)
+    const allowed4 = tf.expandDims(allowed, 1) // [1|B, 1, Lq, Lk]
+    const probs = tf.mul(tf.softmax(tf.add(scores, tf.mul(tf.sub(1, allowed4), -1e9))), allowed4)
+    return tf.matMul(probs as tf.Tensor4D, v as tf.Tensor4D)
   })
 }
 
@@ -69,7 +73,7 @@ export function setFusedOps(on: boolean): void {
 /** Every op this module calls: the library either has all of them or the composite path runs. */
 const FUSED_OPS = [
   "Vw2LayerNorm", "Vw2LayerNormGrad", "Vw2BiasGelu", "Vw2BiasGeluGrad",
-  "Vw2Attention", "Vw2AttentionGrad", "Vw2SelfAttention", "Vw2SelfAttentionGrad"
+  "Vw2Attention", "Vw2AttentionGrad", "Vw2SelfAttention", "Vw2SelfAttentionGrad", "Vw2MaskedSoftmax", "Vw2MaskedSoftmaxGrad"
 ]
 
 /** True when layerNorm / biasGelu / attention run as the fused TensorFlow ops in this process right now. */
@@ -79,6 +83,16 @@ export function fusedOpsActive(): boolean {
   return (libraryHasFusedOps ??= FUSED_OPS.every(nativeOpAvailable))
 }
 let libraryHasFusedOps: boolean | undefined
+
+/**
+ * The whole-attention ops do their per-head products with Eigen GEMMs built for plain AVX (the op library's
+ * flags), which beat oneDNN's batched matmul plus separate softmax ops only for narrow heads: at head width
+ * 16 (dit-mini: 4 × 576 tokens) fused forward + backward took 24.5 ms vs 44.8 ms composite, at head width 32
+ * (dldm-small: 8 × 320 tokens, 6 heads) 97 ms vs 55 ms. Wider heads keep TF's matmuls and fuse only the
+ * scale + mask + softmax (Vw2MaskedSoftmax).
+ */
+const MAX_FUSED_HEAD_DIM = 16
+const fusedCoreFor = (headDim: number): boolean => headDim <= MAX_FUSED_HEAD_DIM && fusedOpsActive()
 
 const run = (op: string, inputs: ReadonlyArray<tf.Tensor>, outputs: number, attrs: Parameters<typeof executeNativeOp>[2] = []) =>
   executeNativeOp(op, inputs, attrs, outputs)
@@ -141,6 +155,18 @@ function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number,
     }
   })
   return f(q, k, v)
+}
+
+/** softmax(scores·scale, masked) over the last axis; scores [B, H, Lq, Lk], allowed [1|B, Lq, Lk] or undefined. */
+function fusedMaskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor | undefined, scale: number): tf.Tensor {
+  const scaleAttr = [nativeAttr.float("scale", scale)]
+  const f = customGrad((...args) => {
+    const save = args[args.length - 1] as Save
+    const [probs] = run("Vw2MaskedSoftmax", [scores, allowed ?? none()], 1, scaleAttr)
+    save([probs!])
+    return { value: probs!, gradFunc: (dy, [sp]) => run("Vw2MaskedSoftmaxGrad", [dy, sp!], 1, scaleAttr) }
+  })
+  return f(scores)
 }
 
 /** qkv [B, L, 3·H·d] (q | k | v column blocks), allowed [1|B, L, L] float or undefined → [B, L, H·d]. */
@@ -249,10 +275,10 @@ export function multiHeadAttentionCore(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Ten
     const lk = k.shape[1]
     if (width % heads !== 0) throw new Error(`attention: width ${width} is not divisible by heads ${heads}`)
     const allowed = mask === undefined ? undefined : allowedMask(mask, b, lq, lk)
-    if (fusedOpsActive()) return fusedAttention(q, k, v, heads, allowed) as tf.Tensor3D
+    if (fusedCoreFor(width / heads)) return fusedAttention(q, k, v, heads, allowed) as tf.Tensor3D
     const d = width / heads
     const toHeads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [b, t.shape[1], heads, d]), [0, 2, 1, 3])
-    const o = compositeAttentionCore(toHeads(q), toHeads(k), toHeads(v), allowed === undefined ? undefined : tf.expandDims(allowed, 1))
+    const o = batchedAttentionCore(toHeads(q), toHeads(k), toHeads(v), allowed)
     return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, lq, width]) as tf.Tensor3D
   })
 }
@@ -266,7 +292,7 @@ export function packedSelfAttention(qkv: tf.Tensor3D, heads: number, mask?: tf.T
   return tf.tidy(() => {
     const [b, l, width3] = qkv.shape
     if (width3 % 3 !== 0) throw new Error(`attention: packed qkv width ${width3} is not a multiple of 3`)
-    if (!fusedOpsActive()) {
+    if (!fusedCoreFor(width3 / 3 / heads)) {
       const [q, k, v] = tf.split(qkv, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D]
       return multiHeadAttentionCore(q, k, v, heads, mask)
     }
@@ -289,7 +315,7 @@ export function headMajorAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4
       throw new Error(`attention mask shape [${mask.shape.join(", ")}] must be [${lq}, ${lk}] or [B, ${lq}, ${lk}]`)
     }
     const allowed = mask === undefined ? undefined : allowedMask(mask, b, lq, lk) // [1|B, Lq, Lk]
-    if (!fusedOpsActive()) return compositeAttentionCore(q, k, v, allowed === undefined ? undefined : tf.expandDims(allowed, 1)) as tf.Tensor4D
+    if (!fusedCoreFor(d)) return batchedAttentionCore(q, k, v, allowed) as tf.Tensor4D
     // one fused "head" per (batch, head) pair; a per-batch mask repeats for each head of that batch entry
     const flatMask = allowed === undefined || allowed.shape[0] === 1 ? allowed : tf.reshape(tf.tile(tf.expandDims(allowed, 1), [1, h, 1, 1]), [b * h, lq, lk])
     const flat = (t: tf.Tensor4D) => tf.reshape(t, [b * h, t.shape[2], d]) as tf.Tensor3D
