@@ -406,6 +406,27 @@ Status packedDims(const Tensor& qkv, int64_t heads, AttentionDims* d) {
   return headSplit(heads, d);
 }
 
+// out = softmax(in·scale) over n entries, or over the allowed ones (allowed[j] != 0) with the rest exactly 0
+// and an all-zero row when none is allowed. in and out may be the same row.
+void softmaxRow(const float* in, float* out, const float* allowed, int64_t n, float scale) {
+  ConstArrayMap x(in, n);
+  ArrayMap y(out, n);
+  if (allowed == nullptr) {
+    y = ((x - x.maxCoeff()) * scale).exp();
+  } else {
+    ConstArrayMap keep(allowed, n);
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++)
+      if (keep[j] != 0.f) mx = std::max(mx, x[j]);
+    if (mx == -INFINITY) {
+      y.setZero();  // no allowed key: this query sees nothing
+      return;
+    }
+    y = ((x - mx) * scale).exp() * (keep != 0.f).cast<float>();
+  }
+  y *= 1.f / y.sum();
+}
+
 // o (row stride width) and probs from q, k, v in `in`; one (batch, head) pair per task.
 void attentionForward(OpKernelContext* ctx, const AttentionDims& d, const QkvLayout<const float>& in, const float* mp,
                       float* op, float* pp) {
@@ -422,23 +443,8 @@ void attentionForward(OpKernelContext* ctx, const AttentionDims& d, const QkvLay
       P.noalias() = Q * K.transpose();
       const float* m = mp == nullptr ? nullptr : mp + (d.maskBatch == 1 ? 0 : b) * d.lq * d.lk;
       for (int64_t i = 0; i < d.lq; i++) {
-        ArrayMap row(pp + t * d.lq * d.lk + i * d.lk, d.lk);
-        if (m == nullptr) {
-          const float mx = row.maxCoeff();
-          row = ((row - mx) * scale).exp();
-          row *= 1.f / row.sum();
-        } else {
-          ConstArrayMap allowed(m + i * d.lk, d.lk);
-          float mx = -INFINITY;
-          for (int64_t j = 0; j < d.lk; j++)
-            if (allowed[j] != 0.f) mx = std::max(mx, row[j]);
-          if (mx == -INFINITY) {
-            row.setZero();  // no allowed key: this query sees nothing
-            continue;
-          }
-          row = ((row - mx) * scale).exp() * (allowed != 0.f).cast<float>();
-          row *= 1.f / row.sum();
-        }
+        float* row = pp + t * d.lq * d.lk + i * d.lk;
+        softmaxRow(row, row, m == nullptr ? nullptr : m + i * d.lk, d.lk, scale);
       }
       O.noalias() = P * V;
     }
@@ -674,24 +680,9 @@ class MaskedSoftmaxOp : public OpKernel {
     const float scale = scale_;
     parallelFor(ctx, rows, d.lk * 20, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++) {
-        ConstArrayMap in(sp + r * d.lk, d.lk);
-        ArrayMap row(pp + r * d.lk, d.lk);
-        if (mp == nullptr) {
-          row = ((in - in.maxCoeff()) * scale).exp();
-          row *= 1.f / row.sum();
-          continue;
-        }
         const int64_t b = r / (d.heads * d.lq), i = r % d.lq;
-        ConstArrayMap allowed(mp + ((d.maskBatch == 1 ? 0 : b) * d.lq + i) * d.lk, d.lk);
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < d.lk; j++)
-          if (allowed[j] != 0.f) mx = std::max(mx, in[j]);
-        if (mx == -INFINITY) {
-          row.setZero();  // no allowed key: this query sees nothing
-          continue;
-        }
-        row = ((in - mx) * scale).exp() * (allowed != 0.f).cast<float>();
-        row *= 1.f / row.sum();
+        const float* allowed = mp == nullptr ? nullptr : mp + ((d.maskBatch == 1 ? 0 : b) * d.lq + i) * d.lk;
+        softmaxRow(sp + r * d.lk, pp + r * d.lk, allowed, d.lk, scale);
       }
     });
   }

@@ -64,7 +64,7 @@ export class MultiHeadAttention extends Module {
   call(x: tf.Tensor, context?: tf.Tensor, mask?: tf.Tensor): tf.Tensor3D {
     return tf.tidy(() => {
       if (x.rank !== 3) throw new Error(`MultiHeadAttention: x must be [B, L, ${this.dim}], got [${x.shape.join(", ")}]`)
-      if (context === undefined && fusedOpsActive()) return this.wo.call(this.selfAttentionPacked(x, mask)) as tf.Tensor3D
+      if (context === undefined && fusedOpsActive()) return this.wo.call(this.selfAttentionPacked(x as tf.Tensor3D, mask)) as tf.Tensor3D
       const kv = context ?? x
       // heads stay column blocks of [B, L, dim]: the fused op reads them strided, no transposes
       const q = this.wq.call(x) as tf.Tensor3D
