@@ -140,6 +140,14 @@ function usage(indices: number[][][]): { position: string; distinct: number; ent
   return rows
 }
 
+/** 2^entropy of the index distribution: the number of equally used codes it is worth */
+function perplexity(indices: ReadonlyArray<number>): number {
+  const counts = new Map<number, number>()
+  for (const i of indices) counts.set(i, (counts.get(i) ?? 0) + 1)
+  const h = -[...counts.values()].reduce((s, c) => s + (c / indices.length) * Math.log2(c / indices.length), 0)
+  return 2 ** h
+}
+
 const seed = Number(args.seed)
 const trainEps = Number(args["train-episodes"])
 const testEps = Number(args["test-episodes"])
@@ -183,8 +191,11 @@ try {
   console.log(`test-moving  own ${fmt(mean(pick(r.own, moving)))}  swapped ${fmt(mean(pick(r.swapped, moving)))}  repeat ${fmt(mean(pick(r.repeat, moving)))}`)
   const movingTrain = movingHalf(rTrain.repeat)
   console.log(`train-moving own ${fmt(mean(pick(rTrain.own, movingTrain)))}  swapped ${fmt(mean(pick(rTrain.swapped, movingTrain)))}  repeat ${fmt(mean(pick(rTrain.repeat, movingTrain)))}  (${rTrain.own.length} train clips)`)
+  const margin = (own: number[], other: number[]) => `${fmt(mean(other) - mean(own))} (${(100 * (1 - mean(own) / mean(other))).toFixed(1)} %)`
+  console.log(`margins test: swapped − own ${margin(r.own, r.swapped)}, repeat − own ${margin(r.own, r.repeat)}; train-moving: swapped − own ${margin(pick(rTrain.own, movingTrain), pick(rTrain.swapped, movingTrain))}, repeat − own ${margin(pick(rTrain.own, movingTrain), pick(rTrain.repeat, movingTrain))}`)
+  console.log(`usage   ${new Set(allIndices).size} distinct of ${model.geo.vocabulary}, perplexity ${perplexity(allIndices).toFixed(1)} over the ${allIndices.length} test codes`)
   console.log(
-    `codes   ${new Set(allIndices).size} distinct of ${model.geo.vocabulary}; per position distinct/entropy(bits): ` +
+    `codes   per position distinct/entropy(bits): ` +
       u.map((p) => `${p.position} ${p.distinct}/${p.entropy.toFixed(1)}`).join(" ")
   )
   model.dispose()

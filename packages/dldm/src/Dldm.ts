@@ -9,7 +9,9 @@ import * as tf from "@tensorflow/tfjs"
 import { FSQ, Module, l1Loss, type InitContext } from "@vw2/nn"
 import { geometry, validateDldmConfig, type DldmConfig, type DldmGeometry } from "./DldmConfig.ts"
 import { CausalVideoEncoder } from "./Encoder.ts"
-import { LowFiDecoder, patchesToVideo } from "./LowFiDecoder.ts"
+import { warpByFlow } from "./FlowWarp.ts"
+import { LatentNorm } from "./LatentNorm.ts"
+import { LowFiDecoder, patchesToFlow, patchesToVideo } from "./LowFiDecoder.ts"
 import { QFormer } from "./QFormer.ts"
 
 export interface DldmForward {
@@ -19,6 +21,8 @@ export interface DldmForward {
   readonly codes: tf.Tensor4D
   /** FSQ indices [B, J, N] int32 in [0, vocabulary) */
   readonly indices: tf.Tensor3D
+  /** pre-quantisation latents z [B, J, N, levels] (after latentNorm) */
+  readonly latents: tf.Tensor4D
   /** low-fidelity reconstruction [B, T, H, W, 3] in [0, 1] */
   readonly recon: tf.Tensor5D
 }
@@ -30,6 +34,7 @@ export class Dldm extends Module {
   readonly qformer: QFormer
   readonly fsq: FSQ
   readonly decoder: LowFiDecoder
+  readonly latentNorm: LatentNorm | undefined
 
   constructor(init: InitContext, config: DldmConfig) {
     super(init)
@@ -50,26 +55,32 @@ export class Dldm extends Module {
       })
     )
     this.decoder = this.module("decoder", new LowFiDecoder(init, config, this.encoder.patchTransform))
+    this.latentNorm = config.latentNorm === "batch" ? this.module("latent_norm", new LatentNorm(init, config.queries, config.fsqLevels.length)) : undefined
   }
 
-  /** video [B, T, H, W, 3] in [0, 1] → features, codes, indices (no decoding). */
-  codesOf(video: tf.Tensor): { features: tf.Tensor4D; codes: tf.Tensor4D; indices: tf.Tensor3D } {
+  /**
+   * video [B, T, H, W, 3] in [0, 1] → features, latents, codes, indices (no decoding). `train`: latentNorm
+   * uses (and updates its running averages from) this batch's statistics; inference leaves it false.
+   */
+  codesOf(video: tf.Tensor, train = false): { features: tf.Tensor4D; latents: tf.Tensor4D; codes: tf.Tensor4D; indices: tf.Tensor3D } {
     return tf.tidy(() => {
       const features = this.encoder.call(video)
-      const codes = this.fsq.quantize(this.qformer.call(features)) as tf.Tensor4D
+      const z = this.qformer.call(features)
+      const latents = (this.latentNorm === undefined ? z : this.latentNorm.call(z, train)) as tf.Tensor4D
+      const codes = this.fsq.quantize(latents) as tf.Tensor4D
       const indices = this.fsq.codesToIndices(codes) as tf.Tensor3D
-      return { features, codes, indices }
+      return { features, latents, codes, indices }
     })
   }
 
-  /** Full pass: encode, quantise, decode the low-fidelity video from f_0 and the codes. */
-  forward(video: tf.Tensor): DldmForward {
+  /** Full pass: encode, quantise, decode the low-fidelity video from f_0 and the codes (`train`: see codesOf). */
+  forward(video: tf.Tensor, train = false): DldmForward {
     return tf.tidy(() => {
-      const { features, codes, indices } = this.codesOf(video)
+      const { features, latents, codes, indices } = this.codesOf(video, train)
       const [b, , s, d] = features.shape
       const f0 = tf.reshape(tf.slice(features, [0, 0, 0, 0], [b, 1, s, d]), [b, s, d]) as tf.Tensor3D
       const recon = this.toVideo(this.decoder.call(f0, codes), video)
-      return { features, codes, indices, recon }
+      return { features, latents, codes, indices, recon }
     })
   }
 
@@ -99,15 +110,21 @@ export class Dldm extends Module {
   /**
    * Decoder patches → video in [0, 1]. With `firstFrameSkip` the decoder predicts the change from frame 0:
    * x̂_t = x_0 + d_t / 2 (d in [−1, 1] pixel units), so it spends its capacity on motion, not appearance.
+   * With `flowWarp` frame 0 is first warped by the decoder's flow: x̂_t = warp(x_0, flow_t) + d_t / 2.
    * `clip` [B, ≥1, H, W, 3]: only its frame 0 is read (causality holds: every output may see frame 0).
    */
   toVideo(patches: tf.Tensor4D, clip: tf.Tensor): tf.Tensor5D {
     return tf.tidy(() => {
-      const video = patchesToVideo(patches, this.config)
+      const pd = this.geo.patchDim
+      const pixels = this.config.flowWarp ? (tf.slice(patches, [0, 0, 0, 0], [-1, -1, -1, pd]) as tf.Tensor4D) : patches
+      const video = patchesToVideo(pixels, this.config)
       if (!this.config.firstFrameSkip) return video
       const [b, , h, w, c] = clip.shape as [number, number, number, number, number]
       const first = tf.slice(clip, [0, 0, 0, 0, 0], [b, 1, h, w, c])
-      return tf.add(tf.sub(video, 0.5), first) as tf.Tensor5D
+      const base = this.config.flowWarp
+        ? warpByFlow(tf.reshape(first, [b, h, w, c]) as tf.Tensor4D, patchesToFlow(tf.slice(patches, [0, 0, 0, pd], [-1, -1, -1, -1]) as tf.Tensor4D, this.config))
+        : first
+      return tf.add(tf.sub(video, 0.5), base) as tf.Tensor5D
     })
   }
 

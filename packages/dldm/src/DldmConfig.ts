@@ -44,6 +44,19 @@ export interface DldmConfig {
    * wrong colours; with it the decoder's capacity and the codes go to motion. Off in the paper preset.
    */
   readonly firstFrameSkip: boolean
+  /**
+   * Ours, not the authors' (needs firstFrameSkip): the decoder also predicts a per-pixel flow that warps
+   * frame 0 (x̂_t = warp(x_0, flow_t) + d_t/2). Measured (NOTES-collapse.md): at mini widths a token decoder
+   * does not learn to render motion even from perfect codes, so the codes collapse; moving frame 0's pixels
+   * is motion in one step, and codes that tell where things go pay off at once. Off in the paper preset.
+   */
+  readonly flowWarp: boolean
+  /**
+   * Ours, not the authors' ("none" in the paper preset): "batch" standardises the pre-FSQ latents with batch
+   * statistics in training and running ones at inference (LatentNorm.ts). Measured (NOTES-collapse.md):
+   * without it the mini latents drift into tanh saturation and one FSQ index before the decoder reads them.
+   */
+  readonly latentNorm: "none" | "batch"
 }
 
 /** Quantities derived from a config. */
@@ -103,6 +116,7 @@ export function validateDldmConfig(c: DldmConfig, where = "dldm.model"): void {
   }
   if (c.encoder.width % c.qformer.heads !== 0) fail("qformer.heads", `encoder width ${c.encoder.width} must be divisible by ${c.qformer.heads}`)
   if (!Number.isInteger(c.queries) || c.queries < 1) fail("queries", `must be ≥ 1, got ${c.queries}`)
+  if (c.flowWarp && !c.firstFrameSkip) fail("flowWarp", "warping frame 0 needs firstFrameSkip: true (the residual is added to the warped frame 0)")
   c.fsqLevels.forEach((l, i) => {
     if (!Number.isInteger(l) || l < 2) fail(`fsqLevels[${i}]`, `expected integer ≥ 2, got ${l}`)
   })
@@ -129,7 +143,9 @@ export const paperPreset: DldmConfig = {
   qformer: { depth: 2, heads: 4 },
   fsqLevels: [8, 5, 5, 5],
   decoder: { width: 512, depth: 8, heads: 8, mlpRatio: 4 },
-  firstFrameSkip: false
+  firstFrameSkip: false,
+  flowWarp: false,
+  latentNorm: "none"
 }
 
 /**
@@ -150,7 +166,9 @@ export const miniPreset: DldmConfig = {
   qformer: { depth: 2, heads: 4 },
   fsqLevels: [8, 5, 5, 5],
   decoder: { width: 32, depth: 2, heads: 4, mlpRatio: 2 },
-  firstFrameSkip: true
+  firstFrameSkip: true,
+  flowWarp: true,
+  latentNorm: "batch"
 }
 
 export const dldmPresets = { paper: paperPreset, mini: miniPreset } as const
@@ -183,5 +201,7 @@ export const DldmConfigSchema = Schema.Struct({
   ),
   fsqLevels: withDefault(Schema.Array(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2))), [...miniPreset.fsqLevels]),
   decoder: withDefault(widthSchema(miniPreset.decoder), miniPreset.decoder),
-  firstFrameSkip: withDefault(Schema.Boolean, miniPreset.firstFrameSkip)
+  firstFrameSkip: withDefault(Schema.Boolean, miniPreset.firstFrameSkip),
+  flowWarp: withDefault(Schema.Boolean, miniPreset.flowWarp),
+  latentNorm: withDefault(Schema.Literals(["none", "batch"]), miniPreset.latentNorm)
 })

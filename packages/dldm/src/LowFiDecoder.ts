@@ -27,6 +27,8 @@ export class LowFiDecoder extends Module {
   readonly blocks: ReadonlyArray<VideoBlock>
   readonly normOut: LayerNorm
   readonly toPatch: Linear
+  /** flowWarp only: per-pixel flow (dx, dy) of each patch, [D → tc·s·s·2] */
+  readonly toFlow: Linear | undefined
 
   /** shares the encoder's patch basis (Haar or identity) */
   private readonly patchTransform: PatchTransform
@@ -53,6 +55,8 @@ export class LowFiDecoder extends Module {
     this.normOut = this.module("norm_out", new LayerNorm(init, d))
     // predicting the change from frame 0: start at "no change" (zero head), the copy-first-frame baseline
     this.toPatch = this.module("to_patch", new Linear(init, d, this.geo.patchDim, { zeroInit: config.firstFrameSkip }))
+    // zero flow at start: the untrained decoder still outputs exactly frame 0
+    this.toFlow = config.flowWarp ? this.module("to_flow", new Linear(init, d, this.geo.patchDim / 3 * 2, { zeroInit: true })) : undefined
   }
 
   /** codes [B, K'−1, N, dim] → context [B, (K'−1)·N, D] with transition and slot positions. */
@@ -68,7 +72,8 @@ export class LowFiDecoder extends Module {
 
   /**
    * firstFeatures [B, S, Denc] (f_0), codes [B, J, N, dim] (J ≤ K−1 transitions) → pixel patches
-   * [B, J+1, S, patchDim] in [−1, 1] space.
+   * [B, J+1, S, patchDim] in [−1, 1] space; with flowWarp followed by the flow patches (tc·s·s·2 values,
+   * pixels / FLOW_UNIT) on the same axis: [B, J+1, S, patchDim + patchDim·2/3].
    */
   call(firstFeatures: tf.Tensor3D, codes: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
@@ -84,7 +89,9 @@ export class LowFiDecoder extends Module {
       const mask = decoderCodeMask(k, s, j, codes.shape[2])
       let x = h as tf.Tensor4D
       for (const block of this.blocks) x = block.call(x, context, mask)
-      return this.patchTransform.projectOut(this.normOut.call(x), this.toPatch) as tf.Tensor4D
+      const out = this.normOut.call(x)
+      const patches = this.patchTransform.projectOut(out, this.toPatch) as tf.Tensor4D
+      return this.toFlow === undefined ? patches : (tf.concat([patches, this.toFlow.call(out)], 3) as tf.Tensor4D)
     })
   }
 }
@@ -94,11 +101,22 @@ export class LowFiDecoder extends Module {
  * padding frames in front of frame 0 are dropped.
  */
 export function patchesToVideo(patches: tf.Tensor4D, config: DldmConfig): tf.Tensor5D {
+  return tf.tidy(() => tf.div(tf.add(patchesToFrames(patches, config, 3), 1), 2) as tf.Tensor5D) // [−1,1] → [0,1]
+}
+
+/** Flow patches [B, K, S, tc·s·s·2] → flow [B, T, H, W, 2] in pixels. */
+export function patchesToFlow(patches: tf.Tensor4D, config: DldmConfig): tf.Tensor5D {
+  return tf.tidy(() => tf.mul(patchesToFrames(patches, config, 2), FLOW_UNIT) as tf.Tensor5D)
+}
+
+/** Pixels per unit of the flow head's output: the head's O(1) outputs then cover a few pixels of motion. */
+export const FLOW_UNIT = 4
+
+function patchesToFrames(patches: tf.Tensor4D, config: DldmConfig, channels: number): tf.Tensor5D {
   return tf.tidy(() => {
     const g = geometry(config)
     const tc = config.temporalCompression
-    const pix = unpatchify(patches, { t: tc, s: config.spatialCompression }, { rows: g.rows, cols: g.cols, channels: 3 })
-    const kept = tf.slice(pix, [0, tc - 1, 0, 0, 0], [-1, -1, -1, -1, -1]) // drop the padding frames
-    return tf.div(tf.add(kept, 1), 2) as tf.Tensor5D // [−1,1] → [0,1]
+    const pix = unpatchify(patches, { t: tc, s: config.spatialCompression }, { rows: g.rows, cols: g.cols, channels })
+    return tf.slice(pix, [0, tc - 1, 0, 0, 0], [-1, -1, -1, -1, -1]) as tf.Tensor5D // drop the padding frames
   })
 }

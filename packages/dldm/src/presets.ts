@@ -41,7 +41,11 @@ export const paperStageConfigs = {
 } as const
 
 export const miniStageConfigs = {
-  warmup: {} satisfies StageConfigInput<typeof warmupStage>,
+  /**
+   * 800 steps at lr 1e-3 (≈ 3 min native): before ~400 steps the decoder does not read the codes yet, and by
+   * 800 own codes beat other clips' codes (NOTES-collapse.md); 60 steps left the low-fi video a copy of frame 0.
+   */
+  warmup: { steps: 800, optim: { lr: 1e-3 } } satisfies StageConfigInput<typeof warmupStage>,
   dldm: {} satisfies StageConfigInput<typeof dldmStage>,
   "openx-cotrain": {} satisfies StageConfigInput<typeof openxCotrainStage>,
   tokenize: {} satisfies StageConfigInput<typeof tokenizeStage>

@@ -19,7 +19,7 @@ beforeAll(async () => {
   dataset = path.join(root, "squares")
   writeSquaresDataset(dataset, { train: 4, test: 2 }, 17)
   // the authors' whole-frame decoder (no first-frame skip): its loss visibly falls within a few steps
-  warmupRun = await runStage(warmupStage, { steps: 16, model: { firstFrameSkip: false }, optim: { batchSize: 2, lr: 3e-3, warmupSteps: 2 } }, { dataset })
+  warmupRun = await runStage(warmupStage, { steps: 16, model: { firstFrameSkip: false, flowWarp: false }, optim: { batchSize: 2, lr: 3e-3, warmupSteps: 2 } }, { dataset })
   checkpoint = path.join(warmupRun.outputRoot, "checkpoint")
 })
 

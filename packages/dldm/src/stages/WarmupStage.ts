@@ -62,7 +62,7 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
             lr: lr(step),
             clipNorm: clipOf(config.optim),
             lossFn: () => {
-              const f = dldm.forward(video)
+              const f = dldm.forward(video, true)
               const l1 = dldm.reconstructionLoss(video, f.recon)
               return { loss: l1, aux: { l1 } }
             }
@@ -87,7 +87,8 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
 
 export const warmupStage = defineStage({
   name: "warmup",
-  version: "1",
+  // 2: latentNorm / flowWarp in the model, running statistics in the checkpoint
+  version: "2",
   config: WarmupConfigSchema,
   inputs: { dataset: "video-dataset" },
   outputs: { checkpoint: "dldm-checkpoint" },

@@ -38,7 +38,7 @@ export interface JointLoss {
 /** video [B, T, H, W, 3] in [0, 1] → the joint loss and its parts (call inside a gradient scope). */
 export function jointLoss(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, o: JointLossOptions): JointLoss {
   return tf.tidy(() => {
-    const f = dldm.forward(video)
+    const f = dldm.forward(video, o.train)
     const reconstruction = dldm.reconstructionLoss(video, f.recon)
     const useHint = dit.config.control.enabled
     let hint: tf.Tensor | undefined
