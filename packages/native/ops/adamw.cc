@@ -6,6 +6,7 @@
 //
 // The arithmetic is, element for element and in float32, the order of the tfjs reference path in
 // packages/nn/src/optim/AdamW.ts, so both paths agree to rounding:
+//   g ← g·grad_scale (global-norm clipping folded in; 1 multiplies exactly)
 //   m' = m·beta1 + g·(1−beta1)          v' = v·beta2 + g²·(1−beta2)
 //   p' = (decay ? p·(1−lr·wd) : p) − lr · (m'/bc1) / (sqrt(v'/bc2) + eps)
 // The scalars come in one float tensor (`hyper`, see kHyper*) rather than attrs: attrs are part of the eager
@@ -37,6 +38,7 @@ enum Hyper {
   kHyperEps,
   kHyperDecayFactor,  // 1 − lr·weight_decay
   kHyperLr,
+  kHyperGradScale,  // clip_grad_norm_'s factor, applied to every gradient first
   kHyperCount
 };
 
@@ -65,7 +67,7 @@ REGISTER_OP("Vw2AdamW")
     })
     .Doc(R"doc(
 Multi-tensor AdamW step (decoupled weight decay, bias-corrected moments) over N parameter tensors.
-hyper: [beta1, 1-beta1, beta2, 1-beta2, 1-beta1^t, 1-beta2^t, eps, 1-lr*weight_decay, lr].
+hyper: [beta1, 1-beta1, beta2, 1-beta2, 1-beta1^t, 1-beta2^t, eps, 1-lr*weight_decay, lr, grad_scale].
 decay: per tensor, whether weight decay applies.
 )doc");
 
@@ -140,6 +142,7 @@ class Vw2AdamWOp : public OpKernel {
     const float beta2 = hyper[kHyperBeta2], one_minus_beta2 = hyper[kHyperOneMinusBeta2];
     const float bc1 = hyper[kHyperBiasCorrection1], bc2 = hyper[kHyperBiasCorrection2];
     const float eps = hyper[kHyperEps], decay_factor = hyper[kHyperDecayFactor], lr = hyper[kHyperLr];
+    const float grad_scale = hyper[kHyperGradScale];
 
     // One range of the concatenated elements; it may cross tensor boundaries.
     auto update = [&](int64_t begin, int64_t end) {
@@ -156,7 +159,7 @@ class Vw2AdamWOp : public OpKernel {
         float* __restrict v_out = s.v_out;
         const float keep = s.decay ? decay_factor : 1.0f;
         for (int64_t j = from; j < to; ++j) {
-          const float gj = g[j];
+          const float gj = g[j] * grad_scale;
           const float mj = m[j] * beta1 + gj * one_minus_beta1;
           const float vj = v[j] * beta2 + (gj * gj) * one_minus_beta2;
           const float step = (mj / bc1) / (std::sqrt(vj / bc2) + eps);

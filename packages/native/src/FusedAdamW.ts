@@ -23,6 +23,8 @@ export interface FusedAdamWInput {
   readonly weightDecay: number
   /** 1-based step count (for the bias corrections) */
   readonly step: number
+  /** every gradient is multiplied by this first (global-norm clipping); default 1 */
+  readonly gradScale?: number
 }
 
 export interface FusedAdamWOutput {
@@ -49,7 +51,7 @@ export const fusedAdamW = (input: FusedAdamWInput): FusedAdamWOutput => {
   const hyper = tf.tensor1d([
     beta1, 1 - beta1, beta2, 1 - beta2,
     1 - Math.pow(beta1, input.step), 1 - Math.pow(beta2, input.step),
-    input.eps, 1 - lr * input.weightDecay, lr
+    input.eps, 1 - lr * input.weightDecay, lr, input.gradScale ?? 1
   ], "float32")
   try {
     const out = executeNativeOp(

@@ -7,7 +7,8 @@ import * as tf from "@tensorflow/tfjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { selectBackend } from "../../nn/src/backend/index.ts"
 import { AdamW } from "../../nn/src/optim/AdamW.ts"
-import { executeNativeOp, FUSED_ADAMW_OP, fusedAdamW, fusedAdamWAvailable, loadNativeOps, loadTfjsNode, TFJS_NODE_BACKEND, vendoredTfjsNodePath } from "../src/index.ts"
+import { trainStep } from "../../nn/src/optim/step.ts"
+import { executeNativeOp, FUSED_ADAMW_OP, fusedAdamW, sumSquares, fusedAdamWAvailable, loadNativeOps, loadTfjsNode, TFJS_NODE_BACKEND, vendoredTfjsNodePath } from "../src/index.ts"
 
 const native = loadTfjsNode()
 /** Our ops are built for the wheel build of the binding; they must load wherever that exists. */
@@ -86,6 +87,39 @@ describe.skipIf(!wheelBuild)("native ops on the tensorflow backend", () => {
       tf.dispose([...fusedVars.values(), ...refVars.values()])
     })
   }
+
+  it("Vw2SumSquares == the tfjs Σ g² within 1e-6 (the global gradient norm²)", () => {
+    const grads = gradsAt(7)
+    const native = sumSquares([...grads.values()])
+    const reference = tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))
+    expect(native.shape).toEqual([])
+    expect(maxRelativeError(native.dataSync(), reference.dataSync())).toBeLessThan(1e-6)
+    tf.dispose([native, reference, ...grads.values()])
+  })
+
+  it("trainStep with clipping: fused == tfjs AdamW within 1e-6 (clip factor folded into the op)", () => {
+    const run = (implementation: "fused" | "tfjs") => {
+      const vars = makeVariables(4)
+      const opt = new AdamW({ lr: 1e-2, weightDecay: 0.1, implementation })
+      const targets = gradsAt(11)
+      const norms: Array<number> = []
+      for (let step = 0; step < 3; step++) {
+        const { gradNorm } = trainStep({
+          variables: vars, optimizer: opt, clipNorm: 0.5,
+          lossFn: () => tf.addN([...vars].map(([name, v]) => tf.sum(tf.square(tf.sub(v, targets.get(name)!))))) as tf.Scalar
+        })
+        norms.push(gradNorm)
+      }
+      const values = new Map([...vars].map(([name, v]) => [name, v.dataSync().slice()]))
+      opt.dispose()
+      tf.dispose([...vars.values(), ...targets.values()])
+      return { norms, values }
+    }
+    const fused = run("fused"), reference = run("tfjs")
+    expect(fused.norms[0]).toBeGreaterThan(0.5) // the clip is active
+    expect(maxRelativeError(fused.norms, reference.norms)).toBeLessThan(1e-6)
+    for (const [name, want] of reference.values) expect(maxRelativeError(fused.values.get(name)!, want), name).toBeLessThan(1e-6)
+  })
 
   it("leaks no tensors: the count is flat from step to step, and back to the start after dispose", () => {
     const vars = makeVariables(2)

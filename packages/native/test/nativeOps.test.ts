@@ -10,7 +10,7 @@ import { defineNativeOp, loadNativeOps, loadTfjsNode, nativeAttr, nativeOpAvaila
 const native = loadTfjsNode()
 const wheelBuild = native.available && native.source.includes(vendoredTfjsNodePath)
 
-const HYPER = [0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 1e-8, 0.99, 0.01] // adamw.cc `enum Hyper`, step 1, lr 0.01, wd 1
+const HYPER = [0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 1e-8, 0.99, 0.01, 1] // adamw.cc `enum Hyper`, step 1, lr 0.01, wd 1, no clipping
 const [b1, omb1, b2, omb2, bc1, bc2, eps, keep, lr] = HYPER as [number, number, number, number, number, number, number, number, number]
 
 const adamwStep = defineNativeOp({

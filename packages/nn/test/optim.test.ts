@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
-import { AdamW, Ema, Init, Linear, clipByGlobalNorm, warmupConstant, warmupCosine } from "../src/index.ts"
+import { AdamW, Ema, Init, Linear, clipByGlobalNorm, computeGradients, globalNorm, trainStep, warmupConstant, warmupCosine } from "../src/index.ts"
 
 describe("AdamW", () => {
   it("matches torch.optim.AdamW's update (decoupled decay, bias correction) over two steps", () => {
@@ -64,6 +64,27 @@ describe("schedules, clipping, EMA", () => {
     expect(grads.get("b")!.dataSync()[1]).toBeCloseTo(0.8, 5)
     const untouched = clipByGlobalNorm(g, 10)
     expect(untouched.grads.get("b")!.dataSync()[1]).toBe(4)
+  })
+
+  it("trainStep's clipping (the optimizer's gradScale) updates exactly as clipByGlobalNorm + apply", () => {
+    const make = () => new Map<string, tf.Variable>([["w", tf.variable(tf.tensor2d([[1, -2], [0.5, 3]]))], ["b", tf.variable(tf.tensor1d([0.1, -0.1]))]])
+    const x = tf.tensor2d([[1, 2], [3, -1]])
+    const lossOf = (vars: Map<string, tf.Variable>) => () => tf.sum(tf.square(tf.add(tf.matMul(x, vars.get("w")!), vars.get("b")!))) as tf.Scalar
+    const viaStep = make(), viaClip = make()
+    const optStep = new AdamW({ lr: 0.05, weightDecay: 0.1 }), optClip = new AdamW({ lr: 0.05, weightDecay: 0.1 })
+    for (let i = 0; i < 3; i++) {
+      const { gradNorm } = trainStep({ variables: viaStep, optimizer: optStep, lossFn: lossOf(viaStep), clipNorm: 1 })
+      const { grads } = computeGradients(viaClip, lossOf(viaClip))
+      const clipped = clipByGlobalNorm(grads, 1)
+      expect(gradNorm).toBeCloseTo(clipped.norm, 4)
+      expect(clipped.norm).toBeGreaterThan(1) // the clip is active
+      optClip.apply(viaClip, clipped.grads)
+      tf.dispose([...grads.values(), ...clipped.grads.values()])
+    }
+    for (const name of ["w", "b"]) expect(Array.from(viaStep.get(name)!.dataSync())).toEqual(Array.from(viaClip.get(name)!.dataSync()))
+    expect(globalNorm(new Map([["a", tf.tensor1d([3, 0])], ["b", tf.tensor1d([0, 4])]]))).toBeCloseTo(5, 6)
+    optStep.dispose()
+    optClip.dispose()
   })
 
   it("EMA tracks d·shadow + (1−d)·param", () => {

@@ -61,8 +61,11 @@ export class AdamW {
     return false
   }
 
-  /** One update of every variable that has a gradient. `lr` overrides the current rate for this step. */
-  apply(variables: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number = this.lr): void {
+  /**
+   * One update of every variable that has a gradient. `lr` overrides the current rate for this step;
+   * every gradient is multiplied by `gradScale` first (global-norm clipping, see trainStep).
+   */
+  apply(variables: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number = this.lr, gradScale = 1): void {
     // validate everything before touching state, so a bad call leaves the optimizer as it was
     const params: Array<tf.Variable> = []
     for (const [name, g] of grads) {
@@ -81,11 +84,11 @@ export class AdamW {
     }
     const fused = this.usesFusedKernel()
     this.step += 1
-    if (fused) this.applyFused([...grads.keys()], params, [...grads.values()], lr)
-    else this.applyTfjs(params, grads, lr)
+    if (fused) this.applyFused([...grads.keys()], params, [...grads.values()], lr, gradScale)
+    else this.applyTfjs(params, grads, lr, gradScale)
   }
 
-  private applyFused(names: ReadonlyArray<string>, params: ReadonlyArray<tf.Variable>, grads: ReadonlyArray<tf.Tensor>, lr: number): void {
+  private applyFused(names: ReadonlyArray<string>, params: ReadonlyArray<tf.Variable>, grads: ReadonlyArray<tf.Tensor>, lr: number, gradScale: number): void {
     // first step: zero moments (created here, disposed below)
     const fresh: Array<tf.Tensor> = []
     const moment = (state: Map<string, tf.Tensor>, name: string, like: tf.Tensor) => {
@@ -100,7 +103,7 @@ export class AdamW {
       m: names.map((name, i) => moment(this.m, name, grads[i]!)),
       v: names.map((name, i) => moment(this.v, name, grads[i]!)),
       decay: names.map((name, i) => this.weightDecay > 0 && this.decay(name, params[i]!.shape)),
-      lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.step
+      lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.step, gradScale
     })
     tf.dispose(fresh)
     names.forEach((name, i) => {
@@ -114,13 +117,14 @@ export class AdamW {
     })
   }
 
-  private applyTfjs(params: ReadonlyArray<tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  private applyTfjs(params: ReadonlyArray<tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number, gradScale: number): void {
     const t = this.step
     const bc1 = 1 - Math.pow(this.beta1, t)
     const bc2 = 1 - Math.pow(this.beta2, t)
     let i = 0
-    for (const [name, g] of grads) {
+    for (const [name, unscaled] of grads) {
       const p = params[i++]!
+      const g = gradScale === 1 ? unscaled : tf.mul(unscaled, gradScale)
       const mPrev = this.m.get(name)
       const vPrev = this.v.get(name)
       const [m, v] = tf.tidy(() => {
@@ -128,6 +132,7 @@ export class AdamW {
         const v = tf.add(tf.mul(vPrev ?? tf.zerosLike(g), this.beta2), tf.mul(tf.square(g), 1 - this.beta2))
         return [tf.keep(m), tf.keep(v)]
       })
+      if (g !== unscaled) g.dispose()
       mPrev?.dispose()
       vPrev?.dispose()
       this.m.set(name, m)

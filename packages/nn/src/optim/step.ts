@@ -1,7 +1,7 @@
 /** Gradients by hierarchical parameter name, and one optimizer step (grad → clip → AdamW). */
 import * as tf from "@tensorflow/tfjs"
 import type { AdamW } from "./AdamW.ts"
-import { clipByGlobalNorm } from "./clip.ts"
+import { clipScale, globalNorm } from "./clip.ts"
 
 /**
  * Loss value and d loss / d variable for every variable the loss depends on, keyed by our names.
@@ -49,9 +49,12 @@ export function trainStep(o: TrainStepOptions): { loss: number; aux: Record<stri
     for (const g of grads.values()) g.dispose()
     throw new Error(`trainStep: loss is ${loss}`)
   }
-  const clipped = clipByGlobalNorm(grads, o.clipNorm ?? Infinity)
-  for (const g of grads.values()) g.dispose()
-  o.optimizer.apply(o.variables, clipped.grads, o.lr ?? o.optimizer.lr)
-  for (const g of clipped.grads.values()) g.dispose()
-  return { loss, aux, gradNorm: clipped.norm }
+  // clipping is the optimizer's gradScale (clip_grad_norm_'s factor), not a scaled copy of every gradient
+  const gradNorm = globalNorm(grads)
+  try {
+    o.optimizer.apply(o.variables, grads, o.lr ?? o.optimizer.lr, clipScale(gradNorm, o.clipNorm ?? Infinity))
+  } finally {
+    for (const g of grads.values()) g.dispose()
+  }
+  return { loss, aux, gradNorm }
 }
