@@ -17,12 +17,16 @@
  * it (deeply), `--steps` overrides its step count. The MiniCraft dataset (the quickstart's size by default) is
  * generated once and reused from --data (default: a per-size folder under the OS temp dir).
  *
- * Findings (2026-11-25, 2-core shared CPU, native backend, 400–500 steps ≈ 90–120 s CPU): no single change of
- * lr (2e-4…6e-3), LR warm-up, batch 16, widths 64/96, spatialCompression 4, temporalCompression 1 made own
- * codes beat swapped codes or repeat-first-frame, on test or even on train clips. The FSQ indices collapse to
- * 1–35 distinct values within ~50 steps (the decoder learns "no change" before the codes differ between clips),
- * also on a fixed batch of 8 synthetic moving squares. firstFrameSkip off makes codes matter slightly on
- * train (0.083 own vs 0.086 swapped) but the appearance error (0.14) swamps it.
+ * It ends with the margins (swapped − own, repeat − own, absolute and relative) and the index usage
+ * (distinct indices, perplexity = 2^entropy of the index distribution over all test codes).
+ *
+ * Findings (2026-11-25, 2-core shared CPU, native backend; details and every trial in ../NOTES-collapse.md):
+ * the old mini preset collapsed (2–35 indices, own = swapped ≈ repeat) because the pre-FSQ latents drift to
+ * one saturated value before the decoder reads them. The mini preset now has latentNorm "batch" and
+ * flowWarp, and the mini warm-up runs 800 steps at lr 1e-3: test own .0229 < swapped .0236 (3 %), repeat
+ * .0220; train-moving own .0349 < swapped .0358 < repeat .0373; 34 distinct indices, perplexity 15.5.
+ * Own codes are still worse than repeat on held-out test domains: a decoder fed the future features directly
+ * is too (NOTES-collapse.md, L1), so that bar is appearance generalisation at the mini budget.
  */
 import type { InputArtifact, StageContext } from "@vw2/core"
 import { Dataset, DatasetClips, generateMiniCraftStage } from "@vw2/data"
