@@ -63,3 +63,25 @@ for (const implementation of ["tfjs", "fused"] as const) {
   const us = perCall(50, () => opt.applyGradients(grads as unknown as Parameters<typeof opt.applyGradients>[0]))
   console.log(`${(us / 1000).toFixed(2).padStart(7)} ms  tf.train.adam applyGradients, ${shapes.length} tensors`)
 }
+
+// The dLDM mini preset's 206 parameter tensors: gradient norm (clipping) and AdamW, native vs tfjs ops
+{
+  const { Dldm, miniPreset } = await import("@vw2/dldm")
+  const { Init, globalNorm } = await import("@vw2/nn")
+  const model = new Dldm(Init.seeded(1), miniPreset)
+  const vars = model.trainableVariables()
+  const grads = new Map([...vars].map(([k, v]) => [k, tf.randomNormal(v.shape, 0, 1, "float32", 7)]))
+  const tfjsNorm = () => tf.tidy(() => Math.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!))
+  const rows2: Array<[string, number]> = [
+    [`gradient norm, ${vars.size} tensors, Vw2SumSquares`, perCall(20, () => globalNorm(grads))],
+    [`gradient norm, ${vars.size} tensors, tfjs ops`, perCall(20, tfjsNorm)]
+  ]
+  for (const implementation of ["tfjs", "fused"] as const) {
+    const opt = new AdamW({ lr: 1e-3, weightDecay: 0.1, implementation })
+    rows2.push([`AdamW.apply, ${vars.size} tensors, implementation ${implementation}`, perCall(20, () => opt.apply(vars, grads))])
+    opt.dispose()
+  }
+  for (const [what, us] of rows2) console.log(`${(us / 1000).toFixed(2).padStart(7)} ms  ${what}`)
+  model.dispose()
+  tf.dispose([...grads.values()])
+}
