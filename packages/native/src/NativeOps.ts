@@ -36,7 +36,9 @@ const load = (): NativeOpsLoad => {
     return { available: false, reason: `the tensorflow backend is ${native.source}, not the wheel build our ops are compiled against` }
   }
   if (!existsSync(opsLibraryPath)) return { available: false, reason: `${opsLibraryPath} is not built: ${REBUILD}` }
-  const built = readFileSync(join(opsBuildDir, "source-hash"), "utf8").trim()
+  const hashFile = join(opsBuildDir, "source-hash")
+  if (!existsSync(hashFile)) return { available: false, reason: `${hashFile} is missing (an interrupted build?): ${REBUILD}` }
+  const built = readFileSync(hashFile, "utf8").trim()
   const current = opsSourceHash()
   if (built !== current) {
     return { available: false, reason: `${opsLibraryPath} is stale (built from sources ${built}, packages/native/ops is now ${current}): ${REBUILD}` }
