@@ -13,6 +13,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { MlflowClient } from "./MlflowClient.ts"
+import { portOwnership } from "./internal/portOwner.ts"
 import { isProcessAlive } from "./Spool.ts"
 
 export interface LocalServerOptions {
@@ -187,11 +188,27 @@ const healthy = async (url: string): Promise<boolean> => {
   }
 }
 
-/** Waits until `url` answers /health, failing early when `pid` exits. */
-export const waitForHealth = async (url: string, pid: number | undefined, timeoutMs: number, logFile?: string): Promise<void> => {
+/** The port was bound by another process before our server could bind it (a race with another vw2). */
+export class PortTakenError extends Error {
+  readonly _tag = "PortTakenError"
+  readonly port: number
+  constructor(port: number) {
+    super(`port ${port} was taken by another process while the MLflow server started`)
+    this.port = port
+  }
+}
+
+/**
+ * Waits until `url` answers /health, failing early when `pid` exits. With `port`, the answer must come
+ * from `pid`'s process tree: another server that won the race for the port fails with PortTakenError.
+ */
+export const waitForHealth = async (url: string, pid: number | undefined, timeoutMs: number, logFile?: string, port?: number): Promise<void> => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    if (await healthy(url)) return
+    if (await healthy(url)) {
+      if (port === undefined || pid === undefined || portOwnership(port, pid) !== "other") return
+      throw new PortTakenError(port)
+    }
     if (pid !== undefined && !isProcessAlive(pid)) break
     await sleep(300)
   }
@@ -239,6 +256,7 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
   const reuse = async (): Promise<LocalServer | undefined> => {
     const state = readState(stateFile)
     if (state === undefined || !isProcessAlive(state.pid)) return undefined
+    if (portOwnership(state.port, state.pid) === "other") return undefined // its port is someone else's now
     if (!(await healthy(state.url))) {
       // alive but not answering: it may still be starting
       try {
@@ -257,39 +275,54 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
     if (again !== undefined) return again
     const bin = options.mlflowBin ?? findMlflowBin()
     const envPort = process.env.VW2_MLFLOW_PORT ? Number(process.env.VW2_MLFLOW_PORT) : undefined
-    const port = options.port ?? envPort ?? (await findFreePort(options.portRange ?? [5500, 5599]))
-    const url = `http://127.0.0.1:${port}`
-    const logFile = path.join(dir, "server.log")
-    const logFd = fs.openSync(logFile, "a")
-    const workers = options.workers ?? defaultWorkers()
-    const store = resolveStore(bin, options.store ?? storeFromEnv(), options.log)
-    touchLease(dir)
-    // the keeper is the detached group leader: it stops mlflow after idleMinutes without a vw2 client
-    const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers, store)], {
-      cwd: dir,
-      detached: true,
-      stdio: ["ignore", logFd, logFd],
-      env: serverEnv()
-    })
-    fs.closeSync(logFd)
-    const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start ${bin}: ${e.message}`))))
-    child.unref()
-    const pid = child.pid ?? -1
-    fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now(), store, workers } satisfies ServerState))
-    options.log?.(`starting MLflow server on ${url} (${store} store, ${workers} worker(s); log: ${logFile})`)
-    const starting = setInterval(() => touchLease(dir), 1000) // startup is not idleness
-    try {
-      await Promise.race([waitForHealth(url, pid, options.startTimeoutMs ?? 180_000, logFile), spawnError])
-      touchLease(dir)
-    } catch (error) {
-      fs.rmSync(stateFile, { force: true })
-      if (pid > 0 && isProcessAlive(pid)) process.kill(-pid, "SIGTERM")
-      throw error
-    } finally {
-      clearInterval(starting)
+    const fixedPort = options.port ?? envPort
+    const range = options.portRange ?? [5500, 5599]
+    // a free port can be taken by another process before mlflow binds it: then try the next one
+    for (let from = range[0]; ; ) {
+      const port = fixedPort ?? (await findFreePort([from, range[1]]))
+      try {
+        return await startDetached(options, dir, stateFile, bin, port)
+      } catch (error) {
+        if (!(error instanceof PortTakenError) || fixedPort !== undefined || port >= range[1]) throw error
+        options.log?.(`${error.message}; retrying on the next free port`)
+        from = port + 1
+      }
     }
-    return { url, port, pid, reused: false, dir, store, workers }
   })
+}
+
+const startDetached = async (options: LocalServerOptions, dir: string, stateFile: string, bin: string, port: number): Promise<LocalServer> => {
+  const url = `http://127.0.0.1:${port}`
+  const logFile = path.join(dir, "server.log")
+  const logFd = fs.openSync(logFile, "a")
+  const workers = options.workers ?? defaultWorkers()
+  const store = resolveStore(bin, options.store ?? storeFromEnv(), options.log)
+  touchLease(dir)
+  // the keeper is the detached group leader: it stops mlflow after idleMinutes without a vw2 client
+  const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers, store)], {
+    cwd: dir,
+    detached: true,
+    stdio: ["ignore", logFd, logFd],
+    env: serverEnv()
+  })
+  fs.closeSync(logFd)
+  const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start ${bin}: ${e.message}`))))
+  child.unref()
+  const pid = child.pid ?? -1
+  fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now(), store, workers } satisfies ServerState))
+  options.log?.(`starting MLflow server on ${url} (${store} store, ${workers} worker(s); log: ${logFile})`)
+  const starting = setInterval(() => touchLease(dir), 1000) // startup is not idleness
+  try {
+    await Promise.race([waitForHealth(url, pid, options.startTimeoutMs ?? 180_000, logFile, port), spawnError])
+    touchLease(dir)
+  } catch (error) {
+    fs.rmSync(stateFile, { force: true })
+    if (pid > 0 && isProcessAlive(pid)) process.kill(-pid, "SIGTERM")
+    throw error
+  } finally {
+    clearInterval(starting)
+  }
+  return { url, port, pid, reused: false, dir, store, workers }
 }
 
 /** Stops the detached server of `home`, if one runs. Returns whether one was stopped. */
@@ -338,7 +371,7 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   const stop = () => child.kill("SIGTERM")
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
-  waitForHealth(url, child.pid, options.startTimeoutMs ?? 180_000).then(
+  waitForHealth(url, child.pid, options.startTimeoutMs ?? 180_000, undefined, port).then(
     () => log(`MLflow UI: ${url}  (backend ${path.join(dir, "mlflow.db")}, ${store} store; Ctrl-C to stop)`),
     (error: Error) => log(error.message)
   )

@@ -3,11 +3,14 @@
  * its keeper once nobody uses it, and stoppable explicitly. By default it runs vw2's bulk SQLite store
  * plugin; a stock-SQLite server (VW2_MLFLOW_STORE=sqlite) serves the same database.
  */
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
+import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { MlflowClient, ensureLocalServer, stopLocalServer } from "../src/index.ts"
+import { portOwnership } from "../src/internal/portOwner.ts"
 import { isProcessAlive } from "../src/Spool.ts"
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-local-server-"))
@@ -64,6 +67,34 @@ describe("embedded MLflow server", () => {
     } finally {
       await client.close()
       await stopLocalServer({ home })
+    }
+  })
+
+  it("tells its own listening socket from another process's", async () => {
+    const server = http.createServer((_, res) => res.end("OK"))
+    await new Promise<void>((resolve) => server.listen(5537, "127.0.0.1", resolve))
+    const stranger = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" })
+    try {
+      expect(portOwnership(5537, process.pid)).toBe("ours")
+      expect(portOwnership(5537, stranger.pid!)).toBe("other")
+    } finally {
+      stranger.kill()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  })
+
+  it("does not mistake another process's server on its port for the one it started", async () => {
+    // the race: between the free-port probe and mlflow's bind, someone else binds the port and answers /health
+    const foreign = http.createServer((_, res) => res.end("OK"))
+    await new Promise<void>((resolve) => foreign.listen(5538, "127.0.0.1", resolve))
+    const otherHome = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-port-race-"))
+    try {
+      await expect(ensureLocalServer({ home: otherHome, port: 5538 })).rejects.toThrow(/port 5538 was taken by another process/)
+      expect(fs.existsSync(path.join(otherHome, "mlflow", "server.json"))).toBe(false) // nothing to reuse later
+    } finally {
+      await new Promise<void>((resolve) => foreign.close(() => resolve()))
+      await stopLocalServer({ home: otherHome })
+      fs.rmSync(otherHome, { recursive: true, force: true })
     }
   })
 })
