@@ -4,8 +4,10 @@ Reads a JSON object {"specs": [...], "budget_ms": N, "matmul": [n, ...]} on stdi
 from bench/models.ts SPECS), prints one JSON object per line: {"kind": "train", ...} per spec and
 {"kind": "matmul", ...} per size. Idiomatic PyTorch, as a researcher would write it: nn.Linear, nn.LayerNorm,
 F.scaled_dot_product_attention, GELU (tanh form, as in the tfjs model), torch.optim.Adam, all CPU threads.
-The block is @vw2/nn's (bench/models.ts BenchBlock): LayerNorm → MultiHeadAttention with separate q/k/v
-projections → residual → LayerNorm → Mlp (Linear, tanh-GELU, Linear) → residual; final LayerNorm.
+The block is @vw2/nn's (bench/models.ts BenchBlock): LayerNorm → multi-head attention → residual → LayerNorm →
+Mlp (Linear, tanh-GELU, Linear) → residual; final LayerNorm. q/k/v come from one Linear(D, 3D), the same
+function as @vw2/nn's separate wq/wk/wv (its weight is their concatenation) written the fastest idiomatic way
+(nanoGPT's c_attn): the reference gets PyTorch at its best, not a copy of our parameter layout.
 """
 import json
 import statistics
@@ -22,8 +24,7 @@ class Block(nn.Module):
         super().__init__()
         self.heads, self.causal = heads, causal
         self.norm1 = nn.LayerNorm(width, eps=1e-5)
-        # separate q/k/v projections, as @vw2/nn's MultiHeadAttention (wq, wk, wv, wo)
-        self.wq, self.wk, self.wv = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
+        self.qkv = nn.Linear(width, 3 * width)  # = [wq | wk | wv] of @vw2/nn's MultiHeadAttention
         self.out = nn.Linear(width, width)
         self.norm2 = nn.LayerNorm(width, eps=1e-5)
         self.up = nn.Linear(width, mlp_ratio * width)
@@ -31,8 +32,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, T, D]
         b, t, d = x.shape
-        h = self.norm1(x)
-        q, k, v = self.wq(h), self.wk(h), self.wv(h)
+        q, k, v = self.qkv(self.norm1(x)).split(d, dim=-1)
         heads = lambda m: m.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # [B, H, T, dh]
         mixed = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=self.causal)
         x = x + self.out(mixed.transpose(1, 2).reshape(b, t, d))
