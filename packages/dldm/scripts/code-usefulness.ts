@@ -28,10 +28,9 @@
  * Own codes are still worse than repeat on held-out test domains: a decoder fed the future features directly
  * is too (NOTES-collapse.md, L1), so that bar is appearance generalisation at the mini budget.
  */
-import type { InputArtifact, StageContext } from "@vw2/core"
+import { runStageDirect } from "@vw2/core"
 import { Dataset, DatasetClips, generateMiniCraftStage } from "@vw2/data"
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Exit, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -58,34 +57,10 @@ const deepMerge = (base: Json, over: Json): Json => {
   return out
 }
 
-function quietContext(root: string, seed: number, log: (m: string) => void): StageContext {
-  return {
-    invocationHash: "code-usefulness",
-    step: "code-usefulness",
-    seed,
-    outputDir: (name) => {
-      fs.mkdirSync(path.join(root, name), { recursive: true })
-      return path.join(root, name)
-    },
-    scratchDir: root,
-    devices: { gpus: [], cpus: 1 },
-    progress: () => {},
-    metrics: () => {},
-    log,
-    upload: () => {},
-    signal: new AbortController().signal
-  }
-}
-
-async function runStage(stage: typeof warmupStage | typeof generateMiniCraftStage, config: unknown, inputs: Record<string, string>, out: string, seed: number) {
-  const logs: string[] = []
-  const decoded = Schema.decodeUnknownSync(stage.config as unknown as Schema.Codec<unknown, unknown>)(config)
-  const resolved: Record<string, InputArtifact> = {}
-  for (const [k, dir] of Object.entries(inputs)) resolved[k] = { dir, kind: (stage.inputs as Record<string, string>)[k]!, hash: k } as InputArtifact
-  const run = stage.run as (ctx: StageContext, c: unknown, i: Record<string, InputArtifact>) => Effect.Effect<void, unknown>
-  const exit = await Effect.runPromiseExit(run(quietContext(out, seed, (m) => void logs.push(m)), decoded, resolved))
-  if (Exit.isFailure(exit)) throw new Error(`${stage.name} failed: ${JSON.stringify(exit.cause)}`)
-  return logs
+/** Runs a stage the way an executor would (core's runStageDirect) and returns its output root and logs. */
+async function runStage(stage: typeof warmupStage | typeof generateMiniCraftStage, config: unknown, inputs: Record<string, string>, seed: number) {
+  const run = await runStageDirect(stage, config, inputs, { seed })
+  return { outputRoot: run.outputRoot, logs: run.logs }
 }
 
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
@@ -158,7 +133,9 @@ const testEps = Number(args["test-episodes"])
 const dataDir = args.data ?? path.join(os.tmpdir(), `vw2-code-usefulness-minicraft-${trainEps}-${testEps}`)
 if (!fs.existsSync(path.join(dataDir, "dataset", "dataset.json"))) {
   fs.rmSync(dataDir, { recursive: true, force: true })
-  await runStage(generateMiniCraftStage, { trainEpisodesPerTask: trainEps, testEpisodesPerTask: testEps }, {}, dataDir, 0)
+  const generated = await runStage(generateMiniCraftStage, { trainEpisodesPerTask: trainEps, testEpisodesPerTask: testEps }, {}, 0)
+  fs.mkdirSync(dataDir, { recursive: true })
+  fs.renameSync(path.join(generated.outputRoot, "dataset"), path.join(dataDir, "dataset")) // kept for the next run
 }
 const dataset = path.join(dataDir, "dataset")
 
@@ -166,12 +143,11 @@ if (args.preset !== "mini") throw new Error(`--preset ${args.preset}: only "mini
 let config = deepMerge(structuredClone(miniStageConfigs.warmup) as Json, JSON.parse(args.config) as Json)
 if (args.steps !== undefined) config = { ...config, steps: Number(args.steps) }
 
-const out = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-code-usefulness-"))
+const cpu0 = process.cpuUsage()
+const t0 = performance.now()
+const { outputRoot: out, logs } = await runStage(warmupStage, config, { dataset }, seed)
+const cpu = process.cpuUsage(cpu0)
 try {
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  const logs = await runStage(warmupStage, config, { dataset }, out, seed)
-  const cpu = process.cpuUsage(cpu0)
   const { model } = await loadDldm(path.join(out, "checkpoint"))
   const test = new DatasetClips(Dataset.open(dataset), { length: model.config.frames, stride: model.config.frames - 1 }, { filter: { split: "test" } })
   const train = new DatasetClips(Dataset.open(dataset), { length: model.config.frames, stride: model.config.frames - 1 }, { filter: { split: "train" } })
@@ -204,5 +180,5 @@ try {
   )
   model.dispose()
 } finally {
-  fs.rmSync(out, { recursive: true, force: true })
+  fs.rmSync(path.dirname(out), { recursive: true, force: true }) // runStageDirect's temporary root
 }
