@@ -136,6 +136,7 @@ if (!fs.existsSync(path.join(dataDir, "dataset", "dataset.json"))) {
   const generated = await runStage(generateMiniCraftStage, { trainEpisodesPerTask: trainEps, testEpisodesPerTask: testEps }, {}, 0)
   fs.mkdirSync(dataDir, { recursive: true })
   fs.renameSync(path.join(generated.outputRoot, "dataset"), path.join(dataDir, "dataset")) // kept for the next run
+  fs.rmSync(path.dirname(generated.outputRoot), { recursive: true, force: true })
 }
 const dataset = path.join(dataDir, "dataset")
 
