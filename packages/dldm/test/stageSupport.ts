@@ -1,7 +1,7 @@
 /** A real dataset in the shared episode layout (written with @vw2/data's DatasetWriter) and a direct stage runner. */
-import type { AnyStage, InputArtifact, StageContext } from "@vw2/core"
+import { type AnyStage, type DirectRunOptions, runStageDirect } from "@vw2/core"
 import { DatasetWriter } from "@vw2/data"
-import { Effect, Exit, Schema } from "effect"
+import { Cause, Exit } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -45,39 +45,27 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `vw2-dldm-${prefix}-`))
 }
 
-/** Runs one stage with a real StageContext on temporary directories, config decoded by its Schema. */
+/**
+ * Runs one stage through core's runStageDirect (the StageContext every executor gives it, config decoded by
+ * its Schema) and reports the outcome as an Exit, so tests can assert on failures without try/catch.
+ */
 export async function runStage(
   stage: AnyStage,
   config: unknown,
   inputs: Readonly<Record<string, string>>,
-  options: { seed?: number; signal?: AbortSignal } = {}
+  options: DirectRunOptions = {}
 ): Promise<StageRun> {
-  const root = tempDir(stage.name)
-  const outputRoot = path.join(root, "out")
-  const metrics: StageRun["metrics"] = []
-  const logs: string[] = []
-  const ctx: StageContext = {
-    invocationHash: "test",
-    step: stage.name,
-    seed: options.seed ?? 0,
-    outputDir: (name) => {
-      const dir = path.join(outputRoot, name)
-      fs.mkdirSync(dir, { recursive: true })
-      return dir
-    },
-    scratchDir: fs.mkdtempSync(path.join(root, "scratch-")),
-    devices: { gpus: [], cpus: 1 },
-    progress: () => {},
-    metrics: (values, step) => void metrics.push({ values, step }),
-    log: (m) => void logs.push(m),
-    upload: () => {},
-    signal: options.signal ?? new AbortController().signal
+  try {
+    const run = await runStageDirect(stage, config, inputs, options)
+    return { outputRoot: run.outputRoot, metrics: run.metrics, logs: run.logs, exit: Exit.void }
+  } catch (error) {
+    return { outputRoot: "", metrics: [], logs: [], exit: Exit.fail(error) }
   }
-  const decoded = Schema.decodeUnknownSync(stage.config as unknown as Schema.Codec<unknown, unknown>)(config, { onExcessProperty: "error" })
-  const resolved: Record<string, InputArtifact> = {}
-  for (const [name, dir] of Object.entries(inputs)) resolved[name] = { dir, kind: stage.inputs[name]!, hash: "test" }
-  const exit = await Effect.runPromiseExit(stage.run(ctx, decoded, resolved))
-  return { outputRoot, metrics, logs, exit }
 }
 
-export const failureMessage = (exit: Exit.Exit<void, unknown>): string => (Exit.isFailure(exit) ? String(JSON.stringify(exit.cause)) : "")
+/** The failure's text: an Error's name and message (not enumerable, so JSON alone would drop them) and its fields. */
+export const failureMessage = (exit: Exit.Exit<void, unknown>): string => {
+  if (!Exit.isFailure(exit)) return ""
+  const error = Cause.squash(exit.cause)
+  return error instanceof Error ? `${error.name}: ${error.message} ${JSON.stringify(error)}` : JSON.stringify(error)
+}
