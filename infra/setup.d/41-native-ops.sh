@@ -47,8 +47,14 @@ exec 9>"$OUT/.lock"
 flock 9
 SOURCE_HASH="$("$NODE" "$ROOT/packages/native/src/OpsSource.ts")"
 # tf.sysconfig.get_compile_flags() of the wheel: C++17, the new libstdc++ ABI, Eigen's alignment. -mavx:
-# TensorFlow's wheels require AVX anyway; no FMA, so kernels round like the separate tfjs ops they replace.
-CXXFLAGS=(-std=c++17 -O3 -fPIC -mavx -fno-math-errno -D_GLIBCXX_USE_CXX11_ABI=1 -DEIGEN_MAX_ALIGN_BYTES=64
+# TensorFlow's wheels require AVX anyway. AVX2 + FMA when this CPU has them (the library is built on the machine
+# that runs it): Eigen's GEMM kernels (Vw2Dense, the per-head attention products) then use fused multiply-adds,
+# ~15 % faster on the mini shapes. -ffp-contract=off: the compiler never fuses a separate multiply and add, so
+# element-wise kernels (AdamW above all) still round like the separate tfjs ops they replace; only Eigen's
+# explicit multiply-add primitives use FMA.
+ISA_FLAGS=(-mavx)
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then ISA_FLAGS=(-mavx2 -mfma); fi
+CXXFLAGS=(-std=c++17 -O3 -fPIC "${ISA_FLAGS[@]}" -ffp-contract=off -fno-math-errno -D_GLIBCXX_USE_CXX11_ABI=1 -DEIGEN_MAX_ALIGN_BYTES=64
   -DNAPI_VERSION="$NAPI_VERSION" -Wall -Wno-deprecated-declarations -Wno-sign-compare -Wno-unused-function
   -I"$SRC" -isystem "$TF_INCLUDE" -isystem "$NAPI_INCLUDE")
 BUILD_STAMP="sources=$SOURCE_HASH libtensorflow=$(cat "$LIBTF/.stamp") gxx=$(g++ -dumpfullversion) flags=$(echo "${CXXFLAGS[*]}" | sha256sum | cut -c1-16) script=$(sha256sum "$0" | cut -c1-16)"

@@ -118,6 +118,13 @@ describe.skipIf(!native)("fused ops on the tensorflow backend agree with the com
     expectAgreement((x, w) => dense(x!, w!), [normal([9, 10], 63), normal([10, 5], 64)])
   })
 
+  it("dense on shapes its op splits across threads (rows, dW by columns and by rows), rank 4, and no rows", () => {
+    // ≥ 3·2^20 multiply-adds: the op shards dx by rows and dW by its longer axis; odd extents leave ragged parts
+    expectAgreement((x, w, b) => dense(x!, w!, b), [normal([2, 3, 109, 64], 65), normal([64, 83], 66), normal([83], 67)])
+    expectAgreement((x, w) => dense(x!, w!), [normal([651, 97], 68), normal([97, 51], 69)])
+    expectAgreement((x, w, b) => dense(x!, w!, b), [normal([0, 8], 70), normal([8, 5], 71), normal([5], 72)])
+  })
+
   it("packed self-attention (q | k | v in one [B, L, 3W] tensor), with and without a causal mask", () => {
     const causal = tf.cast(tf.linalg.bandPart(tf.ones([13, 13]), -1, 0), "bool")
     expectAgreement((qkv) => packedSelfAttention(qkv as tf.Tensor3D, 4, causal), [normal([3, 13, 3 * 20], 50)])

@@ -73,7 +73,8 @@ export function setFusedOps(on: boolean): void {
 /** Every op this module calls: the library either has all of them or the composite path runs. */
 const FUSED_OPS = [
   "Vw2LayerNorm", "Vw2LayerNormGrad", "Vw2BiasGelu", "Vw2BiasGeluGrad",
-  "Vw2Attention", "Vw2AttentionGrad", "Vw2SelfAttention", "Vw2SelfAttentionGrad", "Vw2MaskedSoftmax", "Vw2MaskedSoftmaxGrad"
+  "Vw2Attention", "Vw2AttentionGrad", "Vw2SelfAttention", "Vw2SelfAttentionGrad", "Vw2MaskedSoftmax", "Vw2MaskedSoftmaxGrad",
+  "Vw2Dense", "Vw2DenseGrad"
 ]
 
 /** True when layerNorm / biasGelu / attention run as the fused TensorFlow ops in this process right now. */
@@ -185,11 +186,15 @@ function fusedSelfAttention(qkv: tf.Tensor, heads: number, allowed: tf.Tensor | 
 }
 
 /**
- * x·W (+ b) over the last axis as ONE tfjs kernel on the tensorflow backend (TF's MatMul inside, so oneDNN
- * speed), with a gradient that computes only the inputs backprop asks for: 5 eager ops in backward where
- * tfjs's own reshape → matMul → add → reshape chain takes 7, and 1 engine dispatch in forward instead of 4.
+ * x·W (+ b) over the last axis as ONE tfjs kernel running ONE op each way on the tensorflow backend: Vw2Dense
+ * (packages/native/ops/fused/dense.cc: Eigen GEMM over the tensors' memory, bias in the same pass, any rank
+ * without reshapes) and Vw2DenseGrad (dx, dW and db together). tfjs's own Linear is reshape → matMul → add →
+ * reshape forward and 6 eager ops backward, and TF's oneDNN MatMul costs ~150–200 µs per call on the mini
+ * shapes (640 × 48 × 144), several times the arithmetic; profile in docs/native-compute.md ("Dense").
  */
 const DENSE_KERNEL = "Vw2Dense"
+/** The same without a bias: tfjs saves inputs for backward by name, so an absent b needs its own kernel */
+const DENSE_NO_BIAS_KERNEL = "Vw2DenseNoBias"
 
 const denseForward = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined): tf.Tensor =>
   tf.tidy(() => {
@@ -203,34 +208,29 @@ const denseForward = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined): tf.
 
 let denseRegistered = false
 function registerDense(): void {
-  if (denseRegistered || tf.getKernel(DENSE_KERNEL, "tensorflow") !== undefined) {
-    denseRegistered = true
-    return
-  }
-  tf.registerKernel({
-    kernelName: DENSE_KERNEL,
-    backendName: "tensorflow",
-    kernelFunc: ({ inputs }) => {
-      const { x, w, b } = inputs as unknown as { x: tf.Tensor; w: tf.Tensor; b?: tf.Tensor }
-      return denseForward(x, w, b)
-    }
-  })
-  tf.registerGradient({
-    kernelName: DENSE_KERNEL,
-    inputsToSave: ["x", "w"],
-    gradFunc: (dy, saved) => {
-      const [x, w] = saved as [tf.Tensor, tf.Tensor]
-      const [inF, outF] = w.shape as [number, number]
-      // dy as [N, out] once, here: backprop runs each input's closure below in its own tf.tidy, so a tensor
-      // made lazily inside one of them would be disposed before the next uses it
-      const rows = ((dy as tf.Tensor).rank === 2 ? dy : tf.reshape(dy as tf.Tensor, [-1, outF])) as tf.Tensor2D
-      return {
-        x: () => tf.reshape(tf.matMul(rows, w as tf.Tensor2D, false, true), x.shape),
-        w: () => tf.matMul((x.rank === 2 ? x : tf.reshape(x, [-1, inF])) as tf.Tensor2D, rows, true, false),
-        b: () => tf.sum(rows, 0)
+  if (denseRegistered) return
+  for (const [kernelName, withBias] of [[DENSE_KERNEL, true], [DENSE_NO_BIAS_KERNEL, false]] as const) {
+    if (tf.getKernel(kernelName, "tensorflow") !== undefined) continue
+    tf.registerKernel({
+      kernelName,
+      backendName: "tensorflow",
+      kernelFunc: ({ inputs }) => {
+        const { x, w, b } = inputs as unknown as { x: tf.Tensor; w: tf.Tensor; b?: tf.Tensor }
+        return run("Vw2Dense", [x, w, b ?? none()], 1)[0]!
       }
-    }
-  })
+    })
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: withBias ? ["x", "w", "b"] : ["x", "w"],
+      gradFunc: (dy, saved) => {
+        const [x, w, b] = saved as [tf.Tensor, tf.Tensor, tf.Tensor | undefined]
+        // all three at once, here: backprop runs each input's closure below in its own tf.tidy, so a tensor
+        // made lazily inside one of them would be disposed before the next uses it
+        const [dx, dw, db] = run("Vw2DenseGrad", [dy as tf.Tensor, x, w, b ?? none()], 3)
+        return withBias ? { x: () => dx!, w: () => dw!, b: () => db! } : { x: () => dx!, w: () => dw! }
+      }
+    })
+  }
   denseRegistered = true
 }
 
@@ -238,8 +238,7 @@ function registerDense(): void {
 export function dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   if (!fusedOpsActive() || x.dtype !== "float32") return denseForward(x, w, b)
   registerDense()
-  const inputs: tf.NamedTensorMap = b === undefined ? { x, w } : { x, w, b }
-  return tf.engine().runKernel(DENSE_KERNEL, inputs, {}) as tf.Tensor
+  return (b === undefined ? tf.engine().runKernel(DENSE_NO_BIAS_KERNEL, { x, w }, {}) : tf.engine().runKernel(DENSE_KERNEL, { x, w, b }, {})) as tf.Tensor
 }
 
 // ---- the public functions: fused where possible, composite otherwise ----
