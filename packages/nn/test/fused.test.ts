@@ -9,7 +9,7 @@ import { loadTfjsNode, vendoredTfjsNodePath } from "@vw2/native"
 import { selectBackend } from "../src/backend/index.ts"
 import { Init } from "../src/Module.ts"
 import { MultiHeadAttention } from "../src/layers/Attention.ts"
-import { biasGelu, dense, fusedOpsActive, headMajorAttention, layerNorm, multiHeadAttentionCore, packedSelfAttention, setFusedOps } from "../src/layers/fused.ts"
+import { biasGelu, dense, denseBlocks, fusedOpsActive, headMajorAttention, layerNorm, multiHeadAttentionCore, packedSelfAttention, setFusedOps } from "../src/layers/fused.ts"
 import { Mlp } from "../src/layers/Mlp.ts"
 
 // The op library is built against the wheel build of tfjs-node (infra/setup.d/40-, 41-); with that binding
@@ -123,6 +123,13 @@ describe.skipIf(!native)("fused ops on the tensorflow backend agree with the com
     expectAgreement((x, w, b) => dense(x!, w!, b), [normal([2, 3, 109, 64], 65), normal([64, 83], 66), normal([83], 67)])
     expectAgreement((x, w) => dense(x!, w!), [normal([651, 97], 68), normal([97, 51], 69)])
     expectAgreement((x, w, b) => dense(x!, w!, b), [normal([0, 8], 70), normal([8, 5], 71), normal([5], 72)])
+  })
+
+  it("denseBlocks (q | k | v weights as column blocks of one output), with and without biases, small and threaded", () => {
+    expectAgreement((x, wq, wk, wv, bq, bk, bv) => denseBlocks(x!, [wq!, wk!, wv!], [bq!, bk!, bv!]), [
+      normal([2, 5, 12], 73), normal([12, 4], 74), normal([12, 7], 75), normal([12, 4], 76), normal([4], 77), normal([7], 78), normal([4], 79)
+    ])
+    expectAgreement((x, w0, w1) => denseBlocks(x!, [w0!, w1!]), [normal([3, 211, 72], 80), normal([72, 90], 81), normal([72, 41], 82)])
   })
 
   it("packed self-attention (q | k | v in one [B, L, 3W] tensor), with and without a causal mask", () => {

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Module, type InitContext } from "../Module.ts"
-import { dense, fusedOpsActive, headMajorAttention, multiHeadAttentionCore, packedSelfAttention } from "./fused.ts"
+import { denseBlocks, fusedOpsActive, headMajorAttention, multiHeadAttentionCore, packedSelfAttention } from "./fused.ts"
 import { Linear } from "./Linear.ts"
 
 /**
@@ -47,14 +47,15 @@ export class MultiHeadAttention extends Module {
   }
 
   /**
-   * Self-attention with q, k, v from one matmul against [Wq | Wk | Wv] (concatenated per call: the
-   * parameters stay wq/wk/wv) and the packed fused op: about half the ops of three projections.
+   * Self-attention with q, k, v from one projection op against [Wq | Wk | Wv] (denseBlocks: the parameters
+   * stay wq/wk/wv, nothing is concatenated on the fused path) and the packed fused op: about half the ops of
+   * three projections.
    */
   private selfAttentionPacked(x: tf.Tensor3D, mask: tf.Tensor | undefined): tf.Tensor3D {
-    const w = tf.concat([this.wq.weight.v, this.wk.weight.v, this.wv.weight.v], 1) // [dim, 3·dim]
+    const ws = [this.wq.weight.v, this.wk.weight.v, this.wv.weight.v]
     const biases = [this.wq.bias, this.wk.bias, this.wv.bias]
-    const b = biases.every((p) => p !== undefined) ? tf.concat(biases.map((p) => p!.v), 0) : undefined
-    return packedSelfAttention(dense(x, w, b) as tf.Tensor3D, this.heads, mask)
+    const bs = biases.every((p) => p !== undefined) ? biases.map((p) => p!.v) : undefined
+    return packedSelfAttention(denseBlocks(x, ws, bs) as tf.Tensor3D, this.heads, mask)
   }
 
   /**

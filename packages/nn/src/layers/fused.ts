@@ -192,10 +192,6 @@ function fusedSelfAttention(qkv: tf.Tensor, heads: number, allowed: tf.Tensor | 
  * reshape forward and 6 eager ops backward, and TF's oneDNN MatMul costs ~150–200 µs per call on the mini
  * shapes (640 × 48 × 144), several times the arithmetic; profile in docs/native-compute.md ("Dense").
  */
-const DENSE_KERNEL = "Vw2Dense"
-/** The same without a bias: tfjs saves inputs for backward by name, so an absent b needs its own kernel */
-const DENSE_NO_BIAS_KERNEL = "Vw2DenseNoBias"
-
 const denseForward = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined): tf.Tensor =>
   tf.tidy(() => {
     const [inF, outF] = w.shape as [number, number]
@@ -206,39 +202,73 @@ const denseForward = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined): tf.
     return x.rank === 2 ? yb : tf.reshape(yb, [...x.shape.slice(0, -1), outF])
   })
 
-let denseRegistered = false
-function registerDense(): void {
-  if (denseRegistered) return
-  for (const [kernelName, withBias] of [[DENSE_KERNEL, true], [DENSE_NO_BIAS_KERNEL, false]] as const) {
-    if (tf.getKernel(kernelName, "tensorflow") !== undefined) continue
+/**
+ * tfjs kernel names of the dense op for `blocks` weights with/without biases: tfjs saves a kernel's inputs for
+ * backward by name, so each arity is its own kernel (registered on first use).
+ */
+const denseKernelName = (blocks: number, withBias: boolean) => `Vw2Dense${blocks}${withBias ? "" : "NoBias"}`
+const registeredDenseKernels = new Set<string>()
+
+function registerDense(blocks: number, withBias: boolean): string {
+  const kernelName = denseKernelName(blocks, withBias)
+  if (registeredDenseKernels.has(kernelName)) return kernelName
+  const ws = Array.from({ length: blocks }, (_, j) => `w${j}`)
+  const bs = withBias ? Array.from({ length: blocks }, (_, j) => `b${j}`) : []
+  const attrs = [nativeAttr.int("N", blocks)]
+  const biasesOf = (named: Record<string, tf.Tensor>) => (withBias ? bs.map((n) => named[n]!) : ws.map(none))
+  if (tf.getKernel(kernelName, "tensorflow") === undefined) {
     tf.registerKernel({
       kernelName,
       backendName: "tensorflow",
       kernelFunc: ({ inputs }) => {
-        const { x, w, b } = inputs as unknown as { x: tf.Tensor; w: tf.Tensor; b?: tf.Tensor }
-        return run("Vw2Dense", [x, w, b ?? none()], 1)[0]!
+        const named = inputs as unknown as Record<string, tf.Tensor>
+        return run("Vw2Dense", [named["x"]!, ...ws.map((n) => named[n]!), ...biasesOf(named)], 1, attrs)[0]!
       }
     })
     tf.registerGradient({
       kernelName,
-      inputsToSave: withBias ? ["x", "w", "b"] : ["x", "w"],
+      inputsToSave: ["x", ...ws, ...bs],
       gradFunc: (dy, saved) => {
-        const [x, w, b] = saved as [tf.Tensor, tf.Tensor, tf.Tensor | undefined]
-        // all three at once, here: backprop runs each input's closure below in its own tf.tidy, so a tensor
-        // made lazily inside one of them would be disposed before the next uses it
-        const [dx, dw, db] = run("Vw2DenseGrad", [dy as tf.Tensor, x, w, b ?? none()], 3)
-        return withBias ? { x: () => dx!, w: () => dw!, b: () => db! } : { x: () => dx!, w: () => dw! }
+        const [x, ...rest] = saved as Array<tf.Tensor>
+        const named = Object.fromEntries([...ws, ...bs].map((n, i) => [n, rest[i]!]))
+        // every gradient at once, here: backprop runs each input's closure below in its own tf.tidy, so a
+        // tensor made lazily inside one of them would be disposed before the next uses it
+        const [dx, ...dwb] = run("Vw2DenseGrad", [dy as tf.Tensor, x!, ...ws.map((n) => named[n]!), ...biasesOf(named)], 1 + 2 * blocks, attrs)
+        return Object.fromEntries([
+          ["x", () => dx!],
+          ...ws.map((n, j) => [n, () => dwb[j]!]),
+          ...bs.map((n, j) => [n, () => dwb[blocks + j]!])
+        ]) as Record<string, () => tf.Tensor>
       }
     })
   }
-  denseRegistered = true
+  registeredDenseKernels.add(kernelName)
+  return kernelName
 }
 
 /** x [..., in] · w [in, out] (+ b [out]) → [..., out]; one kernel with a lean gradient on the fused path. */
 export function dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
-  if (!fusedOpsActive() || x.dtype !== "float32") return denseForward(x, w, b)
-  registerDense()
-  return (b === undefined ? tf.engine().runKernel(DENSE_NO_BIAS_KERNEL, { x, w }, {}) : tf.engine().runKernel(DENSE_KERNEL, { x, w, b }, {})) as tf.Tensor
+  return denseBlocks(x, [w], b === undefined ? undefined : [b])
+}
+
+/**
+ * x [..., in] · [W_0 | W_1 | …] (+ [b_0 | b_1 | …]) → [..., Σ out_j]: several projections of one input whose
+ * outputs are consecutive column blocks (a self-attention's q | k | v). On the fused path one op each way,
+ * with no concatenated weight per call and no split of its gradient; elsewhere the concatenation.
+ */
+export function denseBlocks(x: tf.Tensor, ws: ReadonlyArray<tf.Tensor>, bs?: ReadonlyArray<tf.Tensor>): tf.Tensor {
+  if (ws.length === 0) throw new Error("denseBlocks: needs at least one weight")
+  if (bs !== undefined && bs.length !== ws.length) throw new Error(`denseBlocks: ${ws.length} weights but ${bs.length} biases`)
+  if (!fusedOpsActive() || x.dtype !== "float32") {
+    return tf.tidy(() =>
+      denseForward(x, ws.length === 1 ? ws[0]! : tf.concat([...ws], 1), bs === undefined ? undefined : bs.length === 1 ? bs[0]! : tf.concat([...bs], 0))
+    )
+  }
+  const kernel = registerDense(ws.length, bs !== undefined)
+  const inputs: tf.NamedTensorMap = { x }
+  ws.forEach((w, j) => (inputs[`w${j}`] = w))
+  bs?.forEach((b, j) => (inputs[`b${j}`] = b))
+  return tf.engine().runKernel(kernel, inputs, {}) as tf.Tensor
 }
 
 // ---- the public functions: fused where possible, composite otherwise ----
