@@ -173,17 +173,25 @@ describe.skipIf(!native)("fused ops on the tensorflow backend agree with the com
     mlp.dispose()
   })
 
-  it("wide heads (> 16: TF matmuls + the fused masked softmax): causal, per-batch with an empty row, packed, head-major", () => {
+  it("head width 32, the widest the whole-attention op takes: causal and packed", () => {
     const causal = tf.cast(tf.linalg.bandPart(tf.ones([9, 9]), -1, 0), "bool")
-    const qkv = () => [normal([2, 9, 64], 70), normal([2, 9, 64], 71), normal([2, 9, 64], 72)]
+    const qkv = () => [normal([2, 9, 64], 83), normal([2, 9, 64], 84), normal([2, 9, 64], 85)]
+    expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2, causal), qkv())
+    expectAgreement((x) => packedSelfAttention(x as tf.Tensor3D, 2, causal), [normal([2, 9, 3 * 64], 86)])
+    tf.dispose(causal)
+  })
+
+  it("wide heads (> 32: TF matmuls + the fused masked softmax): causal, per-batch with an empty row, packed, head-major", () => {
+    const causal = tf.cast(tf.linalg.bandPart(tf.ones([9, 9]), -1, 0), "bool")
+    const qkv = () => [normal([2, 9, 96], 70), normal([2, 9, 96], 71), normal([2, 9, 96], 72)]
     expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2, causal), qkv())
     expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2), qkv())
     const perBatch = tf.tensor3d(Array.from({ length: 2 * 9 * 9 }, (_, i) => (i >= 9 && i < 18 ? false : (i * 5) % 4 !== 0)), [2, 9, 9], "bool")
     expectAgreement((q, k, v) => multiHeadAttentionCore(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, 2, perBatch), qkv())
-    expectAgreement((x) => packedSelfAttention(x as tf.Tensor3D, 2, causal), [normal([2, 9, 3 * 64], 73)])
+    expectAgreement((x) => packedSelfAttention(x as tf.Tensor3D, 2, causal), [normal([2, 9, 3 * 96], 73)])
     expectAgreement(
       (q, k, v) => headMajorAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, perBatch),
-      [normal([2, 3, 9, 24], 74), normal([2, 3, 9, 24], 75), normal([2, 3, 9, 24], 76)]
+      [normal([2, 3, 9, 40], 74), normal([2, 3, 9, 40], 75), normal([2, 3, 9, 40], 76)]
     )
     tf.dispose([causal, perBatch])
   })

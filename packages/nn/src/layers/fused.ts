@@ -86,13 +86,13 @@ export function fusedOpsActive(): boolean {
 let libraryHasFusedOps: boolean | undefined
 
 /**
- * The whole-attention ops do their per-head products with Eigen GEMMs built for plain AVX (the op library's
- * flags), which beat oneDNN's batched matmul plus separate softmax ops only for narrow heads: at head width
- * 16 (dit-mini: 4 × 576 tokens) fused forward + backward took 24.5 ms vs 44.8 ms composite, at head width 32
- * (dldm-small: 8 × 320 tokens, 6 heads) 97 ms vs 55 ms. Wider heads keep TF's matmuls and fuse only the
- * scale + mask + softmax (Vw2MaskedSoftmax).
+ * The whole-attention ops do their per-head products with Eigen GEMMs (AVX2 + FMA where the CPU has them, the
+ * op library's flags), which beat oneDNN's batched matmul plus separate softmax ops up to head width 32:
+ * fwd + bwd at dldm-small's shape (8 × 320 tokens, 6 heads of 32) 16.7–21.8 ms min fused vs 32–43 ms with TF's
+ * matmuls (13:44, load ~2; with the earlier AVX-only build the whole op lost there, 97 vs 55 ms). Wider heads
+ * (not measured) keep TF's matmuls and fuse only the scale + mask + softmax (Vw2MaskedSoftmax).
  */
-const MAX_FUSED_HEAD_DIM = 16
+const MAX_FUSED_HEAD_DIM = 32
 const fusedCoreFor = (headDim: number): boolean => headDim <= MAX_FUSED_HEAD_DIM && fusedOpsActive()
 
 const run = (op: string, inputs: ReadonlyArray<tf.Tensor>, outputs: number, attrs: Parameters<typeof executeNativeOp>[2] = []) =>
