@@ -1,15 +1,16 @@
 /**
  * MLflow tracking benchmark (not a test): metric points per second into the embedded local MLflow server,
  * for our TS tracker and client vs. the Python client's `log_metric` loop and `log_batch` — same server,
- * same machine — once per server configuration vw2 ships (stock SQLite store, and the default: vw2's bulk
- * SQLite store plugin with 2 workers). Each configuration gets a fresh server and database. Every run's
+ * same machine — once per server configuration vw2 ships (stock MLflow: stock SQLite store and app, and the
+ * default: vw2's bulk SQLite store plugin and fast log-batch app with 2 workers). Each configuration gets a fresh server and database. Every run's
  * points are counted back from the server (REST get-history) and the bench fails when any is missing, so a
  * fast-but-lossy path cannot win; the total stored per configuration is reported.
  *
  *   flock /tmp/vw2-bench.lock npx node bench/mlflow.ts
  *     VW2_BENCH_MLFLOW_POINTS=100000        points per measured run
  *     VW2_BENCH_MLFLOW_LOOP_POINTS=1000     points of the Python log_metric loop (one request per point)
- *     VW2_BENCH_MLFLOW_CONFIGS=sqlite:1,bulk-sqlite:2   store:workers per configuration
+ *     VW2_BENCH_MLFLOW_CONFIGS=sqlite:1:stock,bulk-sqlite:2:fast-log-batch   store:workers[:app] per
+ *                                           configuration (app omitted: VW2_MLFLOW_APP / the installed default)
  *     VW2_BENCH_OUT=file.json               where the results go (npm run bench sets it)
  *
  * Target (issue #3): ≥ 50k points/s.
@@ -19,7 +20,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { type LocalStore, MlflowClient, MlflowTracker, ensureLocalServer, localStores, stopLocalServer } from "../packages/tracking/src/index.ts"
+import { type LocalApp, type LocalStore, MlflowClient, MlflowTracker, ensureLocalServer, localApps, localStores, stopLocalServer } from "../packages/tracking/src/index.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const python = path.join(root, ".venvs/mlflow/bin/python")
@@ -30,17 +31,24 @@ const target = 50_000
 interface ServerConfig {
   readonly store: LocalStore
   readonly workers: number
+  readonly app: LocalApp | undefined
 }
 
 const parseConfigs = (raw: string): Array<ServerConfig> =>
   raw.split(",").map((item) => {
-    const [store, workers] = item.split(":")
-    if (!(localStores as ReadonlyArray<string | undefined>).includes(store) || !Number.isInteger(Number(workers)) || Number(workers) < 1)
-      throw new Error(`VW2_BENCH_MLFLOW_CONFIGS: ${JSON.stringify(item)} is not <${localStores.join("|")}>:<workers ≥ 1>`)
-    return { store: store as LocalStore, workers: Number(workers) }
+    const [store, workers, app, ...rest] = item.split(":")
+    if (
+      !(localStores as ReadonlyArray<string | undefined>).includes(store) ||
+      !Number.isInteger(Number(workers)) ||
+      Number(workers) < 1 ||
+      (app !== undefined && !(localApps as ReadonlyArray<string>).includes(app)) ||
+      rest.length > 0
+    )
+      throw new Error(`VW2_BENCH_MLFLOW_CONFIGS: ${JSON.stringify(item)} is not <${localStores.join("|")}>:<workers ≥ 1>[:<${localApps.join("|")}>]`)
+    return { store: store as LocalStore, workers: Number(workers), app: app as LocalApp | undefined }
   })
 
-const configs = parseConfigs(process.env.VW2_BENCH_MLFLOW_CONFIGS ?? "sqlite:1,bulk-sqlite:2")
+const configs = parseConfigs(process.env.VW2_BENCH_MLFLOW_CONFIGS ?? "sqlite:1:stock,bulk-sqlite:2:fast-log-batch")
 
 const series = (n: number, key = "loss") => {
   const now = Date.now()
@@ -94,11 +102,11 @@ const serialiseRate = () => {
 const benchConfig = async (config: ServerConfig): Promise<Record<string, number | string>> => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-bench-mlflow-"))
   try {
-    const server = await ensureLocalServer({ home, portRange: [5500, 5599], store: config.store, workers: config.workers })
+    const server = await ensureLocalServer({ home, portRange: [5500, 5599], store: config.store, workers: config.workers, ...(config.app === undefined ? {} : { app: config.app }) })
     const client = new MlflowClient({ trackingUri: server.url, auth: undefined })
     const row: Record<string, number | string> = {
-      config: `${server.store}:${server.workers}`,
-      server: `mlflow ${await client.version()}, ${server.store === "bulk-sqlite" ? "vw2 bulk SQLite store plugin" : "stock SQLite store"}, ${server.workers} worker(s)`,
+      config: `${server.store}:${server.workers}:${server.app}`,
+      server: `mlflow ${await client.version()}, ${server.store === "bulk-sqlite" ? "vw2 bulk SQLite store plugin" : "stock SQLite store"}, ${server.app === "fast-log-batch" ? "vw2 fast log-batch app" : "stock app"}, ${server.workers} worker(s)`,
       load_at_start: load()
     }
     const exp = await client.getOrCreateExperiment("bench")
@@ -165,7 +173,7 @@ const benchConfig = async (config: ServerConfig): Promise<Record<string, number 
 }
 
 const uptime = spawnSync("uptime", { encoding: "utf8" }).stdout.trim()
-log(`bench/mlflow: ${points} points per run, configs ${configs.map((c) => `${c.store}:${c.workers}`).join(", ")}; ${uptime}`)
+log(`bench/mlflow: ${points} points per run, configs ${configs.map((c) => `${c.store}:${c.workers}${c.app === undefined ? "" : `:${c.app}`}`).join(", ")}; ${uptime}`)
 const rows: Array<Record<string, number | string>> = []
 for (const config of configs) {
   const row = await benchConfig(config)

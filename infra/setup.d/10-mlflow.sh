@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned MLflow (server + Python client) into the project-local venv .venvs/mlflow, and vw2's
-# MLflow tracking-store plugin (infra/python/vw2-mlflow-store: the `vw2-sqlite://` store the embedded
-# server uses by default, see packages/tracking/README.md "Throughput").
+# MLflow plugin package (infra/python/vw2-mlflow-store): the `vw2-sqlite://` tracking store and the
+# `vw2-fast-log-batch` server app the embedded server uses by default (see packages/tracking/README.md
+# "Throughput"; VW2_MLFLOW_STORE / VW2_MLFLOW_APP switch them off).
 # Idempotent: a no-op (well under a second) when the venv already holds exactly the pinned requirements and
 # the plugin's current sources.
 set -euo pipefail
@@ -12,7 +13,7 @@ ensure_venv .venvs/mlflow infra/python/requirements-mlflow.txt mlflow
 plugin=infra/python/vw2-mlflow-store
 plugin_stamp=.venvs/mlflow/.vw2-store-plugin.sha256
 plugin_hash="$(cd "$plugin" && find pyproject.toml vw2_mlflow_store -name '*.py' -o -name pyproject.toml | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$plugin_stamp" ] || [ "$(cat "$plugin_stamp")" != "$plugin_hash" ] || ! .venvs/mlflow/bin/python -c 'import vw2_mlflow_store' 2>/dev/null; then
+if [ ! -f "$plugin_stamp" ] || [ "$(cat "$plugin_stamp")" != "$plugin_hash" ] || ! .venvs/mlflow/bin/python -c 'import vw2_mlflow_store.app, vw2_mlflow_store.store' 2>/dev/null; then
   # --no-deps: its only dependency (the pinned mlflow) is installed above; the build runs in pip's isolated env
   .venvs/mlflow/bin/python -m pip install --quiet --disable-pip-version-check --no-input --no-deps --force-reinstall "./$plugin"
   rm -rf "$plugin/build" "$plugin"/*.egg-info
@@ -21,4 +22,4 @@ if [ ! -f "$plugin_stamp" ] || [ "$(cat "$plugin_stamp")" != "$plugin_hash" ] ||
 else
   plugin_status="up to date"
 fi
-echo "mlflow venv $VENV_STATUS ($(.venvs/mlflow/bin/python -c 'import importlib.metadata as m; print(m.version("mlflow"))')), vw2 store plugin $plugin_status"
+echo "mlflow venv $VENV_STATUS ($(.venvs/mlflow/bin/python -c 'import importlib.metadata as m; print(m.version("mlflow"))')), vw2 store + app plugin $plugin_status"

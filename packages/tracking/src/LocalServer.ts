@@ -6,6 +6,8 @@
  * The backend store is MLflow's SqlAlchemyStore on `mlflow.db`, by default through vw2's tracking-store
  * plugin (`vw2-sqlite://`, infra/python/vw2-mlflow-store: the stock store with a bulk metric insert, ~2x
  * the log-batch throughput; same tables, so a stock server can open the same database and vice versa).
+ * The server app is, by default, vw2's (`--app-name vw2-fast-log-batch`, same package): MLflow's own app
+ * whose POST runs/log-batch view skips the protobuf round trip for plain JSON bodies (same answers).
  */
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -27,6 +29,8 @@ export interface LocalServerOptions {
   readonly workers?: number
   /** the backend store (default: $VW2_MLFLOW_STORE, else `bulk-sqlite` when installed) */
   readonly store?: LocalStore
+  /** the server app (default: $VW2_MLFLOW_APP, else `fast-log-batch` when installed) */
+  readonly app?: LocalApp
   readonly startTimeoutMs?: number
   readonly log?: (message: string) => void
 }
@@ -40,6 +44,7 @@ export interface LocalServer {
   /** where its database, artifacts and log live */
   readonly dir: string
   readonly store: LocalStore
+  readonly app: LocalApp
   readonly workers: number
 }
 
@@ -50,6 +55,8 @@ interface ServerState {
   readonly startedAt: number
   /** absent in states written before the store was selectable (those servers ran stock SQLite, 1 worker) */
   readonly store?: LocalStore
+  /** absent in states written before the app was selectable (those servers ran MLflow's stock app) */
+  readonly app?: LocalApp
   readonly workers?: number
 }
 
@@ -126,6 +133,39 @@ export const resolveStore = (mlflowBin: string, requested: LocalStore | undefine
   return "sqlite"
 }
 
+/**
+ * The embedded server's app (MLflow's `mlflow server --app-name`, its `mlflow.app` entry point):
+ * - `fast-log-batch`: vw2's app from the same plugin package (`vw2-fast-log-batch`): MLflow's app with a
+ *   POST runs/log-batch view that builds the entities of a plain JSON body directly instead of through
+ *   protobuf's JSON parser, and hands every other body to MLflow's own view (same answers, see README
+ *   "Throughput");
+ * - `stock`: MLflow's app as shipped.
+ */
+export type LocalApp = "fast-log-batch" | "stock"
+
+export const localApps: ReadonlyArray<LocalApp> = ["fast-log-batch", "stock"]
+
+/** VW2_MLFLOW_APP, validated; undefined when unset (then the fast app is used when installed). */
+export const appFromEnv = (): LocalApp | undefined => {
+  const raw = process.env.VW2_MLFLOW_APP
+  if (raw === undefined || raw === "") return undefined
+  if (!(localApps as ReadonlyArray<string>).includes(raw)) throw new Error(`VW2_MLFLOW_APP=${JSON.stringify(raw)}: expected one of ${localApps.join(", ")}`)
+  return raw as LocalApp
+}
+
+/** Whether the Python next to `mlflowBin` has vw2's server app (a plugin installed before it existed has not). */
+export const fastAppInstalled = (mlflowBin: string): boolean =>
+  spawnSync(path.join(path.dirname(mlflowBin), "python"), ["-c", "import vw2_mlflow_store.app"], { stdio: "ignore" }).status === 0
+
+/** The app to start with: as `resolveStore` (requested, else the fast one when installed, else stock). */
+export const resolveApp = (mlflowBin: string, requested: LocalApp | undefined = appFromEnv(), log?: (message: string) => void): LocalApp => {
+  if (requested === "stock") return "stock"
+  if (fastAppInstalled(mlflowBin)) return "fast-log-batch"
+  if (requested === "fast-log-batch") throw new Error(`VW2_MLFLOW_APP=fast-log-batch: vw2's MLflow server app is not installed next to ${mlflowBin}: run \`npm run setup\``)
+  log?.(`vw2's MLflow server app is not installed (run \`npm run setup\`): using MLflow's stock app`)
+  return "stock"
+}
+
 /** Server workers (VW2_MLFLOW_WORKERS): each is a Python process serving requests; see README "Throughput". */
 export const defaultWorkers = (): number => {
   const raw = process.env.VW2_MLFLOW_WORKERS
@@ -135,7 +175,7 @@ export const defaultWorkers = (): number => {
 }
 
 /** `mlflow server` arguments for a server whose state lives in `dir`. */
-export const serverArgs = (dir: string, port: number, workers: number, store: LocalStore): Array<string> => {
+export const serverArgs = (dir: string, port: number, workers: number, store: LocalStore, app: LocalApp = "stock"): Array<string> => {
   const db = path.join(dir, "mlflow.db")
   return [
     "server",
@@ -146,7 +186,8 @@ export const serverArgs = (dir: string, port: number, workers: number, store: Lo
     "--registry-store-uri", `sqlite:///${db}`,
     "--artifacts-destination", path.join(dir, "artifacts"),
     "--serve-artifacts",
-    "--workers", String(workers)
+    "--workers", String(workers),
+    ...(app === "fast-log-batch" ? ["--app-name", "vw2-fast-log-batch"] : [])
   ]
 }
 
@@ -266,7 +307,7 @@ export const ensureLocalServer = async (options: LocalServerOptions = {}): Promi
       }
     }
     touchLease(dir)
-    return { url: state.url, port: state.port, pid: state.pid, reused: true, dir, store: state.store ?? "sqlite", workers: state.workers ?? 1 }
+    return { url: state.url, port: state.port, pid: state.pid, reused: true, dir, store: state.store ?? "sqlite", app: state.app ?? "stock", workers: state.workers ?? 1 }
   }
   const running = await reuse()
   if (running !== undefined) return running
@@ -297,9 +338,10 @@ const startDetached = async (options: LocalServerOptions, dir: string, stateFile
   const logFd = fs.openSync(logFile, "a")
   const workers = options.workers ?? defaultWorkers()
   const store = resolveStore(bin, options.store ?? storeFromEnv(), options.log)
+  const app = resolveApp(bin, options.app ?? appFromEnv(), options.log)
   touchLease(dir)
   // the keeper is the detached group leader: it stops mlflow after idleMinutes without a vw2 client
-  const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers, store)], {
+  const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers, store, app)], {
     cwd: dir,
     detached: true,
     stdio: ["ignore", logFd, logFd],
@@ -309,8 +351,8 @@ const startDetached = async (options: LocalServerOptions, dir: string, stateFile
   const spawnError = new Promise<never>((_, reject) => child.once("error", (e) => reject(new Error(`could not start ${bin}: ${e.message}`))))
   child.unref()
   const pid = child.pid ?? -1
-  fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now(), store, workers } satisfies ServerState))
-  options.log?.(`starting MLflow server on ${url} (${store} store, ${workers} worker(s); log: ${logFile})`)
+  fs.writeFileSync(stateFile, JSON.stringify({ pid, port, url, startedAt: Date.now(), store, app, workers } satisfies ServerState))
+  options.log?.(`starting MLflow server on ${url} (${store} store, ${app} app, ${workers} worker(s); log: ${logFile})`)
   const starting = setInterval(() => touchLease(dir), 1000) // startup is not idleness
   try {
     await Promise.race([waitForHealth(url, pid, options.startTimeoutMs ?? 180_000, logFile, port), spawnError])
@@ -322,7 +364,7 @@ const startDetached = async (options: LocalServerOptions, dir: string, stateFile
   } finally {
     clearInterval(starting)
   }
-  return { url, port, pid, reused: false, dir, store, workers }
+  return { url, port, pid, reused: false, dir, store, app, workers }
 }
 
 /** Stops the detached server of `home`, if one runs. Returns whether one was stopped. */
@@ -360,11 +402,12 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   const port = options.port ?? (process.env.VW2_MLFLOW_PORT ? Number(process.env.VW2_MLFLOW_PORT) : await findFreePort(options.portRange ?? [5500, 5599]))
   const url = `http://127.0.0.1:${port}`
   const store = resolveStore(bin, options.store ?? storeFromEnv(), log)
+  const app = resolveApp(bin, options.app ?? appFromEnv(), log)
   const workers = options.workers ?? defaultWorkers()
-  const child = spawn(bin, serverArgs(dir, port, workers, store), { cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: serverEnv() })
+  const child = spawn(bin, serverArgs(dir, port, workers, store, app), { cwd: dir, stdio: ["ignore", "inherit", "inherit"], env: serverEnv() })
   // vw2 runs started meanwhile reuse this server instead of starting a second one on the same database
   const stateFile = path.join(dir, "server.json")
-  fs.writeFileSync(stateFile, JSON.stringify({ pid: child.pid ?? -1, port, url, startedAt: Date.now(), store, workers } satisfies ServerState))
+  fs.writeFileSync(stateFile, JSON.stringify({ pid: child.pid ?? -1, port, url, startedAt: Date.now(), store, app, workers } satisfies ServerState))
   child.once("exit", () => {
     if (readState(stateFile)?.pid === child.pid) fs.rmSync(stateFile, { force: true })
   })
@@ -372,7 +415,7 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
   waitForHealth(url, child.pid, options.startTimeoutMs ?? 180_000, undefined, port).then(
-    () => log(`MLflow UI: ${url}  (backend ${path.join(dir, "mlflow.db")}, ${store} store; Ctrl-C to stop)`),
+    () => log(`MLflow UI: ${url}  (backend ${path.join(dir, "mlflow.db")}, ${store} store, ${app} app; Ctrl-C to stop)`),
     (error: Error) => log(error.message)
   )
   return new Promise((resolve) => child.once("exit", (code) => resolve(code ?? 0)))

@@ -5,7 +5,10 @@ flushing them through the unit of work (see packages/tracking/README.md, "Throug
 stock store except for `_log_metrics_once`, which writes the same rows with one Core executemany and
 updates `latest_metrics` through the stock code. Semantics are MLflow's:
 
-- every metric is validated by MLflow's `_validate_metric` (same error messages and paths);
+- every metric is validated by MLflow's `_validate_metric` (same error messages and paths): in `log_batch`
+  by the stock `_validate_batch_log_data` before anything is written (as in the stock store, which then
+  validates each metric a second time in `_log_metrics_once`; that repeat of a pure check on the same
+  values is skipped), in `log_metric` by `_log_metrics_once`;
 - identical metrics within a batch are dropped with the same `seen` set as the stock code;
 - NaN / ±Inf are sanitised by the stock `sanitize_metric_value` (value 0 + is_nan, ±max float);
 - `latest_metrics` is updated by the stock `_update_latest_metrics_if_necessary`, given per key the metric
@@ -13,6 +16,9 @@ updates `latest_metrics` through the stock code. Semantics are MLflow's:
 - any IntegrityError (a point already stored: a replayed batch) rolls back and reruns the stock
   `_log_metrics_once`, whose recovery inserts exactly the missing points;
 - everything else (params, tags, model metrics, deadlock retry, reads) is inherited unchanged.
+
+The package also holds vw2's MLflow server app (`app.create_app`, entry point `mlflow.app` named
+`vw2-fast-log-batch`): MLflow's own app with a faster view for POST runs/log-batch (`log_batch_view`).
 
 URIs: `vw2-sqlite:///<path>` and `vw2-postgresql://...` are the stock `sqlite` / `postgresql` URIs with a
 `vw2-` prefix; the database schema is MLflow's own, so the same database can be served by a stock server.

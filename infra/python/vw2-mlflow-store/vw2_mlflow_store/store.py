@@ -1,5 +1,8 @@
 """The store class of vw2_mlflow_store (see the package docstring for what it changes and why)."""
 
+import contextvars
+import math
+
 import sqlalchemy
 from mlflow.store.tracking.dbmodels.models import SqlMetric
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -7,19 +10,27 @@ from mlflow.utils.validation import _validate_metric
 
 __all__ = ["BulkMetricsSqlAlchemyStore"]
 
+# True while `log_batch` runs: it has already passed every metric through `_validate_metric`
+# (`_validate_batch_log_data`), so `_log_metrics_once` need not repeat that pure check on the same values.
+_metrics_validated = contextvars.ContextVar("vw2_metrics_validated", default=False)
+
+
+# A metrics row, in the order of `_ROW_COLUMNS`.
+_ROW_COLUMNS = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
+# The same INSERT the Core statement compiles to on SQLite, for the driver's executemany: SQLAlchemy's
+# per-row parameter processing of 1000 dicts costs more than SQLite's insert of them (profile in
+# packages/tracking/README.md "Throughput"). The values are plain str / float / int / bool, which need
+# no type processing on SQLite (tests/test_semantics.py compares the stored rows with the stock store's).
+_SQLITE_INSERT = f"INSERT INTO metrics ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
+
 
 class _LatestCandidate:
     """The attributes `_update_latest_metrics_if_necessary` reads from a logged metric."""
 
-    __slots__ = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
+    __slots__ = _ROW_COLUMNS
 
     def __init__(self, row):
-        self.run_uuid = row["run_uuid"]
-        self.key = row["key"]
-        self.value = row["value"]
-        self.timestamp = row["timestamp"]
-        self.step = row["step"]
-        self.is_nan = row["is_nan"]
+        self.run_uuid, self.key, self.value, self.timestamp, self.step, self.is_nan = row
 
 
 class BulkMetricsSqlAlchemyStore(SqlAlchemyStore):
@@ -28,29 +39,38 @@ class BulkMetricsSqlAlchemyStore(SqlAlchemyStore):
         if self.db_type == "sqlite":
             _use_wal(self.engine)
 
+    def log_batch(self, run_id, metrics, params, tags):
+        token = _metrics_validated.set(True)
+        try:
+            return super().log_batch(run_id, metrics, params, tags)
+        finally:
+            _metrics_validated.reset(token)
+
     def _log_metrics_once(self, run_id, metrics):
+        if not _metrics_validated.get():  # log_metric: nothing has validated these yet
+            is_single_metric = len(metrics) == 1
+            for idx, metric in enumerate(metrics):
+                _validate_metric(
+                    metric.key,
+                    metric.value,
+                    metric.timestamp,
+                    metric.step,
+                    path="" if is_single_metric else f"metrics[{idx}]",
+                )
         rows = []
         seen = set()
-        is_single_metric = len(metrics) == 1
-        for idx, metric in enumerate(metrics):
-            _validate_metric(
-                metric.key,
-                metric.value,
-                metric.timestamp,
-                metric.step,
-                path="" if is_single_metric else f"metrics[{idx}]",
-            )
+        isfinite = math.isfinite
+        for metric in metrics:
             if metric not in seen:
-                is_nan, value = self.sanitize_metric_value(metric.value)
-                rows.append({
-                    "run_uuid": run_id,
-                    "key": metric.key,
-                    "value": value,
-                    "timestamp": metric.timestamp,
-                    "step": metric.step,
-                    "is_nan": is_nan,
-                })
-            seen.add(metric)
+                seen.add(metric)
+                value = metric.value
+                # a finite value is stored as is (what sanitize_metric_value returns for it); NaN / ±Inf
+                # go through the stock sanitiser
+                if isfinite(value):
+                    is_nan = False
+                else:
+                    is_nan, value = self.sanitize_metric_value(value)
+                rows.append((run_id, metric.key, value, metric.timestamp, metric.step, is_nan))
 
         with self.ManagedSessionMaker(read_only=False) as session:
             run = self._get_run(run_uuid=run_id, session=session)
@@ -58,7 +78,10 @@ class BulkMetricsSqlAlchemyStore(SqlAlchemyStore):
             if not rows:
                 return
             try:
-                session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)
+                if self.db_type == "sqlite":
+                    session.connection().exec_driver_sql(_SQLITE_INSERT, rows)
+                else:
+                    session.execute(sqlalchemy.insert(SqlMetric.__table__), [dict(zip(_ROW_COLUMNS, row)) for row in rows])
                 self._update_latest_metrics_if_necessary(_latest_per_key(rows), session)
                 session.commit()
                 return
@@ -73,13 +96,10 @@ def _latest_per_key(rows):
     """Per key, the row the stock comparison would keep: the first strictly greatest (step, timestamp, value)."""
     best = {}
     for row in rows:
-        current = best.get(row["key"])
-        if current is None or (row["step"], row["timestamp"], row["value"]) > (
-            current["step"],
-            current["timestamp"],
-            current["value"],
-        ):
-            best[row["key"]] = row
+        _, key, value, timestamp, step, _ = row
+        current = best.get(key)
+        if current is None or (step, timestamp, value) > (current[4], current[3], current[2]):
+            best[key] = row
     return [_LatestCandidate(row) for row in best.values()]
 
 

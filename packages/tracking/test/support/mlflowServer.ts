@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { defaultWorkers, findFreePort, findMlflowBin, resolveStore, serverArgs, serverEnv, waitForHealth } from "../../src/LocalServer.ts"
+import { defaultWorkers, findFreePort, findMlflowBin, resolveApp, resolveStore, serverArgs, serverEnv, waitForHealth } from "../../src/LocalServer.ts"
 import { isProcessAlive } from "../../src/Spool.ts"
 
 export interface TestServer {
@@ -21,9 +21,9 @@ export const startServer = async (dir: string, port: number): Promise<TestServer
   fs.mkdirSync(dir, { recursive: true })
   const log = path.join(dir, "server.log")
   const fd = fs.openSync(log, "a")
-  // the embedded server's default configuration (store, workers), so the suite tests what users get
+  // the embedded server's default configuration (store, app, workers), so the suite tests what users get
   const bin = findMlflowBin()
-  const child = spawn(bin, serverArgs(dir, port, defaultWorkers(), resolveStore(bin)), { cwd: dir, detached: true, stdio: ["ignore", fd, fd], env: serverEnv() })
+  const child = spawn(bin, serverArgs(dir, port, defaultWorkers(), resolveStore(bin), resolveApp(bin)), { cwd: dir, detached: true, stdio: ["ignore", fd, fd], env: serverEnv() })
   fs.closeSync(fd)
   child.unref()
   fs.writeFileSync(pidFile(dir), String(child.pid))
