@@ -22,7 +22,7 @@ describe("vw2 MLflow store plugin", () => {
       timeout: 280_000
     })
     if (r.status !== 0) throw new Error(`store semantics tests failed (exit ${r.status}):\n${r.stderr.slice(-6000)}`)
-    expect(r.stderr).toMatch(/Ran 23 tests/)
+    expect(r.stderr).toMatch(/Ran 26 tests/)
     expect(r.stderr).toMatch(/\nOK\n/)
   }, 300_000)
 })

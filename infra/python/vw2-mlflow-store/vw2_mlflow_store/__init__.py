@@ -13,6 +13,9 @@ updates `latest_metrics` through the stock code. Semantics are MLflow's:
 - NaN / ±Inf are sanitised by the stock `sanitize_metric_value` (value 0 + is_nan, ±max float);
 - `latest_metrics` is updated by the stock `_update_latest_metrics_if_necessary`, given per key the metric
   it would have ended up with (the first strictly greatest (step, timestamp, value), as its comparison keeps);
+- on SQLite the rows go to the driver's executemany as tuples (no per-row SQLAlchemy parameter processing),
+  and metrics write transactions queue for SQLite's single write lock on an flock next to the database
+  instead of polling it from SQLite's busy handler (`store._WriterQueue`: same data, less waiting);
 - any IntegrityError (a point already stored: a replayed batch) rolls back and reruns the stock
   `_log_metrics_once`, whose recovery inserts exactly the missing points;
 - everything else (params, tags, model metrics, deadlock retry, reads) is inherited unchanged.

@@ -1,7 +1,12 @@
 """The store class of vw2_mlflow_store (see the package docstring for what it changes and why)."""
 
+import contextlib
 import contextvars
+import fcntl
+import logging
 import math
+import os
+import threading
 
 import sqlalchemy
 from mlflow.store.tracking.dbmodels.models import SqlMetric
@@ -9,6 +14,8 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import _validate_metric
 
 __all__ = ["BulkMetricsSqlAlchemyStore"]
+
+_logger = logging.getLogger(__name__)
 
 # True while `log_batch` runs: it has already passed every metric through `_validate_metric`
 # (`_validate_batch_log_data`), so `_log_metrics_once` need not repeat that pure check on the same values.
@@ -36,8 +43,11 @@ class _LatestCandidate:
 class BulkMetricsSqlAlchemyStore(SqlAlchemyStore):
     def __init__(self, db_uri, default_artifact_root, read_db_uri=None):
         super().__init__(db_uri, default_artifact_root, read_db_uri)
+        self._metrics_writer = contextlib.nullcontext()
         if self.db_type == "sqlite":
             _use_wal(self.engine)
+            if self.engine.url.database not in (None, "", ":memory:"):
+                self._metrics_writer = _WriterQueue(f"{self.engine.url.database}.vw2-writer.lock")
 
     def log_batch(self, run_id, metrics, params, tags):
         token = _metrics_validated.set(True)
@@ -78,12 +88,13 @@ class BulkMetricsSqlAlchemyStore(SqlAlchemyStore):
             if not rows:
                 return
             try:
-                if self.db_type == "sqlite":
-                    session.connection().exec_driver_sql(_SQLITE_INSERT, rows)
-                else:
-                    session.execute(sqlalchemy.insert(SqlMetric.__table__), [dict(zip(_ROW_COLUMNS, row)) for row in rows])
-                self._update_latest_metrics_if_necessary(_latest_per_key(rows), session)
-                session.commit()
+                with self._metrics_writer:
+                    if self.db_type == "sqlite":
+                        session.connection().exec_driver_sql(_SQLITE_INSERT, rows)
+                    else:
+                        session.execute(sqlalchemy.insert(SqlMetric.__table__), [dict(zip(_ROW_COLUMNS, row)) for row in rows])
+                    self._update_latest_metrics_if_necessary(_latest_per_key(rows), session)
+                    session.commit()
                 return
             except sqlalchemy.exc.IntegrityError:
                 session.rollback()
@@ -101,6 +112,52 @@ def _latest_per_key(rows):
         if current is None or (step, timestamp, value) > (current[4], current[3], current[2]):
             best[key] = row
     return [_LatestCandidate(row) for row in best.values()]
+
+
+class _WriterQueue:
+    """Lets one metrics write transaction at a time (threads of this process, and server worker processes
+    through an flock on a file next to the database) reach SQLite's write lock.
+
+    Why: SQLite admits one writer; a connection that finds the write lock taken sleeps in its busy handler
+    for 1, 2, 5, 10, ... 100 ms before looking again, so with requests from two workers overlapping, an
+    insert that needs ~5 ms of CPU waited ~80 ms on average (measured in the server: INSERT wall 83 ms vs
+    CPU 4.5 ms, 8 requests in flight) while the lock sat free between the sleeps. Waiting here instead wakes
+    the next writer as soon as the previous one commits. Only the order of writers changes; what is stored,
+    and when a request is answered relative to its commit, do not. Writers that do not take this queue
+    (params, tags, run updates: MLflow's own code) still meet SQLite's lock and busy handler as before.
+    """
+
+    def __init__(self, path):
+        self._path = path
+        self._threads = threading.Lock()
+        self._fd = None
+        self._pid = None  # an flock is shared by every process that inherited its descriptor: one per process
+
+    def __enter__(self):
+        self._threads.acquire()
+        try:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                try:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                except OSError as e:
+                    # e.g. a read-only directory: writers then meet at SQLite's lock, as without this queue
+                    self._fd = None
+                    _logger.warning("vw2 store: no writer queue across processes (%s): %s", self._path, e)
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+        return False
 
 
 def _use_wal(engine):
