@@ -109,30 +109,6 @@ export type LocalStore = "bulk-sqlite" | "sqlite"
 
 export const localStores: ReadonlyArray<LocalStore> = ["bulk-sqlite", "sqlite"]
 
-/** VW2_MLFLOW_STORE, validated; undefined when unset (then the best installed store is used). */
-export const storeFromEnv = (): LocalStore | undefined => {
-  const raw = process.env.VW2_MLFLOW_STORE
-  if (raw === undefined || raw === "") return undefined
-  if (!(localStores as ReadonlyArray<string>).includes(raw)) throw new Error(`VW2_MLFLOW_STORE=${JSON.stringify(raw)}: expected one of ${localStores.join(", ")}`)
-  return raw as LocalStore
-}
-
-/** Whether the Python next to `mlflowBin` has vw2's tracking-store plugin (infra/setup.d/10-mlflow.sh installs it). */
-export const bulkStoreInstalled = (mlflowBin: string): boolean =>
-  spawnSync(path.join(path.dirname(mlflowBin), "python"), ["-c", "import vw2_mlflow_store"], { stdio: "ignore" }).status === 0
-
-/**
- * The store to start with: the requested one (an error when the plugin it needs is missing), else
- * `bulk-sqlite` when installed, else stock `sqlite` (an older venv: tracking works, only slower).
- */
-export const resolveStore = (mlflowBin: string, requested: LocalStore | undefined = storeFromEnv(), log?: (message: string) => void): LocalStore => {
-  if (requested === "sqlite") return "sqlite"
-  if (bulkStoreInstalled(mlflowBin)) return "bulk-sqlite"
-  if (requested === "bulk-sqlite") throw new Error(`VW2_MLFLOW_STORE=bulk-sqlite: vw2's MLflow store plugin is not installed next to ${mlflowBin}: run \`npm run setup\``)
-  log?.(`vw2's MLflow store plugin is not installed (run \`npm run setup\`): using the stock SQLite store`)
-  return "sqlite"
-}
-
 /**
  * The embedded server's app (MLflow's `mlflow server --app-name`, its `mlflow.app` entry point):
  * - `fast-log-batch`: vw2's app from the same plugin package (`vw2-fast-log-batch`): MLflow's app with a
@@ -145,26 +121,72 @@ export type LocalApp = "fast-log-batch" | "stock"
 
 export const localApps: ReadonlyArray<LocalApp> = ["fast-log-batch", "stock"]
 
-/** VW2_MLFLOW_APP, validated; undefined when unset (then the fast app is used when installed). */
-export const appFromEnv = (): LocalApp | undefined => {
-  const raw = process.env.VW2_MLFLOW_APP
-  if (raw === undefined || raw === "") return undefined
-  if (!(localApps as ReadonlyArray<string>).includes(raw)) throw new Error(`VW2_MLFLOW_APP=${JSON.stringify(raw)}: expected one of ${localApps.join(", ")}`)
-  return raw as LocalApp
+/**
+ * A part of the server vw2's plugin package (infra/python/vw2-mlflow-store) replaces: its env switch,
+ * vw2's and MLflow's choice, and the Python module that imports when vw2's is installed.
+ */
+interface PluginChoice<A extends string> {
+  readonly env: string
+  readonly choices: ReadonlyArray<A>
+  readonly vw2: A
+  readonly stock: A
+  readonly module: string
+  /** vw2's and MLflow's part, for messages */
+  readonly vw2Name: string
+  readonly stockName: string
 }
+
+const storeChoice: PluginChoice<LocalStore> = {
+  env: "VW2_MLFLOW_STORE", choices: localStores, vw2: "bulk-sqlite", stock: "sqlite", module: "vw2_mlflow_store",
+  vw2Name: "vw2's MLflow store plugin", stockName: "the stock SQLite store"
+}
+
+const appChoice: PluginChoice<LocalApp> = {
+  env: "VW2_MLFLOW_APP", choices: localApps, vw2: "fast-log-batch", stock: "stock", module: "vw2_mlflow_store.app",
+  vw2Name: "vw2's MLflow server app", stockName: "MLflow's stock app"
+}
+
+/** The env switch, validated; undefined when unset (then vw2's part is used when installed). */
+const choiceFromEnv = <A extends string>(choice: PluginChoice<A>): A | undefined => {
+  const raw = process.env[choice.env]
+  if (raw === undefined || raw === "") return undefined
+  if (!(choice.choices as ReadonlyArray<string>).includes(raw)) throw new Error(`${choice.env}=${JSON.stringify(raw)}: expected one of ${choice.choices.join(", ")}`)
+  return raw as A
+}
+
+/** Whether the Python next to `mlflowBin` imports `module` (infra/setup.d/10-mlflow.sh installs the package). */
+const pythonImports = (mlflowBin: string, module: string): boolean =>
+  spawnSync(path.join(path.dirname(mlflowBin), "python"), ["-c", `import ${module}`], { stdio: "ignore" }).status === 0
+
+/**
+ * The part to start with: the requested one (an error when vw2's is requested but not installed), else
+ * vw2's when installed, else MLflow's (an older venv: tracking works, only slower).
+ */
+const resolveChoice = <A extends string>(choice: PluginChoice<A>, mlflowBin: string, requested: A | undefined, log?: (message: string) => void): A => {
+  if (requested === choice.stock) return choice.stock
+  if (pythonImports(mlflowBin, choice.module)) return choice.vw2
+  if (requested === choice.vw2) throw new Error(`${choice.env}=${choice.vw2}: ${choice.vw2Name} is not installed next to ${mlflowBin}: run \`npm run setup\``)
+  log?.(`${choice.vw2Name} is not installed (run \`npm run setup\`): using ${choice.stockName}`)
+  return choice.stock
+}
+
+/** VW2_MLFLOW_STORE, validated; undefined when unset (then the best installed store is used). */
+export const storeFromEnv = (): LocalStore | undefined => choiceFromEnv(storeChoice)
+
+/** Whether the Python next to `mlflowBin` has vw2's tracking-store plugin. */
+export const bulkStoreInstalled = (mlflowBin: string): boolean => pythonImports(mlflowBin, storeChoice.module)
+
+export const resolveStore = (mlflowBin: string, requested: LocalStore | undefined = storeFromEnv(), log?: (message: string) => void): LocalStore =>
+  resolveChoice(storeChoice, mlflowBin, requested, log)
+
+/** VW2_MLFLOW_APP, validated; undefined when unset (then the fast app is used when installed). */
+export const appFromEnv = (): LocalApp | undefined => choiceFromEnv(appChoice)
 
 /** Whether the Python next to `mlflowBin` has vw2's server app (a plugin installed before it existed has not). */
-export const fastAppInstalled = (mlflowBin: string): boolean =>
-  spawnSync(path.join(path.dirname(mlflowBin), "python"), ["-c", "import vw2_mlflow_store.app"], { stdio: "ignore" }).status === 0
+export const fastAppInstalled = (mlflowBin: string): boolean => pythonImports(mlflowBin, appChoice.module)
 
-/** The app to start with: as `resolveStore` (requested, else the fast one when installed, else stock). */
-export const resolveApp = (mlflowBin: string, requested: LocalApp | undefined = appFromEnv(), log?: (message: string) => void): LocalApp => {
-  if (requested === "stock") return "stock"
-  if (fastAppInstalled(mlflowBin)) return "fast-log-batch"
-  if (requested === "fast-log-batch") throw new Error(`VW2_MLFLOW_APP=fast-log-batch: vw2's MLflow server app is not installed next to ${mlflowBin}: run \`npm run setup\``)
-  log?.(`vw2's MLflow server app is not installed (run \`npm run setup\`): using MLflow's stock app`)
-  return "stock"
-}
+export const resolveApp = (mlflowBin: string, requested: LocalApp | undefined = appFromEnv(), log?: (message: string) => void): LocalApp =>
+  resolveChoice(appChoice, mlflowBin, requested, log)
 
 /** Server workers (VW2_MLFLOW_WORKERS): each is a Python process serving requests; see README "Throughput". */
 export const defaultWorkers = (): number => {
