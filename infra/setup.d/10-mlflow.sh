@@ -13,7 +13,8 @@ ensure_venv .venvs/mlflow infra/python/requirements-mlflow.txt mlflow
 plugin=infra/python/vw2-mlflow-store
 plugin_stamp=.venvs/mlflow/.vw2-store-plugin.sha256
 plugin_hash="$(cd "$plugin" && find pyproject.toml vw2_mlflow_store -name '*.py' -o -name pyproject.toml | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$plugin_stamp" ] || [ "$(cat "$plugin_stamp")" != "$plugin_hash" ] || ! .venvs/mlflow/bin/python -c 'import vw2_mlflow_store.app, vw2_mlflow_store.store' 2>/dev/null; then
+if [ ! -f "$plugin_stamp" ] || [ "$(cat "$plugin_stamp")" != "$plugin_hash" ] || ! .venvs/mlflow/bin/python -c 'import sys, importlib.util as u; sys.exit(not all(u.find_spec(m) for m in ("vw2_mlflow_store.store", "vw2_mlflow_store.app", "vw2_mlflow_store.log_batch_view")))' 2>/dev/null; then
+  # (find_spec, not import: importing the store loads MLflow, seconds; the no-op path stays sub-second)
   # --no-deps: its only dependency (the pinned mlflow) is installed above; the build runs in pip's isolated env
   .venvs/mlflow/bin/python -m pip install --quiet --disable-pip-version-check --no-input --no-deps --force-reinstall "./$plugin"
   rm -rf "$plugin/build" "$plugin"/*.egg-info
