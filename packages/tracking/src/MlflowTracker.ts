@@ -24,7 +24,7 @@ import { MlflowClient, type MlflowClientOptions } from "./MlflowClient.ts"
 import { MlflowApiError, isTransient } from "./MlflowError.ts"
 import { encodeDouble, decodeDouble } from "./internal/json.ts"
 import { Spool, isProcessAlive } from "./Spool.ts"
-import { invalidKeyReason } from "./Validation.ts"
+import { invalidKeyReason, limits } from "./Validation.ts"
 
 type RunStatus = CoreTracker.RunStatus
 type TrackerShape = CoreTracker.TrackerShape
@@ -583,28 +583,41 @@ export class MlflowTracker {
       if (r.t === "metrics") for (const [key, value, step, timestamp] of r.points) entry.metrics.push({ key, value: typeof value === "number" ? value : decodeDouble(value), step, timestamp })
       else for (const [key, value] of Object.entries(r.tags)) entry.tags.push({ key, value: this.#translateTagValue(value) })
     }
-    const bodies: Array<{ runId: string; body: string }> = []
+    // Bodies are prepared lazily, one log-batch's worth at a time, by the sending workers: the first request
+    // leaves after ~3 ms instead of after the whole group is serialised, and later bodies are built while
+    // earlier ones are on the wire (the server would otherwise idle through each group's preparation).
+    type Entry = typeof byRun extends Map<string, infer E> ? E : never
+    const jobs: Array<{ runId: string } & Entry> = []
     for (const [runId, entry] of byRun) {
-      try {
-        for (const body of this.client.prepareLogBatch(runId, entry)) bodies.push({ runId, body })
-      } catch (error) {
-        this.#warn(`metrics/tags for run ${runId} not logged: ${(error as Error).message}`)
+      if (entry.metrics.length === 0) jobs.push({ runId, metrics: [], tags: entry.tags })
+      for (let i = 0; i < entry.metrics.length; i += limits.metricsPerBatch) {
+        jobs.push({ runId, metrics: entry.metrics.slice(i, i + limits.metricsPerBatch), tags: i === 0 ? entry.tags : [] })
       }
     }
     let next = 0
     let transient: unknown
     const worker = async () => {
-      while (next < bodies.length && transient === undefined) {
-        const { runId, body } = bodies[next++]!
+      while (next < jobs.length && transient === undefined) {
+        const { runId, metrics, tags } = jobs[next++]!
+        let bodies: Array<string>
         try {
-          await this.client.sendLogBatch(body)
+          bodies = this.client.prepareLogBatch(runId, { metrics, tags })
         } catch (error) {
-          if (isTransient(error)) transient = error
-          else this.#warn(`MLflow rejected metrics/tags for run ${runId}: ${(error as Error).message}`)
+          this.#warn(`metrics/tags for run ${runId} not logged: ${(error as Error).message}`)
+          continue
+        }
+        for (const body of bodies) {
+          if (transient !== undefined) return
+          try {
+            await this.client.sendLogBatch(body)
+          } catch (error) {
+            if (isTransient(error)) transient = error
+            else this.#warn(`MLflow rejected metrics/tags for run ${runId}: ${(error as Error).message}`)
+          }
         }
       }
     }
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, bodies.length) }, worker))
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, jobs.length) }, worker))
     // re-sending the whole group later is safe: MLflow de-duplicates identical metric points and tags
     if (transient !== undefined) throw transient
   }
