@@ -246,6 +246,14 @@ function registerDense(blocks: number, withBias: boolean): string {
   return kernelName
 }
 
+/**
+ * Above this many multiply-adds per call TF's own MatMul (oneDNN, AVX-512 kernels on this CPU) beats the op's
+ * AVX2 Eigen GEMM and its per-call floor no longer matters: the bench's small presets (2048–2560 rows ×
+ * 192–1024, ≥ 94 M per call) ran 3–7 % faster on TF's MatMul (two A/B pairs, 14:33, load ~1), while the minis
+ * gain from the op, dit-mini's 2304 × 64 × 192 (28 M) included (72 vs 66 samples/s with a 16 M cut-off).
+ */
+const DENSE_OP_MAX_MACS = 1 << 26
+
 /** x [..., in] · w [in, out] (+ b [out]) → [..., out]; one kernel with a lean gradient on the fused path. */
 export function dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
   return denseBlocks(x, [w], b === undefined ? undefined : [b])
@@ -259,7 +267,8 @@ export function dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
 export function denseBlocks(x: tf.Tensor, ws: ReadonlyArray<tf.Tensor>, bs?: ReadonlyArray<tf.Tensor>): tf.Tensor {
   if (ws.length === 0) throw new Error("denseBlocks: needs at least one weight")
   if (bs !== undefined && bs.length !== ws.length) throw new Error(`denseBlocks: ${ws.length} weights but ${bs.length} biases`)
-  if (!fusedOpsActive() || x.dtype !== "float32") {
+  const macs = (x.size / Math.max(1, x.shape[x.rank - 1]!)) * ws[0]!.shape[0]! * ws.reduce((sum, w) => sum + w.shape[1]!, 0)
+  if (!fusedOpsActive() || x.dtype !== "float32" || macs > DENSE_OP_MAX_MACS) {
     return tf.tidy(() =>
       denseForward(x, ws.length === 1 ? ws[0]! : tf.concat([...ws], 1), bs === undefined ? undefined : bs.length === 1 ? bs[0]! : tf.concat([...bs], 0))
     )
