@@ -3,6 +3,7 @@
  * server (started or reused). If no server can be had at all (MLflow not installed), the run goes on
  * untracked and says so loudly: tracking never fails a run.
  */
+import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { Tracker as CoreTracker } from "@vw2/core"
 import { ensureLocalServer, touchLease } from "./LocalServer.ts"
@@ -33,15 +34,35 @@ export const layerFromEnv = (options: TrackerFromEnvOptions = {}): Layer.Layer<C
   Layer.effect(CoreTracker.Tracker)(
     Effect.gen(function*() {
       const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`))
-      const uri = yield* Effect.tryPromise(() => resolveTrackingUri(options)).pipe(Effect.option)
-      if (uri._tag === "None") {
-        log("WARNING: tracking disabled: no MLflow server could be started (run `npm run setup`, set MLFLOW_TRACKING_URI, or pass --no-track)")
+      const uri = yield* Effect.tryPromise({ try: () => resolveTrackingUri(options), catch: (error) => error }).pipe(Effect.result)
+      if (uri._tag === "Failure") {
+        log(`WARNING: tracking disabled: no MLflow server could be started: ${whyNoServer(uri.failure)}`)
         return CoreTracker.makeNoopTracker()
       }
       const tracker = yield* Effect.acquireRelease(
-        Effect.promise(() => MlflowTracker.open({ trackingUri: uri.value, home: options.home ?? vw2Home(), warn: (m) => log(`[tracking] ${m}`) })),
+        Effect.promise(() => MlflowTracker.open({ trackingUri: uri.success, home: options.home ?? vw2Home(), warn: (m) => log(`[tracking] ${m}`) })),
         (t) => Effect.promise(() => t.close())
       )
       return tracker.shape
     })
   )
+
+/**
+ * One readable reason for the warning: the error's first line and, when the server wrote a log, its last line
+ * (the exception), with the fix for the failures seen in practice.
+ */
+export const whyNoServer = (error: unknown): string => {
+  const message = error instanceof Error ? error.message : String(error)
+  const [first = "", ...rest] = message.split("\n")
+  const logLines = rest.filter((line) => line.trim() !== "" && !line.startsWith("--- "))
+  // the exception line (Python's "pkg.SomeError: …"), not the hints printed after it
+  const last = (logLines.findLast((line) => /^[\w.]*(Error|Exception)\b.*:/.test(line.trim())) ?? logLines.at(-1))?.trim()
+  const logFile = /^--- (.+) \(tail\) ---$/m.exec(message)?.[1]
+  let fix = "run `npm run setup`, set MLFLOW_TRACKING_URI, or pass --no-track"
+  // MLflow migrates a new database through alembic's temporary tables; a server stopped in the middle leaves
+  // them behind and every later start fails on them
+  if (last !== undefined && /_alembic_tmp_\w+ already exists/.test(last) && logFile !== undefined) {
+    fix = `its database ${path.join(path.dirname(logFile), "mlflow.db")} was left half-created by an interrupted start: move it aside (\`mv\` it) and run again`
+  }
+  return `${first}${last === undefined ? "" : ` — ${last}`}${logFile === undefined ? "" : ` (log: ${logFile})`}; ${fix}`
+}

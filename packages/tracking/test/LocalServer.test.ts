@@ -9,7 +9,9 @@ import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { MlflowClient, ensureLocalServer, stopLocalServer } from "../src/index.ts"
+import { Effect } from "effect"
+import { Tracker } from "@vw2/core"
+import { MlflowClient, ensureLocalServer, layerFromEnv, stopLocalServer } from "../src/index.ts"
 import { portOwnership } from "../src/internal/portOwner.ts"
 import { isProcessAlive } from "../src/Spool.ts"
 
@@ -97,4 +99,38 @@ describe("embedded MLflow server", () => {
       fs.rmSync(otherHome, { recursive: true, force: true })
     }
   })
+})
+
+describe("a database an interrupted start left half-created", () => {
+  it("disables tracking with the database path and the fix in the warning, and the run's layer still builds", async () => {
+    const broken = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-broken-db-"))
+    try {
+      // what an MLflow start killed mid-migration leaves: alembic's temporary copy of a table
+      fs.mkdirSync(path.join(broken, "mlflow"))
+      const { DatabaseSync } = await import("node:sqlite")
+      const db = new DatabaseSync(path.join(broken, "mlflow", "mlflow.db"))
+      db.exec(`CREATE TABLE _alembic_tmp_params ("key" VARCHAR(250) NOT NULL, value VARCHAR(500) NOT NULL, run_uuid VARCHAR(32) NOT NULL)`)
+      db.close()
+      const lines: Array<string> = []
+      const saved = process.env.MLFLOW_TRACKING_URI
+      delete process.env.MLFLOW_TRACKING_URI
+      try {
+        const tracker = await Effect.runPromise(
+          Effect.gen(function*() {
+            return yield* Tracker.Tracker
+          }).pipe(Effect.provide(layerFromEnv({ home: broken, log: (m) => lines.push(m) })))
+        )
+        expect(tracker).toBeDefined()
+      } finally {
+        if (saved !== undefined) process.env.MLFLOW_TRACKING_URI = saved
+      }
+      const warning = lines.find((l) => l.startsWith("WARNING: tracking disabled"))
+      expect(warning, lines.join("\n")).toContain("_alembic_tmp_params already exists")
+      expect(warning).toContain(`its database ${path.join(broken, "mlflow", "mlflow.db")} was left half-created`)
+      expect(warning).toContain(path.join(broken, "mlflow", "server.log"))
+    } finally {
+      await stopLocalServer({ home: broken })
+      fs.rmSync(broken, { recursive: true, force: true })
+    }
+  }, 120_000)
 })
