@@ -30,8 +30,10 @@ using ColumnBlock = Eigen::Map<Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
 using ConstColumnBlock = Eigen::Map<const Matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
 using RowVector = Eigen::Map<const Eigen::RowVectorXf>;
 
-// Below this many multiply-adds a product runs on the calling thread: measured on the 2-core box, handing a
-// 640×48×48 product (1.5 M) to the pool cost more than it saved, while 640×48×144 (4.4 M) gained ~40 %.
+// Below this many multiply-adds a product runs on the calling thread. Measured on the 2-core box (op calls,
+// median µs forward / backward, 15:25, load ~1), with cut-offs 2²⁰ / 3·2²⁰ / never: 640×48×48 (1.4 Mi MACs)
+// 50/162, 39/83, 39/81 — the pool hand-off costs more than the work; 640×48×144 (4.2 Mi) 109/206, 102/177,
+// 96/206; 768×64×256 (12 Mi) 152/387, 157/389, 257/543 — splitting pays from a few Mi on.
 constexpr int64_t kParallelMacs = 3 << 20;
 
 // Runs fn(part) for part in [0, parts) on the intra-op pool (parts > 1) or inline.
