@@ -196,9 +196,12 @@ export const defaultWorkers = (): number => {
   return value
 }
 
+/** The embedded server's SQLite database in its state directory `dir`. */
+export const databaseFile = (dir: string): string => path.join(dir, "mlflow.db")
+
 /** `mlflow server` arguments for a server whose state lives in `dir`. */
 export const serverArgs = (dir: string, port: number, workers: number, store: LocalStore, app: LocalApp = "stock"): Array<string> => {
-  const db = path.join(dir, "mlflow.db")
+  const db = databaseFile(dir)
   return [
     "server",
     "--host", "127.0.0.1",
@@ -275,15 +278,33 @@ export const waitForHealth = async (url: string, pid: number | undefined, timeou
     if (pid !== undefined && !isProcessAlive(pid)) break
     await sleep(300)
   }
-  const tail = logFile === undefined ? "" : `\n--- ${logFile} (tail) ---\n${readTail(logFile)}`
-  throw new Error(`MLflow server at ${url} did not become healthy${pid !== undefined && !isProcessAlive(pid) ? " (it exited)" : ` within ${timeoutMs / 1000}s`}${tail}`)
+  throw new ServerUnhealthyError(url, pid !== undefined && !isProcessAlive(pid) ? "exited" : timeoutMs, logFile)
 }
 
-const readTail = (file: string): string => {
+/**
+ * The server never answered /health: it exited, or `timeoutMs` passed. Carries the server's log file and its
+ * last lines (in the message too), so callers can say why without parsing the message.
+ */
+export class ServerUnhealthyError extends Error {
+  readonly _tag = "ServerUnhealthyError"
+  readonly url: string
+  readonly logFile: string | undefined
+  readonly logTail: ReadonlyArray<string>
+  constructor(url: string, outcome: "exited" | number, logFile?: string) {
+    const logTail = logFile === undefined ? [] : readTail(logFile)
+    super(`MLflow server at ${url} did not become healthy${outcome === "exited" ? " (it exited)" : ` within ${outcome / 1000}s`}` +
+      (logFile === undefined ? "" : `\n--- ${logFile} (tail) ---\n${logTail.join("\n")}`))
+    this.url = url
+    this.logFile = logFile
+    this.logTail = logTail
+  }
+}
+
+const readTail = (file: string): Array<string> => {
   try {
-    return fs.readFileSync(file, "utf8").split("\n").slice(-15).join("\n")
+    return fs.readFileSync(file, "utf8").split("\n").slice(-15)
   } catch {
-    return "(no log)"
+    return ["(no log)"]
   }
 }
 
@@ -437,7 +458,7 @@ export const serveForeground = async (options: LocalServerOptions = {}): Promise
   process.once("SIGINT", stop)
   process.once("SIGTERM", stop)
   waitForHealth(url, child.pid, options.startTimeoutMs ?? 180_000, undefined, port).then(
-    () => log(`MLflow UI: ${url}  (backend ${path.join(dir, "mlflow.db")}, ${store} store, ${app} app; Ctrl-C to stop)`),
+    () => log(`MLflow UI: ${url}  (backend ${databaseFile(dir)}, ${store} store, ${app} app; Ctrl-C to stop)`),
     (error: Error) => log(error.message)
   )
   return new Promise((resolve) => child.once("exit", (code) => resolve(code ?? 0)))

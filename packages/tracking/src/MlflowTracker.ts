@@ -573,7 +573,8 @@ export class MlflowTracker {
 
   async #deliverLogs(records: ReadonlyArray<TrackingRecord>): Promise<void> {
     // coalesce per run, keeping each run's records in order
-    const byRun = new Map<string, { metrics: Array<{ key: string; value: number; step: number; timestamp: number }>; tags: Array<{ key: string; value: string }> }>()
+    type Entry = { metrics: Array<{ key: string; value: number; step: number; timestamp: number }>; tags: Array<{ key: string; value: string }> }
+    const byRun = new Map<string, Entry>()
     for (const r of records) {
       if (r.t !== "metrics" && r.t !== "tags") continue
       const runId = this.#resolve(r.ref)
@@ -586,7 +587,6 @@ export class MlflowTracker {
     // Bodies are prepared lazily, one log-batch's worth at a time, by the sending workers: the first request
     // leaves after ~3 ms instead of after the whole group is serialised, and later bodies are built while
     // earlier ones are on the wire (the server would otherwise idle through each group's preparation).
-    type Entry = typeof byRun extends Map<string, infer E> ? E : never
     const jobs: Array<{ runId: string } & Entry> = []
     for (const [runId, entry] of byRun) {
       if (entry.metrics.length === 0) jobs.push({ runId, metrics: [], tags: entry.tags })

@@ -6,7 +6,7 @@
 import * as path from "node:path"
 import { Effect, Layer } from "effect"
 import { Tracker as CoreTracker } from "@vw2/core"
-import { ensureLocalServer, touchLease } from "./LocalServer.ts"
+import { ServerUnhealthyError, databaseFile, ensureLocalServer, touchLease } from "./LocalServer.ts"
 import { MlflowTracker, vw2Home } from "./MlflowTracker.ts"
 
 export interface TrackerFromEnvOptions {
@@ -48,21 +48,21 @@ export const layerFromEnv = (options: TrackerFromEnvOptions = {}): Layer.Layer<C
   )
 
 /**
- * One readable reason for the warning: the error's first line and, when the server wrote a log, its last line
- * (the exception), with the fix for the failures seen in practice.
+ * One readable reason for the warning: the error's first line and, when the server wrote a log, its exception
+ * line, with the fix for the failures seen in practice.
  */
 export const whyNoServer = (error: unknown): string => {
-  const message = error instanceof Error ? error.message : String(error)
-  const [first = "", ...rest] = message.split("\n")
-  const logLines = rest.filter((line) => line.trim() !== "" && !line.startsWith("--- "))
+  const first = (error instanceof Error ? error.message : String(error)).split("\n")[0]
+  if (!(error instanceof ServerUnhealthyError) || error.logFile === undefined) {
+    return `${first}; run \`npm run setup\`, set MLFLOW_TRACKING_URI, or pass --no-track`
+  }
+  const logLines = error.logTail.filter((line) => line.trim() !== "")
   // the exception line (Python's "pkg.SomeError: …"), not the hints printed after it
   const last = (logLines.findLast((line) => /^[\w.]*(Error|Exception)\b.*:/.test(line.trim())) ?? logLines.at(-1))?.trim()
-  const logFile = /^--- (.+) \(tail\) ---$/m.exec(message)?.[1]
-  let fix = "run `npm run setup`, set MLFLOW_TRACKING_URI, or pass --no-track"
   // MLflow migrates a new database through alembic's temporary tables; a server stopped in the middle leaves
   // them behind and every later start fails on them
-  if (last !== undefined && /_alembic_tmp_\w+ already exists/.test(last) && logFile !== undefined) {
-    fix = `its database ${path.join(path.dirname(logFile), "mlflow.db")} was left half-created by an interrupted start: move it aside (\`mv\` it) and run again`
-  }
-  return `${first}${last === undefined ? "" : ` — ${last}`}${logFile === undefined ? "" : ` (log: ${logFile})`}; ${fix}`
+  const fix = last !== undefined && /_alembic_tmp_\w+ already exists/.test(last)
+    ? `its database ${databaseFile(path.dirname(error.logFile))} was left half-created by an interrupted start: move it aside (\`mv\` it) and run again`
+    : "run `npm run setup`, set MLFLOW_TRACKING_URI, or pass --no-track"
+  return `${first}${last === undefined ? "" : ` — ${last}`} (log: ${error.logFile}); ${fix}`
 }

@@ -71,7 +71,12 @@ struct DenseBlocks {
   std::vector<int64_t> width, offset;  // out_j and its first column in y
 };
 
-Status denseBlocks(const Tensor& x, const OpInputList& ws, const OpInputList& bs, DenseBlocks* d) {
+// Reads the op's "w" and "b" input lists and checks them against x.
+Status denseBlocks(OpKernelContext* ctx, const Tensor& x, OpInputList* wsOut, OpInputList* bsOut, DenseBlocks* d) {
+  TF_RETURN_IF_ERROR(ctx->input_list("w", wsOut));
+  TF_RETURN_IF_ERROR(ctx->input_list("b", bsOut));
+  const OpInputList& ws = *wsOut;
+  const OpInputList& bs = *bsOut;
   if (x.dims() < 1) return errors::InvalidArgument("x must have rank >= 1, got a scalar");
   if (ws.size() < 1) return errors::InvalidArgument("needs at least one weight");
   d->in = x.dim_size(x.dims() - 1);
@@ -131,10 +136,8 @@ class DenseOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     OpInputList ws, bs;
-    OP_REQUIRES_OK(ctx, ctx->input_list("w", &ws));
-    OP_REQUIRES_OK(ctx, ctx->input_list("b", &bs));
     DenseBlocks d;
-    OP_REQUIRES_OK(ctx, denseBlocks(x, ws, bs, &d));
+    OP_REQUIRES_OK(ctx, denseBlocks(ctx, x, &ws, &bs, &d));
     Tensor* y;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, withLastAxis(x.shape(), d.out), &y));
     if (d.rows == 0 || d.out == 0) return;
@@ -188,10 +191,8 @@ class DenseGradOp : public OpKernel {
     const Tensor& dy = ctx->input(0);
     const Tensor& x = ctx->input(1);
     OpInputList ws, bs;
-    OP_REQUIRES_OK(ctx, ctx->input_list("w", &ws));
-    OP_REQUIRES_OK(ctx, ctx->input_list("b", &bs));
     DenseBlocks d;
-    OP_REQUIRES_OK(ctx, denseBlocks(x, ws, bs, &d));
+    OP_REQUIRES_OK(ctx, denseBlocks(ctx, x, &ws, &bs, &d));
     OP_REQUIRES(ctx, dy.shape() == withLastAxis(x.shape(), d.out),
                 errors::InvalidArgument("dy ", dy.shape().DebugString(), " must be x's shape with last axis ", d.out));
     const int64_t n = d.width.size();

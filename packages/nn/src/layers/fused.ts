@@ -215,7 +215,12 @@ function registerDense(blocks: number, withBias: boolean): string {
   const ws = Array.from({ length: blocks }, (_, j) => `w${j}`)
   const bs = withBias ? Array.from({ length: blocks }, (_, j) => `b${j}`) : []
   const attrs = [nativeAttr.int("N", blocks)]
-  const biasesOf = (named: Record<string, tf.Tensor>) => (withBias ? bs.map((n) => named[n]!) : ws.map(none))
+  // without biases the op still takes N (empty) bias inputs: one empty tensor serves all of them
+  const biasesOf = (named: Record<string, tf.Tensor>) => {
+    if (withBias) return bs.map((n) => named[n]!)
+    const empty = none()
+    return ws.map(() => empty)
+  }
   if (tf.getKernel(kernelName, "tensorflow") === undefined) {
     tf.registerKernel({
       kernelName,
