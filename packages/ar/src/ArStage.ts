@@ -4,14 +4,17 @@
  */
 import { ConfigField, defineStage, StageError } from "@vw2/core"
 import { Effect, Schema } from "effect"
-import { ArModelConfig, maxStreamLength, type ArArchitecture } from "./ArConfig.ts"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { ArModelConfig, type ArArchitecture } from "./ArConfig.ts"
 import { saveArCheckpoint } from "./ArCheckpoint.ts"
 import { ArTransformer } from "./ArTransformer.ts"
-import { type CodeDataset, type CodedEpisode, readCodeDataset, startFrame } from "./CodeDataset.ts"
-import { streamExample } from "./CodeStream.ts"
-import { buildVocabulary, encodeInstruction, type InstructionVocabulary } from "./InstructionTokenizer.ts"
+import { clipExamples, makeBatch } from "./Batches.ts"
+import { readCodeDataset } from "./CodeDataset.ts"
+import { teacherForcedReport } from "./Evaluate.ts"
+import { buildVocabulary } from "./InstructionTokenizer.ts"
 import { AdamW, describeBackend, Init, Rng, selectBackend, trainStep, warmupCosine } from "./internal/nn.ts"
-import { type ArBatch, batchLoss } from "./Train.ts"
+import { batchLoss } from "./Train.ts"
 
 const { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } = ConfigField
 
@@ -39,38 +42,25 @@ export const ArTrainConfig = Schema.Struct({
   logEvery: positiveInt(10)
 })
 
+/** Teacher-forced top-1 / cross-entropy on held-out clips vs the unigram baseline (Evaluate.ts). */
+export const ArEvalConfig = Schema.Struct({
+  /** the split scored (the dLDM tokenized it too); none of its clips is trained on */
+  split: withDefault(Schema.String, "test"),
+  /** also score every this many steps (0 = at the end only) */
+  every: nonNegativeInt(0)
+})
+
 export const ArStageConfig = Schema.Struct({
   model: withDefault(ArModelConfig, {}),
   text: withDefault(TextEncoderConfig, { kind: "vocab" }),
-  train: withDefault(ArTrainConfig, {})
+  train: withDefault(ArTrainConfig, {}),
+  eval: withDefault(ArEvalConfig, {})
 })
 export type ArStageConfig = typeof ArStageConfig.Type
 
-interface Example {
-  readonly episode: CodedEpisode
-  readonly clip: number
-}
-
-const makeBatch = (examples: ReadonlyArray<Example>, data: CodeDataset, arch: ArArchitecture, vocab: InstructionVocabulary): ArBatch => {
-  const length = maxStreamLength(arch) - 1
-  const frameSize = arch.height * arch.width * 3
-  const text = new Int32Array(examples.length * arch.maxTextTokens)
-  const frames = new Float32Array(examples.length * frameSize)
-  const stream = new Int32Array(examples.length * length)
-  const targets = new Int32Array(examples.length * length)
-  examples.forEach(({ episode, clip }, b) => {
-    text.set(encodeInstruction(vocab, episode.instruction), b * arch.maxTextTokens)
-    frames.set(startFrame(episode, clip, data.info), b * frameSize)
-    const ex = streamExample(episode, clip, { codesPerClip: arch.codesPerClip, historyClips: arch.historyClips, codeVocab: arch.codeVocab, length })
-    stream.set(ex.stream, b * length)
-    targets.set(ex.targets, b * length)
-  })
-  return { text, frames, stream, targets, batch: examples.length, streamLength: length }
-}
-
 export const ar = defineStage({
   name: "ar",
-  version: "1",
+  version: "2",
   config: ArStageConfig,
   inputs: { codes: "code-dataset" },
   outputs: { checkpoint: "ar-checkpoint" },
@@ -94,7 +84,9 @@ export const ar = defineStage({
           height: data.info.height,
           width: data.info.width
         }
-        const examples: Array<Example> = data.episodes.flatMap((episode) => Array.from({ length: episode.clips }, (_, clip) => ({ episode, clip })))
+        const examples = clipExamples(data)
+        const heldOutData = readCodeDataset(inputs.codes.dir, { split: config.eval.split })
+        const heldOut = { data: heldOutData, examples: clipExamples(heldOutData) }
         if (examples.length === 0) throw new Error(`${inputs.codes.dir}: the training episodes have no clips (are they shorter than the dLDM's clip length ${data.info.clipLength}?)`)
         ctx.log(`ar: ${data.episodes.length} episodes, ${examples.length} clips, vocabulary ${vocab.words.length} words, ${arch.codesPerClip} codes/clip`)
         const model = new ArTransformer(Init.seeded(ctx.seed), arch)
@@ -102,6 +94,21 @@ export const ar = defineStage({
         const optimizer = new AdamW({ lr: train.lr, beta1: train.beta1, beta2: train.beta2, weightDecay: train.weightDecay })
         const schedule = warmupCosine({ peakLr: train.lr, warmupSteps: train.warmupSteps, totalSteps: train.steps })
         const rng = new Rng(ctx.seed ^ 0x5eed)
+        const evaluate = (step: number) => {
+          if (heldOut.examples.length === 0) return undefined
+          const r = teacherForcedReport(model, vocab, { data, examples }, heldOut)
+          ctx.metrics(
+            {
+              "ar/heldout/top1": r.top1,
+              "ar/heldout/unigram_top1": r.unigramTop1,
+              "ar/heldout/top1_over_unigram": r.unigramTop1 > 0 ? r.top1 / r.unigramTop1 : 0,
+              "ar/heldout/nll": r.nll,
+              "ar/heldout/unigram_nll": r.unigramNll
+            },
+            step
+          )
+          return r
+        }
         try {
           for (let step = 0; step < train.steps; step++) {
             if (ctx.signal.aborted) throw new Error("interrupted")
@@ -111,10 +118,16 @@ export const ar = defineStage({
             if (step % train.logEvery === 0 || step === train.steps - 1) {
               ctx.metrics({ "ar/loss": r.loss, "ar/grad_norm": r.gradNorm, "ar/lr": schedule(step) }, step)
             }
+            if (config.eval.every > 0 && (step + 1) % config.eval.every === 0 && step + 1 < train.steps) evaluate(step + 1)
             ctx.progress(step + 1, train.steps, `loss ${r.loss.toFixed(3)}`)
             if (step % train.logEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve)) // let progress and signals through
           }
-          await saveArCheckpoint(ctx.outputDir("checkpoint"), model, { vocabulary: vocab, codes: data.info })
+          const report = evaluate(train.steps)
+          if (report === undefined) ctx.log(`ar: no "${config.eval.split}" clips to evaluate on`)
+          else ctx.log(`ar: held-out (${config.eval.split}) teacher-forced top-1 ${report.top1.toFixed(3)} vs unigram ${report.unigramTop1.toFixed(3)}; nll ${report.nll.toFixed(3)} vs ${report.unigramNll.toFixed(3)}`)
+          const dir = ctx.outputDir("checkpoint")
+          await saveArCheckpoint(dir, model, { vocabulary: vocab, codes: data.info })
+          if (report !== undefined) fs.writeFileSync(path.join(dir, "heldout.json"), JSON.stringify({ split: config.eval.split, ...report }, null, 2))
         } finally {
           optimizer.dispose()
           model.dispose()

@@ -17,7 +17,7 @@ import { Effect, Schema } from "effect"
 import { DEFAULT_EP_LEN, evaluateLongHorizon, type LongHorizonReport } from "../internal/minicalvin.ts"
 import { ACTION_DIM, actionLoss, CalvinHead, type CalvinHeadArchitecture, CalvinHeadModelConfig, PROPRIO_DIM } from "./CalvinHead.ts"
 import { CodePolicy } from "./CodePolicy.ts"
-import { headExamples } from "./HeadData.ts"
+import { type HeadExamples, headExamples } from "./HeadData.ts"
 
 const { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } = ConfigField
 
@@ -61,6 +61,26 @@ export interface CalvinReport {
   readonly plansPerChain: number
 }
 
+/**
+ * Held-out action error of the head on the test demos: with their own codes, with codes of another
+ * transition (a head that ignores its codes scores the same), and the mean training action (no model).
+ */
+const heldOutErrors = (head: CalvinHead, train: HeadExamples, test: HeadExamples): { own: number; swapped: number; meanAction: number } =>
+  tf.tidy(() => {
+    const n = test.codesPerTransition
+    const shift = Math.max(1, Math.floor(test.count / 2))
+    const swappedCodes = new Int32Array(test.codes.length)
+    for (let i = 0; i < test.count; i++) swappedCodes.set(test.codes.subarray(((i + shift) % test.count) * n, (((i + shift) % test.count) + 1) * n), i * n)
+    const proprio = tf.tensor2d(test.proprio, [test.count, PROPRIO_DIM])
+    const actions = tf.tensor3d(test.actions, [test.count, test.actionsPerTransition, ACTION_DIM])
+    const l2 = (codes: Int32Array) => actionLoss(head, tf.tensor2d(codes, [test.count, n], "int32"), proprio, actions).dataSync()[0]!
+    const span = train.actionsPerTransition * ACTION_DIM
+    const mean = new Float32Array(span)
+    for (let i = 0; i < train.count; i++) for (let k = 0; k < span; k++) mean[k]! += train.actions[i * span + k]! / train.count
+    const meanAction = tf.mean(tf.square(tf.sub(actions, tf.reshape(tf.tensor1d(mean), [1, train.actionsPerTransition, ACTION_DIM])))).dataSync()[0]!
+    return { own: l2(test.codes), swapped: l2(swappedCodes), meanAction }
+  })
+
 export const loadCalvinHead = async (dir: string): Promise<CalvinHead> => {
   const ck = await loadCheckpoint<CalvinHeadArchitecture>(dir)
   const head = new CalvinHead(Init.seeded(0), ck.config)
@@ -70,7 +90,7 @@ export const loadCalvinHead = async (dir: string): Promise<CalvinHead> => {
 
 export const calvinHead = defineStage({
   name: "calvin-head",
-  version: "1",
+  version: "2",
   config: CalvinHeadStageConfig,
   inputs: { codes: "code-dataset", demos: "robot-dataset", ar: "ar-checkpoint" },
   outputs: { head: "action-head-checkpoint", report: "eval-report" },
@@ -81,6 +101,8 @@ export const calvinHead = defineStage({
         const codes = readCodeDataset(inputs.codes.dir, { split: "train" })
         const demos = Dataset.open(inputs.demos.dir)
         const data = headExamples(codes, demos)
+        const testCodes = readCodeDataset(inputs.codes.dir, { split: "test" })
+        const heldOut = testCodes.episodes.length > 0 ? headExamples(testCodes, demos) : undefined
         ctx.log(`calvin-head: ${data.count} transitions × ${data.codesPerTransition} codes → ${data.actionsPerTransition} actions each`)
         const arch: CalvinHeadArchitecture = { ...config.model, codeVocab: codes.info.codeVocab, codesPerTransition: data.codesPerTransition, actionsPerTransition: data.actionsPerTransition }
         const head = new CalvinHead(Init.seeded(ctx.seed), arch)
@@ -123,6 +145,11 @@ export const calvinHead = defineStage({
             ctx.progress(step + 1, train.steps + config.protocol.chains, `l2 ${r.loss.toFixed(4)}`)
           }
           await saveCheckpoint(ctx.outputDir("head"), { model: head, config: arch })
+          if (heldOut !== undefined) {
+            const e = heldOutErrors(head, data, heldOut)
+            ctx.metrics({ "calvin_head/heldout_l2": e.own, "calvin_head/heldout_l2_swapped_codes": e.swapped, "calvin_head/heldout_l2_mean_action": e.meanAction }, train.steps)
+            ctx.log(`calvin-head: held-out l2 ${e.own.toFixed(4)} (another transition's codes ${e.swapped.toFixed(4)}, mean action ${e.meanAction.toFixed(4)}) on ${heldOut.count} test transitions`)
+          }
 
           const { model: ar, config: arConfig } = await loadArCheckpoint(inputs.ar.dir)
           try {
