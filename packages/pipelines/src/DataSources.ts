@@ -31,7 +31,7 @@ export const CraftSourceConfig = Schema.Union([
 
 export const craftSource = defineStage({
   name: "craft-source",
-  version: "1",
+  version: "2", // MiniCraft v2 (generate-minicraft 2): objects that dominate a step's change, test geometry inside train's
   config: CraftSourceConfig,
   inputs: {},
   outputs: { dataset: "video-dataset" },

@@ -1,8 +1,9 @@
 /**
  * Appearance of a MiniCraft episode: everything that changes how a frame looks but carries no task
  * information (table colour and texture, paper colour and pattern, lighting, camera, distractors, skin tone,
- * sensor noise). Train and test draw each factor from disjoint catalogues, so the test split shows unseen
- * tables, papers, viewpoints and lighting — the paper's cross-environment split in miniature.
+ * sensor noise). Train and test draw each appearance factor from disjoint catalogues, so the test split shows
+ * unseen tables, papers, distractors and lighting — the paper's cross-environment split in miniature
+ * (docs/paper.md, "Evaluation"). The camera geometry of test lies inside the train ranges (`VIEW_RANGES`).
  */
 import { Schema } from "effect"
 import type { Rng } from "./Rng.ts"
@@ -39,7 +40,10 @@ export const Appearance = Schema.Struct({
   lighting: Schema.Struct({ name: Schema.String, brightness: Schema.Number, tint: Color, gradient: Schema.Number, gradientAngle: Schema.Number }),
   skin: Schema.Struct({ name: Schema.String, color: Color }),
   distractors: Schema.Array(Distractor),
-  /** where the arm enters the view (world coordinates) */
+  /**
+   * where the arm of a bare fingertip comes from (world coordinates, beyond the right edge of the view);
+   * episodes give each step its own arm line (Timeline's `armLine`)
+   */
   armAnchor: Schema.Struct({ x: Schema.Number, y: Schema.Number }),
   /** sensor noise: amplitude in uint8 steps, and its seed */
   noise: Schema.Struct({ amplitude: Schema.Number, seed: Schema.Number })
@@ -101,12 +105,22 @@ const SKINS: ReadonlyArray<Named<Rgb>> = [
 const DISTRACTORS: Record<Split, ReadonlyArray<DistractorShape>> = { train: ["cup", "pen"], test: ["book", "ruler"] }
 const DISTRACTOR_COLORS: ReadonlyArray<Rgb> = [rgb(230, 230, 230), rgb(40, 40, 40), rgb(200, 60, 50), rgb(60, 120, 200), rgb(90, 170, 90)]
 
-/** Slots for distractors: the top corners and the left edge, away from the work area and the hand's path. */
-const DISTRACTOR_SLOTS: ReadonlyArray<{ x: number; y: number }> = [
-  { x: -0.78, y: -0.78 },
-  { x: 0.78, y: -0.78 },
-  { x: -0.82, y: 0.1 }
-]
+/**
+ * Where a distractor may lie: the top-left corner, which neither the tray, the figures nor the sheets' big
+ * flaps use (v2 keeps clutter out of the work area: one small item, away from every step's motion).
+ */
+const DISTRACTOR_SLOT = { x: -0.86, y: -0.86 }
+
+/**
+ * Camera geometry per split. Geometry is not an appearance factor: a small model cannot extrapolate to
+ * unseen rotations or zooms, so the test ranges lie inside the train ranges (test views are new draws,
+ * not a new regime); what is unseen in test is the look (tables, papers, lighting, distractors).
+ * Rotation in degrees; test rotations are drawn with either sign from `rotationDeg`.
+ */
+export const VIEW_RANGES: Record<Split, { readonly rotationDeg: readonly [number, number]; readonly zoom: readonly [number, number]; readonly offset: readonly [number, number] }> = {
+  train: { rotationDeg: [-8, 8], zoom: [0.94, 1.06], offset: [-0.05, 0.05] },
+  test: { rotationDeg: [3, 7], zoom: [0.95, 1.03], offset: [-0.04, 0.04] }
+}
 
 const mix = (a: Rgb, b: Rgb, t: number): Rgb => [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 const WHITE: Rgb = [1, 1, 1]
@@ -119,31 +133,29 @@ export const sampleAppearance = (split: Split, rng: Rng): Appearance => {
   const texture = rng.pick(TABLE_TEXTURES[split])
   const paperColor = rng.pick(PAPER_COLORS[split])
   const pattern = rng.pick(PAPER_PATTERNS[split])
-  const view =
-    split === "train"
-      ? { name: "frontal", offsetX: rng.uniform(-0.04, 0.04), offsetY: rng.uniform(-0.04, 0.04), zoom: rng.uniform(0.96, 1.04), rotation: rng.uniform(-4, 4) * deg }
-      : rng.next() < 0.5
-        ? { name: "tilted-left", offsetX: rng.uniform(-0.1, -0.05), offsetY: signed(rng, 0.03, 0.06), zoom: rng.uniform(0.84, 0.9), rotation: -rng.uniform(10, 16) * deg }
-        : { name: "tilted-right", offsetX: rng.uniform(0.05, 0.1), offsetY: signed(rng, 0.03, 0.06), zoom: rng.uniform(0.84, 0.9), rotation: rng.uniform(10, 16) * deg }
+  const range = VIEW_RANGES[split]
+  const view = {
+    name: "tabletop",
+    offsetX: rng.uniform(...range.offset),
+    offsetY: rng.uniform(...range.offset),
+    zoom: rng.uniform(...range.zoom),
+    rotation: (split === "train" ? rng.uniform(...range.rotationDeg) : signed(rng, ...range.rotationDeg)) * deg
+  }
   const lighting =
     split === "train"
       ? { name: "warm", brightness: rng.uniform(0.95, 1.05), tint: [rng.uniform(1.0, 1.05), rng.uniform(0.97, 1.0), rng.uniform(0.88, 0.94)] as Rgb, gradient: rng.uniform(0, 0.12), gradientAngle: rng.uniform(0, 2 * Math.PI) }
       : { name: "cool", brightness: rng.uniform(0.86, 0.94), tint: [rng.uniform(0.88, 0.93), rng.uniform(0.98, 1.02), rng.uniform(1.04, 1.1)] as Rgb, gradient: rng.uniform(0.15, 0.25), gradientAngle: rng.uniform(0, 2 * Math.PI) }
   const skin = rng.pick(SKINS)
-  const count = 1 + rng.int(2)
-  const slots = [...DISTRACTOR_SLOTS]
-  const distractors: Distractor[] = []
-  for (let i = 0; i < count; i++) {
-    const slot = slots.splice(rng.int(slots.length), 1)[0]!
-    distractors.push({
+  const distractors: Distractor[] = [
+    {
       shape: rng.pick(DISTRACTORS[split]),
       color: rng.pick(DISTRACTOR_COLORS),
-      x: slot.x + rng.uniform(-0.05, 0.05),
-      y: slot.y + rng.uniform(-0.05, 0.05),
-      size: rng.uniform(0.12, 0.17),
+      x: DISTRACTOR_SLOT.x + rng.uniform(-0.04, 0.04),
+      y: DISTRACTOR_SLOT.y + rng.uniform(-0.04, 0.04),
+      size: rng.uniform(0.08, 0.11),
       rotation: rng.uniform(0, Math.PI)
-    })
-  }
+    }
+  ]
   return {
     table: { name: tableColor.name, color: tableColor.value, texture, textureScale: rng.uniform(0.12, 0.22), textureAngle: rng.uniform(0, Math.PI), contrast: rng.uniform(0.08, 0.16) },
     paper: { name: paperColor.name, color: paperColor.value, backColor: mix(paperColor.value, WHITE, 0.55), pattern, patternScale: rng.uniform(0.09, 0.14) },
@@ -151,12 +163,15 @@ export const sampleAppearance = (split: Split, rng: Rng): Appearance => {
     lighting,
     skin: { name: skin.name, color: skin.value },
     distractors,
-    armAnchor: { x: rng.uniform(0.9, 1.3), y: 1.5 },
+    armAnchor: { x: 1.45, y: rng.uniform(0.2, 0.7) },
     noise: { amplitude: rng.int(4), seed: rng.int(0x7fffffff) }
   }
 }
 
-/** The factor names that make up an appearance domain; train and test never share one. */
+/**
+ * The factor names that make up a domain. Train and test never share a table, paper or lighting name; the
+ * view is named for the record only (both splits draw "tabletop" views from nested ranges).
+ */
 export const domainFactors = (appearance: Appearance): { readonly table: string; readonly paper: string; readonly view: string; readonly lighting: string } => ({
   table: `${appearance.table.name}/${appearance.table.texture}`,
   paper: `${appearance.paper.name}/${appearance.paper.pattern}`,

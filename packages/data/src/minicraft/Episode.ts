@@ -33,7 +33,7 @@ export function* renderEpisode(task: Task, appearance: Appearance, options: Epis
   for (let index = 0; index < frames.length; index++) {
     const spec = frames[index]!
     const active = switched !== undefined && index >= variant.switchAppearance!.atFrame ? switched : renderer
-    yield { index, pixels: active.render(sceneAt(task, spec.pose), spec.hand, index), label: spec.label }
+    yield { index, pixels: active.render(sceneAt(task, spec.pose), { tip: spec.hand, anchor: spec.anchor }, index), label: spec.label }
   }
 }
 

@@ -118,7 +118,12 @@ const drawDistractor = (canvas: Canvas, d: Distractor): void => {
   }
 }
 
-/** Polygons of the hand for a fingertip at `tip`, the arm entering from `anchor`. */
+/**
+ * Polygons of the hand for a fingertip at `tip`, the arm entering from `anchor`. v2 draws a slim forearm, a
+ * small palm and a thumb–index pinch: the arm lies across much of the view, so its width sets how many pixels
+ * the hand covers against the task object (scripts/motion-budget.ts). Thinner arms (< ~1.6 px at 32 px)
+ * vanish under a 3×3 blur and the exact judge no longer finds the hand.
+ */
 export const handPolygons = (tip: Vec, anchor: Vec): Polygon[] => {
   let dx = tip.x - anchor.x
   let dy = tip.y - anchor.y
@@ -128,17 +133,20 @@ export const handPolygons = (tip: Vec, anchor: Vec): Polygon[] => {
   const px = -dy
   const py = dx
   const at = (along: number, across: number): Vec => vec(tip.x + dx * along + px * across, tip.y + dy * along + py * across)
-  const palmCenter = at(-0.17, 0)
-  const polygons: Polygon[] = [
+  return [
     // forearm from beyond the image border to the wrist
-    [vec(anchor.x + px * 0.14, anchor.y + py * 0.14), at(-0.3, 0.11), at(-0.3, -0.11), vec(anchor.x - px * 0.14, anchor.y - py * 0.14)],
-    regular(palmCenter, 0.13, 12, Math.atan2(dy, dx))
+    [vec(anchor.x + px * 0.055, anchor.y + py * 0.055), at(-0.14, 0.05), at(-0.14, -0.05), vec(anchor.x - px * 0.055, anchor.y - py * 0.055)],
+    regular(at(-0.09, 0), 0.07, 10, Math.atan2(dy, dx)),
+    // index finger to the tip, thumb beside it
+    [at(-0.09, -0.022), at(0, -0.014), at(0, 0.014), at(-0.09, 0.022)],
+    [at(-0.13, 0.05), at(-0.05, 0.08), at(-0.035, 0.06), at(-0.1, 0.025)]
   ]
-  for (const offset of [-0.07, 0, 0.07]) {
-    polygons.push([at(-0.16, offset - 0.03), at(-Math.abs(offset) * 0.4, offset * 1.1 - 0.027), at(-Math.abs(offset) * 0.4, offset * 1.1 + 0.027), at(-0.16, offset + 0.03)])
-  }
-  polygons.push([at(-0.23, 0.1), at(-0.1, 0.19), at(-0.065, 0.155), at(-0.18, 0.06)]) // thumb
-  return polygons
+}
+
+/** A fingertip and where its arm comes from (world coordinates; see Timeline's `armLine`). */
+export interface HandPose {
+  readonly tip: Vec
+  readonly anchor: Vec
 }
 
 /** The camera: world → normalised view coordinates. */
@@ -185,14 +193,18 @@ export class Renderer {
   }
 
   /**
-   * Renders one frame into `out` (H·W·3 uint8). `hand` is the fingertip (omit for no hand); `noiseFrame` is
-   * the frame index that seeds the sensor noise (omit for a noise-free frame).
+   * Renders one frame into `out` (H·W·3 uint8). `hand` is a fingertip and its arm's anchor, or a bare
+   * fingertip whose arm comes from the appearance's `armAnchor` (omit for no hand); `noiseFrame` is the
+   * frame index that seeds the sensor noise (omit for a noise-free frame).
    */
-  render(scene: SceneState, hand: Vec | undefined, noiseFrame: number | undefined, out = new Uint8Array(this.options.width * this.options.height * 3)): Uint8Array {
+  render(scene: SceneState, hand: Vec | HandPose | undefined, noiseFrame: number | undefined, out = new Uint8Array(this.options.width * this.options.height * 3)): Uint8Array {
     const canvas = this.canvas
     canvas.copyFrom(this.background)
     this.drawScene(canvas, scene)
-    if (hand !== undefined) for (const polygon of handPolygons(hand, this.appearance.armAnchor)) canvas.fillPolygon(polygon, this.appearance.skin.color)
+    if (hand !== undefined) {
+      const pose: HandPose = "tip" in hand ? hand : { tip: hand, anchor: this.appearance.armAnchor }
+      for (const polygon of handPolygons(pose.tip, pose.anchor)) canvas.fillPolygon(polygon, this.appearance.skin.color)
+    }
     const amplitude = this.appearance.noise.amplitude
     const noise = noiseFrame === undefined || amplitude === 0 ? undefined : noiseSource(this.appearance.noise.seed, noiseFrame, amplitude)
     return canvas.resolve(out, this.light, noise)
@@ -223,7 +235,8 @@ export class Renderer {
     for (const block of ordered) {
       const step = steps[block.step]!
       const edge: Rgb = [step.color[0] * 0.62, step.color[1] * 0.62, step.color[2] * 0.62]
-      const lift = block.lifted ? 0.05 : 0
+      // a carried block shows it is lifted by its shadow (its path barely rises: see Scene's carryPath)
+      const lift = block.lifted ? 0.06 : 0
       canvas.darkenPolygon(blockPolygon(step.width, step.height, vec(block.center.x + SHADOW_OFFSET + lift, block.center.y + SHADOW_OFFSET + lift)), SHADOW_FACTOR)
       canvas.fillPolygon(blockPolygon(step.width, step.height, block.center), edge)
       canvas.fillPolygon(blockPolygon(step.width - 0.03, step.height - 0.03, block.center), step.color)

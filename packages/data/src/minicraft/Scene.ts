@@ -81,32 +81,43 @@ export const sceneAt = (task: Task, pose: Pose): SceneState => {
   return { family: "blocks", blocks }
 }
 
-/** The carried block's centre: lifted off the slot, over to the target, set down. */
+/**
+ * The carried block's centre: lifted off the slot, over to the target, set down. The path is nearly straight
+ * so that the arm, which comes in along it, slides along itself instead of sweeping across the view.
+ */
 const carryPath = (step: BlockStep, progress: number): Vec => {
   const t = smoothstep(progress)
   const straight = lerpVec(step.slot, step.target, t)
-  return vec(straight.x, straight.y - 0.12 * Math.sin(Math.PI * t))
+  return vec(straight.x, straight.y - 0.03 * Math.sin(Math.PI * t))
 }
 
 /**
  * Where the fingertip is while step `stepIndex` is under way at `progress` in [0, 1], given the state before
- * it: for a fold, the flap's corner farthest from the fold line; for a block, the block's centre.
+ * it: for a fold, the flap's point farthest from the fold line (the middle of the
+ * farthest edge when an edge is parallel to the line); for a block, the middle of its right edge
+ * (the arm comes in from the tray's side, the right, so the hand pinches the block without hiding it).
  */
 export const gripPoint = (task: Task, before: SceneState, stepIndex: number, progress: number): Vec => {
-  if (task.family === "blocks") return carryPath(task.steps[stepIndex]!, progress)
+  if (task.family === "blocks") {
+    const step = task.steps[stepIndex]!
+    const centre = carryPath(step, progress)
+    return vec(centre.x + step.width / 2 - 0.03, centre.y)
+  }
   if (before.family !== "fold") throw new Error("gripPoint: scene family does not match the task")
   const step = task.steps[stepIndex]!
   const line = foldLine(step)
-  let best = step.flap
+  // the farthest point of the flap; when a whole edge is farthest (a sheet folded in half), its middle
   let bestDistance = -Infinity
+  let far: Vec[] = []
   for (const layer of before.layers) {
     for (const p of clipHalfPlane(layer.polygon, line, 1)) {
       const d = signedDistance(line, p)
-      if (d > bestDistance + 1e-9) {
+      if (d > bestDistance + 1e-6) {
         bestDistance = d
-        best = p
-      }
+        far = [p]
+      } else if (d > bestDistance - 1e-6) far.push(p)
     }
   }
+  const best = far.length === 0 ? step.flap : vec(far.reduce((a, p) => a + p.x, 0) / far.length, far.reduce((a, p) => a + p.y, 0) / far.length)
   return apply(foldMap(line, foldAngle(progress)), best)
 }

@@ -45,10 +45,12 @@ const rect = (cx: number, cy: number, halfW: number, halfH: number): Polygon => 
 const rgb = (r: number, g: number, b: number): Rgb => [r / 255, g / 255, b / 255]
 
 // ---- paper folding -------------------------------------------------------------------------------------
+// MiniCraft v2: the sheets fill most of the table and every fold turns a large flap, so at 32 px each step
+// changes more pixels than the thin arm covers (packages/data/scripts/motion-budget.ts measures it).
 
-const PLANE_A = 0.46 // half width of the portrait sheet
-const PLANE_B = 0.66 // half height
-const NOSE = -PLANE_B + 0.32 // the nose fold's line
+const PLANE_A = 0.56 // half width of the portrait sheet
+const PLANE_B = 0.84 // half height
+const NOSE = -PLANE_B + 0.44 // the nose fold's line
 
 const foldPlane: Task = {
   name: "fold-plane",
@@ -59,16 +61,17 @@ const foldPlane: Task = {
     { description: "fold the top-left corner to the centre line", from: vec(0, -PLANE_B), to: vec(-PLANE_A, -PLANE_B + PLANE_A), flap: vec(-PLANE_A, -PLANE_B) },
     { description: "fold the top-right corner to the centre line", from: vec(0, -PLANE_B), to: vec(PLANE_A, -PLANE_B + PLANE_A), flap: vec(PLANE_A, -PLANE_B) },
     { description: "fold the nose down", from: vec(-1, NOSE), to: vec(1, NOSE), flap: vec(0, -PLANE_B) },
-    { description: "fold the left edge to the centre line", from: vec(-0.1, NOSE), to: vec(-PLANE_A, 0.02), flap: vec(-PLANE_A, -PLANE_B + PLANE_A) },
-    { description: "fold the right edge to the centre line", from: vec(0.1, NOSE), to: vec(PLANE_A, 0.02), flap: vec(PLANE_A, -PLANE_B + PLANE_A) },
-    { description: "fold the plane in half", from: vec(0, -1), to: vec(0, 1), flap: vec(-PLANE_A, 0.3) },
-    { description: "fold down the wing", from: vec(0.07, NOSE), to: vec(0.2, PLANE_B), flap: vec(PLANE_A, 0.4) }
+    { description: "fold the left edge to the centre line", from: vec(-0.04, NOSE), to: vec(-0.24, PLANE_B), flap: vec(-PLANE_A, 0.2) },
+    { description: "fold the right edge to the centre line", from: vec(0.04, NOSE), to: vec(0.24, PLANE_B), flap: vec(PLANE_A, 0.2) },
+    { description: "fold the plane in half", from: vec(0, -1), to: vec(0, 1), flap: vec(-0.2, 0.3) },
+    // not a wing fold: half-way through the fold in half the sheet looks like a folded-down wing
+    { description: "fold the tail up", from: vec(-1, 0.1), to: vec(1, 0.26), flap: vec(0.1, PLANE_B) }
   ]
 }
 
-const BOAT_A = 0.76
-const BOAT_B = 0.56
-const BOAT_Y = -0.26 // the sheet's centre: after the first fold the boat sits mid-table
+const BOAT_A = 0.86
+const BOAT_B = 0.6
+const BOAT_Y = -0.24 // the sheet's centre: after the first fold the boat sits mid-table
 const by = (y: number): number => BOAT_Y + y
 
 const foldBoat: Task = {
@@ -78,23 +81,26 @@ const foldBoat: Task = {
   sheet: rect(0, BOAT_Y, BOAT_A, BOAT_B),
   steps: [
     { description: "fold the sheet in half, top to bottom", from: vec(-1, by(0)), to: vec(1, by(0)), flap: vec(0, by(-BOAT_B)) },
-    { description: "fold the left corner down", from: vec(-0.16, by(0)), to: vec(-BOAT_A, by(0.42)), flap: vec(-BOAT_A, by(0)) },
-    { description: "fold the right corner down", from: vec(0.16, by(0)), to: vec(BOAT_A, by(0.42)), flap: vec(BOAT_A, by(0)) },
-    { description: "fold the bottom strip up", from: vec(-1, by(BOAT_B - 0.17)), to: vec(1, by(BOAT_B - 0.17)), flap: vec(0, by(BOAT_B)) },
-    { description: "tuck in the left end", from: vec(-0.5, -1), to: vec(-0.5, 1), flap: vec(-BOAT_A, by(0.45)) },
-    { description: "tuck in the right end", from: vec(0.5, -1), to: vec(0.5, 1), flap: vec(BOAT_A, by(0.45)) },
-    { description: "fold the tip down", from: vec(-1, by(0.16)), to: vec(1, by(0.16)), flap: vec(0, by(0)) }
+    { description: "fold the left corner down", from: vec(-0.06, by(0)), to: vec(-BOAT_A, by(0.38)), flap: vec(-BOAT_A, by(0)) },
+    { description: "fold the right corner down", from: vec(0.06, by(0)), to: vec(BOAT_A, by(0.38)), flap: vec(BOAT_A, by(0)) },
+    { description: "fold the bottom strip up", from: vec(-1, by(0.4)), to: vec(1, by(0.4)), flap: vec(0, by(BOAT_B)) },
+    { description: "tuck in the left end", from: vec(-0.34, -1), to: vec(-0.34, 1), flap: vec(-BOAT_A, by(0.3)) },
+    { description: "tuck in the right end", from: vec(0.34, -1), to: vec(0.34, 1), flap: vec(BOAT_A, by(0.3)) },
+    { description: "fold the tip down", from: vec(-1, by(0.2)), to: vec(1, by(0.2)), flap: vec(0, by(0)) }
   ]
 }
 
 // ---- block building ------------------------------------------------------------------------------------
+// The tray is a column on the right half of the table, the figure is built on the left half. Blocks are
+// chunky (≥ 0.079 world², ≥ 20 px at 32 px) so that moving one changes more pixels than the hand does.
 
-const TRAY_TOP = 0.36
-const TRAY_BOTTOM = 0.92
-const TRAY_LEFT = -0.9
-const TRAY_RIGHT = 0.6
+const TRAY_TOP = -0.88
+const TRAY_BOTTOM = 0.88
+const TRAY_LEFT = 0.04
+const TRAY_RIGHT = 0.94
 const TRAY_GAP = 0.035
-const GROUND = 0.24 // y of the bottom of every target shape
+const GROUND = 0.78 // y of the bottom of every target shape
+const FIGURE_X = -0.46 // x of the figure's axis
 
 interface BlockSpec {
   readonly description: string
@@ -115,77 +121,83 @@ const BLOCK_COLORS = {
 } as const
 
 /**
- * Lays the blocks out in the tray in placement order: left to right, in shelves (rows) when one is full.
- * `scale` enlarges the whole design about the middle of the ground line (specs are written at unit scale).
+ * Lays the blocks out in the tray, taken in placement order: each goes to the first shelf (row) with room
+ * left, or starts a new shelf; shelves are filled left to right.
  */
-const blocksTask = (name: TaskName, instruction: string, scale: number, unscaled: ReadonlyArray<BlockSpec>): Task => {
-  const specs = unscaled.map((b) => ({ ...b, width: b.width * scale, height: b.height * scale, target: vec(b.target.x * scale, GROUND + (b.target.y - GROUND) * scale) }))
+const blocksTask = (name: TaskName, instruction: string, specs: ReadonlyArray<BlockSpec>): Task => {
   const usable = TRAY_RIGHT - TRAY_LEFT - 2 * TRAY_GAP
-  const shelves: BlockSpec[][] = [[]]
-  let used = 0
+  const shelves: BlockSpec[][] = []
+  const used: number[] = []
   for (const b of specs) {
     if (b.width > usable) throw new Error(`${name}: block "${b.description}" is wider than the tray`)
-    if (used + b.width > usable && shelves[shelves.length - 1]!.length > 0) {
-      shelves.push([])
-      used = 0
+    const shelf = used.findIndex((u) => u + b.width <= usable)
+    if (shelf === -1) {
+      shelves.push([b])
+      used.push(b.width + TRAY_GAP)
+    } else {
+      shelves[shelf]!.push(b)
+      used[shelf]! += b.width + TRAY_GAP
     }
-    shelves[shelves.length - 1]!.push(b)
-    used += b.width + TRAY_GAP
   }
   const shelfHeights = shelves.map((row) => Math.max(...row.map((b) => b.height)))
   const totalHeight = shelfHeights.reduce((a, h) => a + h, 0) + TRAY_GAP * (shelves.length - 1)
   if (totalHeight > TRAY_BOTTOM - TRAY_TOP - 2 * TRAY_GAP) throw new Error(`${name}: blocks do not fit the tray`)
-  const steps: BlockStep[] = []
+  const slots = new Map<BlockSpec, Vec>()
   let y = (TRAY_TOP + TRAY_BOTTOM) / 2 - totalHeight / 2
   shelves.forEach((row, r) => {
     const rowWidth = row.reduce((a, b) => a + b.width, 0) + TRAY_GAP * (row.length - 1)
     let x = (TRAY_LEFT + TRAY_RIGHT) / 2 - rowWidth / 2
     const cy = y + shelfHeights[r]! / 2
     for (const b of row) {
-      steps.push({ ...b, slot: vec(x + b.width / 2, cy) })
+      slots.set(b, vec(x + b.width / 2, cy))
       x += b.width + TRAY_GAP
     }
     y += shelfHeights[r]! + TRAY_GAP
   })
+  const steps: BlockStep[] = specs.map((b) => ({ ...b, slot: slots.get(b)! }))
   return { name, family: "blocks", instruction, tray: [vec(TRAY_LEFT, TRAY_TOP), vec(TRAY_RIGHT, TRAY_TOP), vec(TRAY_RIGHT, TRAY_BOTTOM), vec(TRAY_LEFT, TRAY_BOTTOM)], steps }
 }
 
-
-const blocksHuman = blocksTask("blocks-human", "Build a standing person from the blocks in the tray.", 1.3, [
-  { description: "place the left leg", width: 0.08, height: 0.26, color: BLOCK_COLORS.blue, target: vec(-0.07, GROUND - 0.13) },
-  { description: "place the right leg", width: 0.08, height: 0.26, color: BLOCK_COLORS.blue, target: vec(0.07, GROUND - 0.13) },
-  { description: "place the body", width: 0.26, height: 0.28, color: BLOCK_COLORS.red, target: vec(0, GROUND - 0.26 - 0.14) },
-  { description: "place the left arm", width: 0.07, height: 0.26, color: BLOCK_COLORS.yellow, target: vec(-0.175, GROUND - 0.26 - 0.14) },
-  { description: "place the right arm", width: 0.07, height: 0.26, color: BLOCK_COLORS.yellow, target: vec(0.175, GROUND - 0.26 - 0.14) },
-  { description: "place the head", width: 0.15, height: 0.15, color: BLOCK_COLORS.white, target: vec(0, GROUND - 0.54 - 0.075) },
-  { description: "place the hat", width: 0.22, height: 0.06, color: BLOCK_COLORS.purple, target: vec(0, GROUND - 0.69 - 0.03) }
+const X = FIGURE_X
+const LEG_H = 0.5
+const BODY_H = 0.5
+const blocksHuman = blocksTask("blocks-human", "Build a standing person from the blocks in the tray.", [
+  { description: "place the left leg", width: 0.24, height: LEG_H, color: BLOCK_COLORS.blue, target: vec(X - 0.13, GROUND - LEG_H / 2) },
+  { description: "place the right leg", width: 0.24, height: LEG_H, color: BLOCK_COLORS.blue, target: vec(X + 0.13, GROUND - LEG_H / 2) },
+  { description: "place the body", width: 0.5, height: BODY_H, color: BLOCK_COLORS.red, target: vec(X, GROUND - LEG_H - BODY_H / 2) },
+  { description: "place the left arm", width: 0.19, height: BODY_H, color: BLOCK_COLORS.yellow, target: vec(X - 0.25 - 0.095, GROUND - LEG_H - BODY_H / 2) },
+  { description: "place the right arm", width: 0.19, height: BODY_H, color: BLOCK_COLORS.yellow, target: vec(X + 0.25 + 0.095, GROUND - LEG_H - BODY_H / 2) },
+  { description: "place the head", width: 0.34, height: 0.32, color: BLOCK_COLORS.white, target: vec(X, GROUND - LEG_H - BODY_H - 0.16) },
+  { description: "place the hat", width: 0.52, height: 0.18, color: BLOCK_COLORS.purple, target: vec(X, GROUND - LEG_H - BODY_H - 0.32 - 0.09) }
 ])
 
-const towerWidths = [0.36, 0.28, 0.32, 0.24, 0.26, 0.18, 0.1]
+const towerWidths = [0.8, 0.6, 0.72, 0.5, 0.56, 0.42, 0.36]
 const towerColors = [BLOCK_COLORS.red, BLOCK_COLORS.yellow, BLOCK_COLORS.blue, BLOCK_COLORS.green, BLOCK_COLORS.purple, BLOCK_COLORS.cyan, BLOCK_COLORS.white]
-const TOWER_LEVEL = 0.12
+const TOWER_LEVEL = 0.22
 const blocksTower = blocksTask(
   "blocks-tower",
   "Stack the blocks from the tray into a tower.",
-  1.2,
   towerWidths.map((width, i) => ({
     description: `place tower level ${i + 1}`,
     width,
     height: TOWER_LEVEL,
     color: towerColors[i]!,
-    target: vec(0, GROUND - TOWER_LEVEL * (i + 0.5))
+    target: vec(X, GROUND - TOWER_LEVEL * (i + 0.5))
   }))
 )
 
-const LEG = 0.22
-const blocksHorse = blocksTask("blocks-horse", "Build a horse from the blocks in the tray.", 1.2, [
-  { description: "place the front left leg", width: 0.06, height: LEG, color: BLOCK_COLORS.yellow, target: vec(0.2, GROUND - LEG / 2) },
-  { description: "place the back left leg", width: 0.06, height: LEG, color: BLOCK_COLORS.yellow, target: vec(-0.2, GROUND - LEG / 2) },
-  { description: "place the front right leg", width: 0.06, height: LEG, color: BLOCK_COLORS.green, target: vec(0.1, GROUND - LEG / 2) },
-  { description: "place the back right leg", width: 0.06, height: LEG, color: BLOCK_COLORS.green, target: vec(-0.1, GROUND - LEG / 2) },
-  { description: "place the body", width: 0.5, height: 0.15, color: BLOCK_COLORS.red, target: vec(0, GROUND - LEG - 0.075) },
-  { description: "place the neck", width: 0.09, height: 0.2, color: BLOCK_COLORS.purple, target: vec(0.21, GROUND - LEG - 0.15 - 0.1) },
-  { description: "place the head", width: 0.18, height: 0.09, color: BLOCK_COLORS.cyan, target: vec(0.3, GROUND - LEG - 0.35 - 0.045) }
+const LEG = 0.48
+const BODY = 0.3
+const NECK = 0.36
+const HORSE_X = FIGURE_X - 0.04 // the body's centre: the head sticks out in front (towards the tray)
+const blocksHorse = blocksTask("blocks-horse", "Build a horse from the blocks in the tray.", [
+  { description: "place the front left leg", width: 0.18, height: LEG, color: BLOCK_COLORS.yellow, target: vec(HORSE_X + 0.3, GROUND - LEG / 2) },
+  { description: "place the back left leg", width: 0.18, height: LEG, color: BLOCK_COLORS.yellow, target: vec(HORSE_X - 0.3, GROUND - LEG / 2) },
+  { description: "place the front right leg", width: 0.18, height: LEG, color: BLOCK_COLORS.green, target: vec(HORSE_X + 0.1, GROUND - LEG / 2) },
+  { description: "place the back right leg", width: 0.18, height: LEG, color: BLOCK_COLORS.green, target: vec(HORSE_X - 0.1, GROUND - LEG / 2) },
+  { description: "place the body", width: 0.8, height: BODY, color: BLOCK_COLORS.red, target: vec(HORSE_X, GROUND - LEG - BODY / 2) },
+  { description: "place the neck", width: 0.22, height: NECK, color: BLOCK_COLORS.purple, target: vec(HORSE_X + 0.29, GROUND - LEG - BODY - NECK / 2) },
+  { description: "place the head", width: 0.4, height: 0.24, color: BLOCK_COLORS.cyan, target: vec(HORSE_X + 0.3, GROUND - LEG - BODY - NECK - 0.12) }
 ])
 
 const TASKS: Record<TaskName, Task> = {

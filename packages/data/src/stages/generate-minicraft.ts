@@ -21,7 +21,7 @@ export const GenerateMiniCraftConfig = Schema.Struct({
   tasks: Schema.Array(Schema.Literals(TASK_NAMES)).pipe(Schema.withDecodingDefaultKey(Effect.succeed([...TASK_NAMES]))),
   /** episodes per task in the train split (train-domain appearances) */
   trainEpisodesPerTask: intBetween(0, 100_000, 4),
-  /** episodes per task in the test split (unseen tables, papers, viewpoints, lighting) */
+  /** episodes per task in the test split (unseen tables, papers, distractors, lighting; views inside train's ranges) */
   testEpisodesPerTask: intBetween(0, 100_000, 2),
   height: intBetween(MIN_RESOLUTION, MAX_RESOLUTION, 32),
   width: intBetween(MIN_RESOLUTION, MAX_RESOLUTION, 32),
@@ -39,7 +39,8 @@ export type GenerateMiniCraftConfig = typeof GenerateMiniCraftConfig.Type
 
 export const generateMiniCraftStage = defineStage({
   name: "generate-minicraft",
-  version: "1",
+  // 2: MiniCraft v2 (large blocks and flaps, slim arm along each step's motion, test views inside train's)
+  version: "2",
   config: GenerateMiniCraftConfig,
   inputs: {},
   outputs: { dataset: "video-dataset" },
