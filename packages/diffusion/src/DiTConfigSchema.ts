@@ -4,6 +4,7 @@
  */
 import { ConfigField } from "@vw2/core"
 import { Schema } from "effect"
+import { defaultFlowObjective, miniFlowObjective, preconditionings, type FlowObjectiveConfig } from "./RectifiedFlow.ts"
 import { vdmTrainingModes, type VideoDiTConfig } from "./VideoDiTConfig.ts"
 
 const { bool, finite, int, literals, nonNegativeNumber, positiveNumber, withDefault } = ConfigField
@@ -46,6 +47,10 @@ export const ditConfigSchema = (d: VideoDiTConfig) => {
     timeScale: finite(d.timeScale),
     concatPaddingMask: bool(d.concatPaddingMask),
     causalCrossAttention: bool(d.causalCrossAttention),
+    firstFrameChannels: bool(d.firstFrameChannels),
+    codePositions: bool(d.codePositions),
+    codeModulation: bool(d.codeModulation),
+    codeQueries: int(1, d.codeQueries),
     temporalSelfAttention: literals(["full", "causal"], d.temporalSelfAttention),
     contextDropout: nonNegativeNumber(d.contextDropout),
     control: withDefault(control, {}),
@@ -53,11 +58,22 @@ export const ditConfigSchema = (d: VideoDiTConfig) => {
   })
 }
 
-/** Schema of the rectified-flow objective's settings (defaults: the authors' code). */
-export const FlowObjectiveSchema = Schema.Struct({
-  pMean: finite(0),
-  pStd: positiveNumber(1),
-  scaleSigmaByFrames: bool(true),
-  conditionFrames: int(0, 1),
-  conditionFrameTime: nonNegativeNumber(0)
-})
+/** Schema of the diffusion objective's settings, defaults from `d`. */
+export const flowObjectiveSchema = (d: FlowObjectiveConfig) =>
+  Schema.Struct({
+    pMean: finite(d.pMean),
+    pStd: positiveNumber(d.pStd),
+    scaleSigmaByFrames: bool(d.scaleSigmaByFrames),
+    conditionFrames: int(0, d.conditionFrames),
+    conditionFrameTime: nonNegativeNumber(d.conditionFrameTime),
+    preconditioning: literals(preconditionings, d.preconditioning ?? "rectified-flow"),
+    sigmaData: positiveNumber(d.sigmaData ?? 1),
+    residual: bool(d.residual ?? false),
+    samplingSigmaMax: positiveNumber(d.samplingSigmaMax ?? 80),
+    samplingSigmaMin: positiveNumber(d.samplingSigmaMin ?? 0.002)
+  })
+
+/** The objective schema with the authors' defaults (rectified-flow scaling, σ_data = 1, no residual). */
+export const FlowObjectiveSchema = flowObjectiveSchema(defaultFlowObjective)
+/** The objective schema with the mini preset's defaults (edm, σ_d 0.25, residual from the first frame). */
+export const MiniFlowObjectiveSchema = flowObjectiveSchema(miniFlowObjective)

@@ -7,7 +7,7 @@
 import { Init, loadCheckpoint, saveCheckpoint, type AdamW } from "@vw2/nn"
 import { join } from "node:path"
 import { importWeights, type ImportReport } from "./ImportWeights.ts"
-import type { FlowObjectiveConfig } from "./RectifiedFlow.ts"
+import { defaultFlowObjective, validateFlowObjective, type FlowObjectiveConfig } from "./RectifiedFlow.ts"
 import { VideoDiT } from "./VideoDiT.ts"
 import { validateDiTConfig, type VideoDiTConfig } from "./VideoDiTConfig.ts"
 
@@ -38,7 +38,9 @@ export const architectureFields = [
   "contextDim",
   "codeDim",
   "timeScale",
-  "concatPaddingMask"
+  "concatPaddingMask",
+  "firstFrameChannels",
+  "codePositions"
 ] as const satisfies ReadonlyArray<keyof VideoDiTConfig>
 
 export const saveVdmCheckpoint = (
@@ -58,14 +60,20 @@ export const readVdmCheckpointConfig = async (dir: string): Promise<VdmCheckpoin
   if (config.format !== VDM_CHECKPOINT_FORMAT) {
     throw new Error(`${join(dir, "config.json")}: format ${JSON.stringify(config.format)} is not ${VDM_CHECKPOINT_FORMAT} (is this a vdm-checkpoint?)`)
   }
-  // checkpoints written before the DiT had a position-encoding switch used additive sin/cos positions
+  // checkpoints written before a switch existed behave as its old default
   const dit: VideoDiTConfig = {
     ...config.dit,
     positionEncoding: config.dit.positionEncoding ?? "sincos",
-    rope: config.dit.rope ?? { extrapolation: { t: 1, h: 1, w: 1 }, temporalScale: 1 }
+    rope: config.dit.rope ?? { extrapolation: { t: 1, h: 1, w: 1 }, temporalScale: 1 },
+    firstFrameChannels: config.dit.firstFrameChannels ?? false,
+    codePositions: config.dit.codePositions ?? false,
+    codeModulation: config.dit.codeModulation ?? false,
+    codeQueries: config.dit.codeQueries ?? 4
   }
   validateDiTConfig(dit, `${join(dir, "config.json")}: dit`)
-  return { ...config, dit }
+  const objective: FlowObjectiveConfig = { ...defaultFlowObjective, ...config.objective }
+  validateFlowObjective(objective, `${join(dir, "config.json")}: objective`)
+  return { ...config, dit, objective }
 }
 
 export interface PreparedVdm {
@@ -91,7 +99,8 @@ export const prepareVdm = async (wanted: VideoDiTConfig, checkpointDir: string |
   const dit = new VideoDiT(Init.seeded(seed), config)
   if (config.training.mode === "random") return { dit, config, report: undefined, overridden }
   const report = await importWeights(dit, join(checkpointDir, "model.safetensors"), { layout: "vw2", strict: false })
-  const missingBase = report.missing.filter((n) => !n.startsWith("control.") && !n.includes("_lora.") && !n.startsWith("code_proj."))
+  // new in the consumer: the control branch, LoRA adapters and the code paths (vdm-pretrain sees no codes)
+  const missingBase = report.missing.filter((n) => !n.startsWith("control.") && !n.includes("_lora.") && !n.startsWith("code_proj.") && !n.startsWith("code_modulation."))
   if (missingBase.length > 0) throw new Error(`${checkpointDir}: the checkpoint lacks base DiT parameters [${missingBase.slice(0, 6).join(", ")}]`)
   return { dit, config, report, overridden }
 }

@@ -49,6 +49,19 @@ export interface CodeContext {
 export const codeVisibility = (transitions: number, temporalCompression = 1): number[] =>
   Array.from({ length: transitions }, (_, k) => k * temporalCompression + 1)
 
+/**
+ * [1, K·Q, dim] fixed features of each context token: sin/cos of its transition's first visible frame (half
+ * the width) and of its query slot (the other half).
+ */
+export const codePositionFeatures = (visibleFrom: ReadonlyArray<number>, queries: number, dim: number): tf.Tensor =>
+  tf.tidy(() => {
+    const half = 2 * Math.floor(dim / 4)
+    const n = visibleFrom.length * queries
+    const frame = sinusoidalEmbedding(Array.from({ length: n }, (_, i) => visibleFrom[Math.floor(i / queries)]!), half)
+    const slot = sinusoidalEmbedding(Array.from({ length: n }, (_, i) => i % queries), dim - half)
+    return tf.expandDims(tf.concat([frame, slot], 1), 0)
+  })
+
 /** Everything the network reads in one call. */
 export interface DiTInput {
   /** [B, T, H, W, C] network input ((1 − t)·x_σ, conditioning frames clean) */
@@ -197,6 +210,7 @@ export class VideoDiT extends Module {
   readonly t_embedder: TimestepEmbedder
   readonly t_embedding_norm: RMSNorm
   readonly code_proj: Linear
+  readonly code_modulation: Linear | undefined
   readonly blocks: ReadonlyArray<DiTBlock>
   readonly final_layer: FinalLayer
   readonly control: ControlBranch | undefined
@@ -209,12 +223,16 @@ export class VideoDiT extends Module {
     const c = config
     this.patch = { t: c.patchTemporal, s: c.patchSpatial }
     const p = c.patchSpatial * c.patchSpatial * c.patchTemporal
-    const inPatchDim = (c.inChannels + 1 + (c.concatPaddingMask ? 1 : 0)) * p // + condition-mask (+ padding-mask) channel
+    // + first frame (+ condition-mask, + padding-mask) channels
+    const inPatchDim = (c.inChannels * (c.firstFrameChannels ? 2 : 1) + 1 + (c.concatPaddingMask ? 1 : 0)) * p
     const loraRank = c.training.mode === "lora" ? c.training.lora.rank : 0
     this.x_embedder = this.module("x_embedder", new Linear(init, inPatchDim, c.width, { bias: false }))
     this.t_embedder = this.module("t_embedder", new TimestepEmbedder(init, c.width, c.adalnLoraDim > 0))
     this.t_embedding_norm = this.module("t_embedding_norm", new RMSNorm(init, c.width, { eps: 1e-6 }))
     this.code_proj = this.module("code_proj", new Linear(init, c.codeDim, c.contextDim))
+    this.code_modulation = c.codeModulation
+      ? this.module("code_modulation", new Linear(init, 2 * c.codeQueries * c.codeDim, c.width, { bias: false, zeroInit: true }))
+      : undefined
     this.blocks = this.moduleList("blocks", Array.from({ length: c.depth }, () => new DiTBlock(init, c, loraRank)))
     this.final_layer = this.module("final_layer", new FinalLayer(init, c.width, p * c.inChannels, c.adalnLoraDim))
     this.control = c.control.enabled ? this.module("control", new ControlBranch(init, c, inPatchDim)) : undefined
@@ -229,7 +247,7 @@ export class VideoDiT extends Module {
    */
   applyTrainingMode(): void {
     const mode = this.config.training.mode
-    const alwaysTrains = (name: string) => name.startsWith("control.") || name.startsWith("code_proj.")
+    const alwaysTrains = (name: string) => name.startsWith("control.") || name.startsWith("code_proj.") || name.startsWith("code_modulation.")
     for (const [name, p] of this.namedParams()) {
       const trainable =
         mode === "full" || mode === "random" || alwaysTrains(name) || (mode === "lora" && name.includes("_lora."))
@@ -243,11 +261,19 @@ export class VideoDiT extends Module {
     return [...this.trainableVariables().values()]
   }
 
-  /** [B, T, H, W, C] + [B, T] condition mask → patch tokens [B, Tn, P, inPatchDim] */
+  /**
+   * [B, T, H, W, C] + [B, T] condition mask → patch tokens [B, Tn, P, inPatchDim]. With firstFrameChannels
+   * frame 0 of x, where it is a clean condition (zero where it is not), is concatenated to every frame.
+   */
   private inputPatches(x: tf.Tensor, conditionMask: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const [b, t, h, w] = x.shape as [number, number, number, number, number]
-      const channels = [x, tf.add(tf.zeros([b, t, h, w, 1]), tf.reshape(conditionMask, [b, t, 1, 1, 1]))]
+      const channels = [x]
+      if (this.config.firstFrameChannels) {
+        const first = tf.mul(tf.slice(x, [0, 0], [-1, 1]), tf.reshape(tf.slice(conditionMask, [0, 0], [-1, 1]), [b, 1, 1, 1, 1])) // [B, 1, H, W, C]
+        channels.push(t === 1 ? first : tf.concat(new Array<tf.Tensor>(t).fill(first), 1))
+      }
+      channels.push(tf.add(tf.zeros([b, t, h, w, 1]), tf.reshape(conditionMask, [b, t, 1, 1, 1])))
       if (this.config.concatPaddingMask) channels.push(tf.zeros([b, t, h, w, 1]))
       return patchify(tf.concat(channels, 4), this.patch)
     })
@@ -290,8 +316,43 @@ export class VideoDiT extends Module {
       if (context.visibleFrom.length !== k) {
         throw new Error(`VideoDiT context.visibleFrom: expected one entry per transition (${k}), got ${context.visibleFrom.length}`)
       }
-      const projected = this.code_proj.call(tf.reshape(context.codes, [b, k * q, cd]))
+      let projected = this.code_proj.call(tf.reshape(context.codes, [b, k * q, cd])) // [B, S, contextDim]
+      if (this.config.codePositions) projected = tf.add(projected, codePositionFeatures(context.visibleFrom, q, this.config.contextDim))
       return keep === undefined ? projected : tf.mul(projected, tf.reshape(keep, [b, 1, 1]))
+    })
+  }
+
+  /**
+   * Per-token-frame code features for the AdaLN path (codeModulation) → [B, Tn, D]: [codes of the latest
+   * transition visible at the token frame's last frame, sum of all visible ones] through `code_modulation`;
+   * zeros before the first visible transition.
+   */
+  private codeEmbedding(context: CodeContext, tn: number, keep: tf.Tensor | undefined): tf.Tensor {
+    return tf.tidy(() => {
+      const c = this.config
+      const [b, k, q, cd] = context.codes.shape as [number, number, number, number]
+      if (q !== c.codeQueries) {
+        throw new Error(`VideoDiT context.codes: ${q} codes per transition, dit.codeQueries is ${c.codeQueries} (codeModulation reads them all)`)
+      }
+      const latest = new Float32Array(tn * k)
+      const visible = new Float32Array(tn * k)
+      for (let j = 0; j < tn; j++) {
+        const lastFrame = j * c.patchTemporal + c.patchTemporal - 1
+        let newest = -1
+        for (let i = 0; i < k; i++) {
+          // the same visibility as the cross-attention mask (everything when causalCrossAttention is off)
+          if (c.causalCrossAttention && context.visibleFrom[i]! > lastFrame) continue
+          visible[j * k + i] = 1
+          newest = i
+        }
+        if (newest >= 0) latest[j * k + newest] = 1
+      }
+      const select = tf.concat([tf.tensor2d(latest, [tn, k]), tf.tensor2d(visible, [tn, k])], 0) // [2·Tn, K]
+      const perTransition = tf.reshape(tf.transpose(tf.reshape(context.codes, [b, k, q * cd]), [1, 0, 2]), [k, b * q * cd]) // [K, B·F]
+      const picked = tf.reshape(tf.matMul(select, perTransition), [2, tn, b, q * cd]) // [latest | sum, Tn, B, F]
+      const features = tf.reshape(tf.transpose(picked, [2, 1, 0, 3]), [b, tn, 2 * q * cd])
+      const emb = this.code_modulation!.call(features)
+      return keep === undefined ? emb : tf.mul(emb, tf.reshape(keep, [b, 1, 1]))
     })
   }
 
@@ -321,7 +382,9 @@ export class VideoDiT extends Module {
         ...this.masks(tn, p, context.shape[1]!, input.context?.visibleFrom, codesPer),
         ...(c.positionEncoding === "rope3d" ? { rope: rope3dAngles(tn, rows, cols, c.width / c.heads, c.rope) } : {})
       }
-      const prepared: Prepared = { emb: this.t_embedding_norm.call(te.emb), adalnLora: te.adalnLora, context, masks, positions }
+      let emb = this.t_embedding_norm.call(te.emb) // [B, Tn, D]
+      if (this.code_modulation !== undefined && input.context !== undefined) emb = tf.add(emb, this.codeEmbedding(input.context, tn, input.contextKeep))
+      const prepared: Prepared = { emb, adalnLora: te.adalnLora, context, masks, positions }
 
       const residuals =
         this.control !== undefined && input.hint !== undefined

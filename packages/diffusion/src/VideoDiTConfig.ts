@@ -66,6 +66,21 @@ export interface VideoDiTConfig {
   readonly concatPaddingMask: boolean
   /** frame t attends only to codes visible at t (paper: on; released config: off) */
   readonly causalCrossAttention: boolean
+  /** the clean first frame is also concatenated to every frame's input channels (ours; Cosmos video2world:
+   * off, the first frame is only a clean frame of the sequence, reached through attention) */
+  readonly firstFrameChannels: boolean
+  /** fixed sin/cos features of each code's transition (in frames, its first visible frame) and query slot are
+   * added to the projected codes, so attention can tell which transition a code describes (ours; authors:
+   * off, the codes replace position-free T5 embeddings) */
+  readonly codePositions: boolean
+  /** the codes also modulate each frame's AdaLN (added to its timestep embedding, DiT-style class conditioning):
+   * the latest transition visible at that frame and the sum of all visible ones, through a zero-initialised
+   * Linear, so the joint stage starts at the pretrained function. Causal as the cross-attention mask. Ours
+   * (authors: cross-attention only); measured at the mini preset, cross-attention alone did not learn to read
+   * the codes within the joint stage's CPU budget */
+  readonly codeModulation: boolean
+  /** codes per transition (the dLDM's N queries); fixes the modulation Linear's input width */
+  readonly codeQueries: number
   /** the DiT's spatio-temporal self-attention: "full" (Cosmos) or block-causal in time */
   readonly temporalSelfAttention: TemporalSelfAttention
   /** probability of dropping the whole code context for a training sample (enables CFG) */
@@ -92,6 +107,10 @@ export const paperDiT: VideoDiTConfig = {
   timeScale: 1,
   concatPaddingMask: true,
   causalCrossAttention: true,
+  firstFrameChannels: false,
+  codePositions: false,
+  codeModulation: false,
+  codeQueries: 4,
   temporalSelfAttention: "full",
   contextDropout: 0.2,
   // the hint is tokenizer latents here: the paper's grayscale conversion happens in pixel space, before the tokenizer
@@ -121,6 +140,12 @@ export const miniDiT: VideoDiTConfig = {
   timeScale: 1000,
   concatPaddingMask: false,
   causalCrossAttention: true,
+  // the first frame as input channels: each token sees what its patch looked like at frame 0 (measured: without
+  // it the mini DiT's x0 error stayed above repeat-the-first-frame)
+  firstFrameChannels: true,
+  codePositions: true,
+  codeModulation: true,
+  codeQueries: 4,
   temporalSelfAttention: "full",
   contextDropout: 0.1,
   control: { enabled: true, blocks: 1, weight: 0.5, grayscale: true, stopGradient: true, hintChannels: 3 },
@@ -135,7 +160,7 @@ export const validateDiTConfig = (c: VideoDiTConfig, path = "dit"): void => {
   const positiveInt = (v: number, key: string) => {
     if (!Number.isInteger(v) || v < 1) throw new Error(`${path}.${key}: expected an integer ≥ 1, got ${v}`)
   }
-  for (const key of ["inChannels", "patchSpatial", "patchTemporal", "width", "depth", "heads", "contextDim", "codeDim"] as const) {
+  for (const key of ["inChannels", "patchSpatial", "patchTemporal", "width", "depth", "heads", "contextDim", "codeDim", "codeQueries"] as const) {
     positiveInt(c[key], key)
   }
   if (c.width % c.heads !== 0) throw new Error(`${path}.width: ${c.width} must be divisible by ${path}.heads (${c.heads})`)
@@ -150,6 +175,9 @@ export const validateDiTConfig = (c: VideoDiTConfig, path = "dit"): void => {
     const hd = c.width / c.heads
     const h = Math.floor(hd / 6) * 2
     if (h < 2 || hd - 2 * h < 2) throw new Error(`${path}.heads: head width ${hd} is too small for rope3d (needs ≥ 12)`)
+  }
+  if (c.codePositions && (c.contextDim < 4 || c.contextDim % 2 !== 0)) {
+    throw new Error(`${path}.codePositions: needs an even contextDim ≥ 4 for its sin/cos features, got contextDim ${c.contextDim}`)
   }
   if (c.temporalSelfAttention !== "full" && c.temporalSelfAttention !== "causal") {
     throw new Error(`${path}.temporalSelfAttention: expected "full" or "causal", got ${JSON.stringify(c.temporalSelfAttention)}`)

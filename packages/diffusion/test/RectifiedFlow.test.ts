@@ -4,9 +4,13 @@ import { karrasSigmas } from "../src/KarrasSchedule.ts"
 import {
   defaultFlowObjective,
   denoise,
+  fromSignal,
   lossWeight,
+  miniFlowObjective,
+  preconditioners,
   rectifiedFlowObjective,
   sampleVideo,
+  toSignal,
   type VelocityNet
 } from "../src/RectifiedFlow.ts"
 
@@ -117,5 +121,63 @@ describe("Karras sampler", () => {
     for (const value of v) expect(value).toBeCloseTo(0.4 + 7 * 0.3, 3)
     const d = denoise(pointMassNet(a), tf.zeros([...shape]), tf.tensor1d([3]), undefined, { ...defaultFlowObjective, conditionFrames: 0 })
     expect(d.dataSync()[0]).toBeCloseTo(0.4, 5)
+  })
+})
+
+describe("edm scalings and the residual signal (mini objective)", () => {
+  const edm = { ...defaultFlowObjective, preconditioning: "edm" as const, sigmaData: 0.1 }
+  it("edm preconditioners match Karras et al. Table 1 with σ_d", () => {
+    const { cIn, cSkip, cOut, time } = preconditioners(tf.tensor1d([0.5]), edm)
+    const total = 0.25 + 0.01
+    expect(cIn.dataSync()[0]).toBeCloseTo(1 / Math.sqrt(total), 5)
+    expect(cSkip.dataSync()[0]).toBeCloseTo(0.01 / total, 6)
+    expect(cOut.dataSync()[0]).toBeCloseTo((0.5 * 0.1) / Math.sqrt(total), 6)
+    expect(time.dataSync()[0]).toBeCloseTo(0.5 / 1.5, 6)
+    // authors' scalings stay the default: c_in = c_skip = 1 − t, c_out = −t
+    const rf = preconditioners(tf.tensor1d([3]))
+    expect(rf.cSkip.dataSync()[0]).toBeCloseTo(0.25, 6)
+    expect(rf.cOut.dataSync()[0]).toBeCloseTo(-0.75, 6)
+    expect(lossWeight(tf.scalar(0.5), 0.1).dataSync()[0]).toBeCloseTo(total / (0.25 * 0.01), 3)
+  })
+
+  it("residual + edm: an untrained net (F = 0) predicts the first frame, plus only c_skip·x_σ", () => {
+    const config = { ...miniFlowObjective }
+    const video = tf.randomUniform([2, 4, 3, 3, 3], -1, 1, "float32", 2)
+    const first = tf.slice(video, [0, 0], [-1, 1])
+    const xSigma = tf.randomNormal([2, 4, 3, 3, 3], 0, 1, "float32", 3) // σ = 1, signal 0
+    const zero: VelocityNet = ({ x }) => tf.zerosLike(x)
+    const signal = denoise(zero, xSigma, tf.tensor1d([1, 1]), video, config)
+    const pred = fromSignal(signal, config, video)
+    const cSkip = 0.01 / 1.01
+    const expected = tf.add(tf.concat([first, first, first, first], 1), tf.mul(xSigma, cSkip))
+    // frame 0 is the condition exactly; frames ≥ 1 are the first frame + c_skip·x_σ
+    expect(tf.max(tf.abs(tf.sub(tf.slice(pred, [0, 0], [-1, 1]), first))).dataSync()[0]).toBeLessThan(1e-6)
+    expect(tf.max(tf.abs(tf.sub(tf.slice(pred, [0, 1], [-1, 3]), tf.slice(expected, [0, 1], [-1, 3])))).dataSync()[0]).toBeLessThan(1e-5)
+    // the authors' objective diffuses the frames themselves: the same F = 0 gives (1 − t)·x_σ, not the first frame
+    const rf = denoise(zero, xSigma, tf.tensor1d([1, 1]), video, defaultFlowObjective)
+    expect(tf.max(tf.abs(tf.sub(tf.slice(rf, [0, 1], [-1, 3]), tf.mul(tf.slice(xSigma, [0, 1], [-1, 3]), 0.5)))).dataSync()[0]).toBeLessThan(1e-5)
+  })
+
+  it("the sampler integrates the residual ODE to the data for an exact denoiser and adds the first frame back", () => {
+    const config = { ...miniFlowObjective }
+    const shape = [1, 3, 2, 2, 1] as const
+    const target = tf.tensor(Array.from({ length: 12 }, (_, i) => Math.sin(i)), [...shape])
+    const signalTarget = toSignal(target, config)
+    // exact denoiser of a point mass in signal space: from (c_in·x_σ, t) recover σ and x_σ, return F with D = s*
+    const exact: VelocityNet = ({ x, time }) =>
+      tf.tidy(() => {
+        const t = tf.reshape(tf.slice(time, [0, 1], [1, 1]), [1])
+        const sigma = tf.div(t, tf.sub(1, t))
+        const pre = preconditioners(sigma, config)
+        const xSigma = tf.div(x, tf.reshape(pre.cIn, [1, 1, 1, 1, 1]))
+        return tf.div(tf.sub(signalTarget, tf.mul(xSigma, tf.reshape(pre.cSkip, [1, 1, 1, 1, 1]))), tf.reshape(pre.cOut, [1, 1, 1, 1, 1]))
+      })
+    const out = sampleVideo({ cond: exact }, shape, { seed: 5, cleanCondition: target, sampler: { steps: 8, cfg: 0, solver: "heun" }, objective: config })
+    expect(tf.max(tf.abs(tf.sub(out, target))).dataSync()[0]!).toBeLessThan(1e-3)
+  })
+
+  it("rejects a residual without a condition frame, naming the field", () => {
+    const x0 = tf.zeros([1, 3, 2, 2, 1])
+    expect(() => rectifiedFlowObjective(({ x }) => x, x0, { config: { ...miniFlowObjective, conditionFrames: 0 } })).toThrow(/objective\.residual/)
   })
 })

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest"
 import { rectifiedFlowLoss, sample } from "../src/Objective.ts"
 import { codeVisibility, countDiTParams, VideoDiT, type CodeContext } from "../src/VideoDiT.ts"
 import { paperDiT, type VideoDiTConfig } from "../src/VideoDiTConfig.ts"
-import { maxAbsDiff, randomize, tinyDiT } from "./support.ts"
+import { maxAbsDiff, miniSwitches, randomize, tinyDiT } from "./support.ts"
 
 const B = 2
 const T = 4
@@ -43,18 +43,61 @@ describe("VideoDiT", () => {
     const oneBlock = causalityCase(tinyDiT({ depth: 1, control: noControl }))
     expect(oneBlock.early).toBe(0)
     expect(oneBlock.late).toBeGreaterThan(1e-3)
-    // with block-causal self-attention too, the whole deep network is causal
-    const deep = causalityCase(tinyDiT({ depth: 3, temporalSelfAttention: "causal", control: noControl }))
+    // with block-causal self-attention too, the whole deep network is causal, the mini preset's per-frame code
+    // modulation included (it reads only the transitions visible at each frame)
+    const deep = causalityCase(tinyDiT({ ...miniSwitches, depth: 3, temporalSelfAttention: "causal", control: noControl }))
     expect(deep.early).toBe(0)
     expect(deep.late).toBeGreaterThan(1e-3)
     // switched off, the future codes leak into the early frames (the test above can fail)
     const leaky = causalityCase(tinyDiT({ depth: 1, causalCrossAttention: false, control: noControl }))
     expect(leaky.early).toBeGreaterThan(1e-3)
+    // the modulation path alone (no cross-attention reads the codes: its output projections are zero) is causal too
+    const modulationOnly = new VideoDiT(Init.seeded(0), tinyDiT({ ...miniSwitches, depth: 2, temporalSelfAttention: "causal", control: noControl }))
+    randomize(modulationOnly, 0.3, (n) => !n.includes("cross_attn.output_proj"))
+    const inp = input(1)
+    const base = codes(2)
+    const perturbed = tf.concat([tf.slice(base, [0, 0], [-1, 1]), tf.add(tf.slice(base, [0, 1], [-1, -1]), 5)], 1)
+    const visibleFrom = codeVisibility(T - 1)
+    const a = modulationOnly.call({ ...inp, context: { codes: base, visibleFrom } })
+    const b = modulationOnly.call({ ...inp, context: { codes: perturbed, visibleFrom } })
+    expect(maxAbsDiff(framesOf(a, 0, 2), framesOf(b, 0, 2))).toBe(0)
+    expect(maxAbsDiff(framesOf(a, 2, 2), framesOf(b, 2, 2))).toBeGreaterThan(1e-3)
+  })
+
+  it("code positions: without them the context is an unordered set; with them the DiT knows which transition a code is", () => {
+    const outputs = (codePositions: boolean) => {
+      const dit = new VideoDiT(Init.seeded(0), tinyDiT({ depth: 1, causalCrossAttention: false, codePositions, control: { ...tinyDiT().control, enabled: false } }))
+      // (codeModulation stays off: it reads each transition by its position by construction)
+      randomize(dit)
+      const inp = input(1)
+      const base = codes(2)
+      const swapped = tf.concat([tf.slice(base, [0, 1], [-1, 1]), tf.slice(base, [0, 0], [-1, 1]), tf.slice(base, [0, 2], [-1, 1])], 1) // transitions 0 ↔ 1
+      const visibleFrom = codeVisibility(T - 1)
+      return maxAbsDiff(dit.call({ ...inp, context: { codes: base, visibleFrom } }), dit.call({ ...inp, context: { codes: swapped, visibleFrom } }))
+    }
+    expect(outputs(false)).toBeLessThan(1e-5)
+    expect(outputs(true)).toBeGreaterThan(1e-3)
+  })
+
+  it("first frame as input channels: every frame's output depends on frame 0's pixels at its own position", () => {
+    const noControl = { ...tinyDiT().control, enabled: false }
+    // no attention at all (self- and cross-attention gates stay zero): only the input channels connect frame 0 to frame t
+    const changeAtLastFrame = (firstFrameChannels: boolean) => {
+      const dit = new VideoDiT(Init.seeded(0), tinyDiT({ depth: 1, firstFrameChannels, control: noControl }))
+      randomize(dit, 0.3, (n) => !n.startsWith("blocks.0.adaln_modulation_self_attn.") && !n.startsWith("blocks.0.adaln_modulation_cross_attn."))
+      const inp = input(1)
+      const moved = tf.concat([tf.add(tf.slice(inp.x, [0, 0], [-1, 1]), 1), tf.slice(inp.x, [0, 1], [-1, -1])], 1)
+      const a = dit.call(inp)
+      const b = dit.call({ ...inp, x: moved })
+      return maxAbsDiff(framesOf(a, T - 1, 1), framesOf(b, T - 1, 1))
+    }
+    expect(changeAtLastFrame(false)).toBe(0)
+    expect(changeAtLastFrame(true)).toBeGreaterThan(1e-3)
   })
 
   it("ControlNet branch is zero at initialisation: outputs with and without it are identical", () => {
-    const withBranch = new VideoDiT(Init.seeded(0), tinyDiT())
-    const without = new VideoDiT(Init.seeded(0), tinyDiT({ control: { ...tinyDiT().control, enabled: false } }))
+    const withBranch = new VideoDiT(Init.seeded(0), tinyDiT(miniSwitches))
+    const without = new VideoDiT(Init.seeded(0), tinyDiT({ ...miniSwitches, control: { ...tinyDiT().control, enabled: false } }))
     const notControl = (n: string) => !n.startsWith("control.")
     randomize(withBranch, 0.3, notControl)
     randomize(without, 0.3, notControl)
@@ -76,7 +119,7 @@ describe("VideoDiT", () => {
 
   it("stop-gradient: no gradient from the diffusion loss into the hint's source, unless switched off", () => {
     const gradToSource = (stopGradient: boolean) => {
-      const cfg = tinyDiT({ control: { ...tinyDiT().control, stopGradient } })
+      const cfg = tinyDiT({ ...miniSwitches, control: { ...tinyDiT().control, stopGradient } })
       const dit = new VideoDiT(Init.seeded(0), cfg)
       randomize(dit) // non-zero zero-linears and final layer, so a path exists
       const decoderWeight = tf.variable(tf.scalar(0.7)) // stands in for the low-fi decoder's parameters
@@ -110,7 +153,7 @@ describe("VideoDiT", () => {
   }
 
   it("training modes: frozen and LoRA update only the intended parameters, full updates the base", () => {
-    const isBase = (n: string) => !n.startsWith("control.") && !n.startsWith("code_proj.")
+    const isBase = (n: string) => !n.startsWith("control.") && !n.startsWith("code_proj.") && !n.startsWith("code_modulation.")
     const lora = trainOnce("lora")
     const loraNames = [...lora.dit.namedParams()].map(([n]) => n).filter((n) => n.includes("_lora."))
     expect(loraNames.length).toBe(2 * 4 * 2 * 2) // depth 2 × (self, cross) × (q, k, v, o) × (a, b)

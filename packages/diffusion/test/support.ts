@@ -3,8 +3,14 @@ import * as tf from "@tensorflow/tfjs"
 import type { Module } from "@vw2/nn"
 import { miniDiT, type VideoDiTConfig } from "../src/VideoDiTConfig.ts"
 
+/** The switches of ours the mini preset turns on (tinyDiT starts from the Cosmos-like defaults: all off). */
+export const miniSwitches = { firstFrameChannels: true, codePositions: true, codeModulation: true } as const
+
 export const tinyDiT = (over: Partial<VideoDiTConfig> = {}): VideoDiTConfig => ({
   ...miniDiT,
+  firstFrameChannels: false,
+  codePositions: false,
+  codeModulation: false,
   patchSpatial: 4,
   width: 32,
   heads: 2,

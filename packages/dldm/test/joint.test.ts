@@ -1,8 +1,9 @@
 import * as tf from "@tensorflow/tfjs"
-import { VideoDiT, defaultFlowObjective, miniDiT, type VideoDiTConfig } from "@vw2/diffusion"
+import { VideoDiT, defaultFlowObjective, miniDiT, miniFlowObjective, type VideoDiTConfig } from "@vw2/diffusion"
 import { AdamW, Init, computeGradients, selectBackend, trainStep } from "@vw2/nn"
 import { beforeAll, describe, expect, it } from "vitest"
 import { Dldm, jointLoss, miniPreset, type JointLossOptions } from "../src/index.ts"
+import { codeUse, detachedHint } from "../src/train/joint.ts"
 import { movingSquares } from "./fixtures.ts"
 
 let video: tf.Tensor5D
@@ -48,18 +49,19 @@ function hintGradient(dldm: Dldm, dit: VideoDiT, hintFromDetachedCodes: boolean)
 describe("joint dLDM + VDM objective", () => {
   it("stop-gradient: the diffusion loss sends exactly zero gradient through the hint into encoder/queries; non-zero without it", () => {
     const dldm = new Dldm(Init.seeded(3), miniPreset)
-    // the low-fi head starts at zero (firstFrameSkip), which alone would block the hint path: give it weights
-    dldm.decoder.toPatch.weight.v.assign(tf.randomNormal(dldm.decoder.toPatch.weight.shape as number[], 0, 0.2, "float32", 3))
+    // zero-initialised decoder outputs alone would block the hint path: perturb every decoder weight
+    tf.tidy(() => {
+      for (const [name, p] of dldm.namedParams()) if (name.startsWith("decoder.")) p.v.assign(tf.add(p.v, tf.randomNormal(p.v.shape, 0, 0.1, "float32", 3)))
+    })
     const detached = ditWith({ stopGradient: true })
     expect(hintGradient(dldm, detached, false)).toEqual({ encoder: 0, qformer: 0 })
     const open = ditWith({ stopGradient: false })
     const g = hintGradient(dldm, open, false)
     expect(g.encoder).toBeGreaterThan(0)
     expect(g.qformer).toBeGreaterThan(0)
-    // authors' variant: hint decoded from detached codes → the queries get nothing through the hint, f_0's encoder path does
+    // authors' variant: hint decoded from detached codes → the queries get nothing through the hint
     const g2 = hintGradient(dldm, open, true)
     expect(g2.qformer).toBe(0)
-    expect(g2.encoder).toBeGreaterThan(0)
     for (const m of [dldm, detached, open]) m.dispose()
   })
 
@@ -73,6 +75,40 @@ describe("joint dLDM + VDM objective", () => {
     for (const g of grads.values()) g.dispose()
     dldm.dispose()
     dit.dispose()
+  })
+
+  it("a hint computed outside the gradient scope gives the same loss and DiT gradients as the one decoded inside", () => {
+    const dldm = new Dldm(Init.seeded(3), miniPreset)
+    const dit = ditWith({ stopGradient: true })
+    const hint = detachedHint(dldm, dit, video, false)!
+    expect(hint.shape).toEqual(video.shape)
+    const vars = new Map([...dit.trainableVariables()].filter(([k]) => k.startsWith("control.") || k.startsWith("blocks.0.")))
+    const run = (h: tf.Tensor | undefined) => computeGradients(vars, () => jointLoss(dldm, dit, video, { ...base, hint: h }).loss)
+    const inside = run(undefined)
+    const outside = run(hint)
+    expect(outside.loss).toBe(inside.loss)
+    for (const [k, g] of inside.grads) expect(tf.tidy(() => tf.max(tf.abs(tf.sub(g, outside.grads.get(k)!))).dataSync()[0]!)).toBe(0)
+    // a DiT that lets the hint's gradient through needs the hint decoded in the loss
+    const open = ditWith({ stopGradient: false })
+    expect(detachedHint(dldm, open, video, false)).toBeUndefined()
+    for (const g of [...inside.grads.values(), ...outside.grads.values()]) g.dispose()
+    for (const m of [dldm, dit, open]) m.dispose()
+  })
+
+  it("held-out code use: one noise draw for every variant (an untrained DiT reads nothing: all equal), then the codes matter", () => {
+    const dldm = new Dldm(Init.seeded(3), miniPreset)
+    const fresh = new VideoDiT(Init.seeded(6), miniDiT)
+    const probe = { objective: miniFlowObjective, sigma: 1, seed: 5 }
+    const u0 = codeUse(dldm, fresh, video, probe)
+    expect(u0.noCodes).toEqual(u0.full)
+    expect(u0.noCondition).toEqual(u0.full)
+    // frames 1..8 against frame 0, in [0, 1] units
+    const repeat = tf.tidy(() => tf.mean(tf.abs(tf.sub(tf.slice(video, [0, 1], [-1, -1]), tf.slice(video, [0, 0], [-1, 1])))).dataSync()[0]!)
+    expect(u0.repeat.l1).toBeCloseTo(repeat, 5)
+    const trained = ditWith({ stopGradient: true })
+    const u1 = codeUse(dldm, trained, video, probe)
+    expect(Math.abs(u1.noCodes.mse - u1.full.mse)).toBeGreaterThan(0)
+    for (const m of [dldm, fresh, trained]) m.dispose()
   })
 
   it("dLDM loss (10·diffusion + reconstruction) falls on a fixed batch when training dLDM and DiT together", () => {

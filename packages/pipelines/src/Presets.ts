@@ -5,7 +5,7 @@
  */
 import type { ConfigOfPipeline } from "@vw2/core"
 import { miniStageConfigs, paperStageConfigs } from "@vw2/dldm"
-import { ditPresets } from "@vw2/diffusion"
+import { defaultFlowObjective, ditPresets } from "@vw2/diffusion"
 import type {
   baselinesPipeline,
   craftPipeline,
@@ -39,10 +39,12 @@ const miniAr = {
 const mini: Vw2Config = {
   "craft-data": { source: "minicraft", trainEpisodesPerTask: 4, testEpisodesPerTask: 1 },
   "calvin-data": { source: "minicalvin", trainSequences: 4, testSequences: 1, size: 32, openx: { sequences: 2 } },
+  "craft-judge": {},
   "vdm-pretrain": {},
   warmup: miniStageConfigs.warmup,
   dldm: miniStageConfigs.dldm,
   tokenize: miniStageConfigs.tokenize,
+  "dldm-probe": {},
   "tokenize-calvin": miniStageConfigs.tokenize,
   ar: miniAr,
   "ar-calvin": { ...miniAr, train: { ...miniAr.train, steps: 80 } },
@@ -71,10 +73,19 @@ const paper: Vw2Config = {
     calvin: { path: "data/calvin/task_ABCD_D", height: 480, width: 832 },
     openx: { path: "data/open-x", height: 480, width: 832 }
   },
-  "vdm-pretrain": { model: { ...ditPresets.paper, control: { ...ditPresets.paper.control, enabled: false } } },
+  // the step-state judge learns MiniCraft's renderer; on real Video-CraftBench the paper's DINOv2 classifier is the
+  // judge (craft-eval.stepClassifierModel), and this stage fails naming the dataset
+  "craft-judge": {},
+  // the authors' rectified-flow objective and 93-frame clips (the mini defaults are the residual EDM objective on 9 frames)
+  "vdm-pretrain": {
+    model: { ...ditPresets.paper, control: { ...ditPresets.paper.control, enabled: false } },
+    objective: defaultFlowObjective,
+    clip: { length: 93, frameStep: 1, stride: 16 }
+  },
   warmup: paperStageConfigs.warmup,
   dldm: paperStageConfigs.dldm,
   tokenize: paperStageConfigs.tokenize,
+  "dldm-probe": {},
   "tokenize-calvin": paperStageConfigs.tokenize,
   ar: paperAr,
   "ar-calvin": paperAr,
@@ -98,8 +109,10 @@ export const videoWorld2OpenXPresets: Readonly<Record<PresetName, OpenXConfig>> 
 const reconstructionOnly = (c: Vw2Config, method: string): ReconstructionConfig => ({
   "craft-data": c["craft-data"],
   "calvin-data": c["calvin-data"],
+  "craft-judge": c["craft-judge"],
   warmup: c.warmup,
   tokenize: c.tokenize,
+  "dldm-probe": c["dldm-probe"],
   "tokenize-calvin": c["tokenize-calvin"],
   ar: c.ar,
   "ar-calvin": c["ar-calvin"],
@@ -118,10 +131,12 @@ type BaselinesConfig = ConfigOfPipeline<typeof baselinesPipeline>
 
 const craftOnly = (c: Vw2Config): CraftConfig => ({
   "craft-data": c["craft-data"],
+  "craft-judge": c["craft-judge"],
   "vdm-pretrain": c["vdm-pretrain"],
   warmup: c.warmup,
   dldm: c.dldm,
   tokenize: c.tokenize,
+  "dldm-probe": c["dldm-probe"],
   ar: c.ar,
   "craft-eval": c["craft-eval"]
 })
@@ -134,6 +149,7 @@ const mainTable = (c: Vw2Config, cotrain: MainTableConfig["openx-cotrain"]): Mai
   "craft-eval": { ...c["craft-eval"], method: "VideoWorld 2", training: "Craft" },
   "openx-cotrain": cotrain,
   "tokenize-openx": c.tokenize,
+  "dldm-probe-openx": c["dldm-probe"],
   "ar-openx": c.ar,
   "craft-eval-openx": { ...c["craft-eval"], method: "VideoWorld 2", training: "OpenX & Craft" }
 })
@@ -150,17 +166,21 @@ const baselines = (c: Vw2Config): BaselinesConfig => {
   const warmupModel = c.warmup.model ?? {}
   return {
     "craft-data": c["craft-data"],
+    "craft-judge": c["craft-judge"],
     warmup: c.warmup,
     tokenize: c.tokenize,
+    "dldm-probe": c["dldm-probe"],
     ar: c.ar,
     "craft-eval": { ...c["craft-eval"], method: "VideoWorld 1-like (no VDM)", training: "Craft" },
     "warmup-t2": { ...c.warmup, model: twoFrameClips(warmupModel) },
     "tokenize-t2": c.tokenize,
+    "dldm-probe-t2": c["dldm-probe"],
     "ar-t2": c.ar,
     "craft-eval-t2": { ...c["craft-eval"], method: "LAPA/Moto-like (T = 2, reconstruction)", training: "Craft" },
     "vdm-pretrain": c["vdm-pretrain"],
     "dldm-cola": { ...c.dldm, dit: { ...c.dldm.dit, control: { ...c.dldm.dit?.control, enabled: false } } },
     "tokenize-cola": c.tokenize,
+    "dldm-probe-cola": c["dldm-probe"],
     "ar-cola": c.ar,
     "craft-eval-cola": { ...c["craft-eval"], method: "CoLA-like (VDM, T = 2, no low-fi branch)", training: "Craft" }
   }

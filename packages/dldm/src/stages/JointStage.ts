@@ -3,27 +3,49 @@
  * `openx-cotrain` (the same objective continued on a weighted mixture of Craft and Open-X-format data).
  * Both train encoder + queries + decoder + DiT (+ control branch, + code projection) with one AdamW, and
  * write the dLDM ("dldm-checkpoint") and the fine-tuned DiT ("vdm-checkpoint"). AdamW moments restart at
- * each stage (the checkpoints carry weights, not optimiser state).
+ * each stage (the checkpoints carry weights, not optimiser state). Before and after training, a held-out
+ * probe logs how much the DiT's x0 error depends on the codes (`vdm/code_drop_gain`) against
+ * repeat-the-first-frame (docs/paper.md §Components, "VDM"; issue 13).
  */
 import { defineStage, type StageContext } from "@vw2/core"
-import { FlowObjectiveSchema, ditConfigSchema, miniDiT, prepareVdm, readVdmCheckpointConfig, saveVdmCheckpoint, type VideoDiTConfig } from "@vw2/diffusion"
-import { trainStep } from "@vw2/nn"
+import { ditConfigSchema, preconditionings, miniDiT, prepareVdm, readVdmCheckpointConfig, saveVdmCheckpoint, type FlowObjectiveConfig, type VideoDiT, type VideoDiTConfig, validateFlowObjective } from "@vw2/diffusion"
+import { Dataset, shuffledBatches } from "@vw2/data"
+import { clipScale, computeGradients, globalNorm } from "@vw2/nn"
 import type * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { loadDldm, saveDldm } from "../checkpoint.ts"
-import { int, nonNegInt, nonNegative, positive, withDefault } from "../internal/schema.ts"
+import { PositiveNumber, int, nonNegInt, nonNegative, positive, withDefault } from "../internal/schema.ts"
 import { batchTensor, endlessBatches, mixedBatches, openClips } from "../train/data.ts"
-import { jointLoss } from "../train/joint.ts"
+import { codeUse, detachedHint, jointLoss, type CodeUse } from "../train/joint.ts"
+import type { Dldm } from "../Dldm.ts"
 import { runSteps } from "../train/loop.ts"
 import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
 import { runStageBody, useBackend } from "./common.ts"
 import type { Batch } from "@vw2/data"
 
+/** Objective fields that replace the vdm checkpoint's; no defaults here (an absent field keeps the checkpoint's). */
+const FlowObjectivePartial = Schema.Struct({
+  pMean: Schema.optionalKey(Schema.Finite),
+  pStd: Schema.optionalKey(PositiveNumber),
+  scaleSigmaByFrames: Schema.optionalKey(Schema.Boolean),
+  conditionFrames: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  conditionFrameTime: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))),
+  preconditioning: Schema.optionalKey(Schema.Literals(preconditionings)),
+  sigmaData: Schema.optionalKey(PositiveNumber),
+  residual: Schema.optionalKey(Schema.Boolean),
+  samplingSigmaMax: Schema.optionalKey(PositiveNumber),
+  samplingSigmaMin: Schema.optionalKey(PositiveNumber)
+})
+
 const jointFields = {
-  /** mini default: ≈ 1 minute on the pure-JS backend (≈ 7 s CPU per step at batch 2, mostly the DiT), ≈ 10 s on native */
-  steps: int(10),
+  /** mini default: 150 steps at batch 2 ≈ 57 s process CPU on the 2-core machine (native, measured under load ≈ 5);
+   * 10 steps left the codes unread (issue 13) */
+  steps: int(150),
   /** authors' dLDM optimiser: AdamW lr 1e-4 (batch 128), wd 0.1, betas (0.9, 0.99) */
   optim: withDefault(OptimConfigSchema, { lr: 1e-3, batchSize: 2 }),
+  /** the dLDM's learning rate relative to optim.lr (ours; authors: 1, one AdamW for everything). Below 1 the
+   * codes move less while the DiT learns to read them */
+  dldmLrScale: positive(1),
   /** authors: loss = 10 · diffusion + reconstruction */
   diffusionWeight: nonNegative(10),
   reconstructionWeight: nonNegative(1),
@@ -32,8 +54,16 @@ const jointFields = {
   /** the DiT's switches (control branch, stop-grad, grayscale, causal cross-attention, training mode);
    * architecture fields are taken from the vdm checkpoint */
   dit: withDefault(ditConfigSchema(miniDiT), {}),
-  objective: withDefault(FlowObjectiveSchema, {}),
+  /** the diffusion objective: the vdm checkpoint's (residual and scalings are part of what its weights
+   * mean), with the fields given here replacing its (e.g. the training σ distribution) */
+  objective: withDefault(FlowObjectivePartial, {}),
   split: withDefault(Schema.String, "train"),
+  /** held-out check after training (issue 13): x0 error at σ with and without the codes on clips of `split`;
+   * 0 clips = off */
+  probe: withDefault(
+    Schema.Struct({ clips: nonNegInt(16), sigmas: withDefault(Schema.Array(PositiveNumber), [1, 3]), split: withDefault(Schema.String, "test") }),
+    {}
+  ),
   /** frames between training clip starts (0 = 1 + temporalCompression) */
   clipStride: nonNegInt(0),
   checkpointEvery: nonNegInt(0)
@@ -69,6 +99,8 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
       )
     }
     if (dit.config.codeDim !== dldm.fsq.dim) throw new Error(`${stage}.dit.codeDim: ${dit.config.codeDim} ≠ FSQ levels ${dldm.fsq.dim} of the dLDM`)
+    const objective: FlowObjectiveConfig = { ...vdmMeta.objective, ...config.objective }
+    validateFlowObjective(objective, `${stage}.objective`)
     const c = dldm.config
     const clipOptions = { split: config.split, clipStride: config.clipStride || undefined }
     const craft = openClips(sources.craft, c, clipOptions, "craft")
@@ -88,65 +120,82 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
       )
       ctx.log(`${stage}: mixture of ${craft.count} Craft and ${openx.count} Open-X clips, weights ${sources.openx.craftWeight}:${sources.openx.openxWeight}`)
     }
-    // one optimiser over both models; names prefixed so they cannot collide
-    const variables = new Map<string, tf.Variable>()
-    for (const [k, v] of dldm.trainableVariables()) variables.set(`dldm.${k}`, v)
-    for (const [k, v] of dit.trainableVariables()) variables.set(`dit.${k}`, v)
-    const optimizer = makeOptimizer(config.optim)
+    // one AdamW per model (same settings; the dLDM's rate × dldmLrScale), one global-norm clip over both;
+    // names prefixed so they cannot collide
+    const dldmVars = new Map<string, tf.Variable>()
+    const ditVars = new Map<string, tf.Variable>()
+    for (const [k, v] of dldm.trainableVariables()) dldmVars.set(`dldm.${k}`, v)
+    for (const [k, v] of dit.trainableVariables()) ditVars.set(`dit.${k}`, v)
+    const variables = new Map([...dldmVars, ...ditVars])
+    const optimizers = [
+      { vars: dldmVars, opt: makeOptimizer(config.optim), scale: config.dldmLrScale },
+      { vars: ditVars, opt: makeOptimizer(config.optim), scale: 1 }
+    ]
     const lr = makeSchedule(config.optim, config.steps)
     const outDldm = ctx.outputDir("checkpoint")
     const outVdm = ctx.outputDir("vdm")
-    const vdmMetaOut = { objective: config.objective, clip: { length: c.frames, frameStep: 1, height: c.height, width: c.width }, pixelRange: vdmMeta.pixelRange }
+    const vdmMetaOut = { objective, clip: { length: c.frames, frameStep: 1, height: c.height, width: c.width }, pixelRange: vdmMeta.pixelRange }
     const save = async (step: number, extra: Record<string, unknown> = {}) => {
       await saveDldm(outDldm, dldm, { trainState: { step, stage, ...extra } })
       await saveVdmCheckpoint(outVdm, dit, vdmMetaOut)
     }
+    const probe = heldOutProbe(ctx, stage, sources.craft, config, dldm, dit, objective)
     try {
+      probe?.(0)
       const result = await runSteps(
         ctx,
         config.steps,
         (step) => {
           const batch: Batch = batches.next().value!
           const video = batchTensor(batch)
+          const hint = detachedHint(dldm, dit, video, true)
           try {
-            const r = trainStep({
-              variables,
-              optimizer,
-              lr: lr(step),
-              clipNorm: clipOf(config.optim),
-              lossFn: () => {
-                const l = jointLoss(dldm, dit, video, {
-                  diffusionWeight: config.diffusionWeight,
-                  reconstructionWeight: config.reconstructionWeight,
-                  hintFromDetachedCodes: config.hintFromDetachedCodes,
-                  codeContext: true,
-                  objective: config.objective,
-                  seed: ctx.seed * 1_000_003 + step,
-                  train: true
-                })
-                return { loss: l.loss, aux: { diffusion: l.diffusion, reconstruction: l.reconstruction, mse: l.mse } }
-              }
+            const r = computeGradients(variables, () => {
+              const l = jointLoss(dldm, dit, video, {
+                diffusionWeight: config.diffusionWeight,
+                reconstructionWeight: config.reconstructionWeight,
+                hintFromDetachedCodes: config.hintFromDetachedCodes,
+                codeContext: true,
+                objective,
+                seed: ctx.seed * 1_000_003 + step,
+                train: true,
+                hint
+              })
+              return { loss: l.loss, aux: { diffusion: l.diffusion, reconstruction: l.reconstruction, mse: l.mse } }
             })
+            let gradNorm = Number.NaN
+            try {
+              if (!Number.isFinite(r.loss)) throw new Error(`${stage}: loss is ${r.loss} at step ${step}`)
+              gradNorm = globalNorm(r.grads)
+              const clip = clipScale(gradNorm, clipOf(config.optim) ?? Infinity)
+              for (const o of optimizers) {
+                o.opt.apply(o.vars, new Map([...r.grads].filter(([k]) => o.vars.has(k))), lr(step) * o.scale, clip)
+              }
+            } finally {
+              for (const g of r.grads.values()) g.dispose()
+            }
             const openxShare = batch.sources.filter((s) => s === "openx").length / batch.sources.length
             return {
               loss: r.loss,
               diffusion: r.aux["diffusion"]!,
               reconstruction: r.aux["reconstruction"]!,
               x0_mse: r.aux["mse"]!,
-              grad_norm: r.gradNorm,
+              grad_norm: gradNorm,
               lr: lr(step),
               ...(sources.openx !== undefined ? { openx_fraction: openxShare } : {})
             }
           } finally {
             video.dispose()
+            hint?.dispose()
           }
         },
         { every: config.checkpointEvery, write: (step) => save(step) }
       )
+      probe?.(config.steps)
       await save(config.steps, { backend, meanStepMs: result.meanStepMs, firstLoss: result.first["loss"], lastLoss: result.last["loss"] })
       ctx.log(`${stage}: loss ${result.first["loss"]?.toFixed(4)} → ${result.last["loss"]?.toFixed(4)}, ${result.meanStepMs.toFixed(0)} ms/step on ${backend}`)
     } finally {
-      optimizer.dispose()
+      for (const o of optimizers) o.opt.dispose()
     }
   } finally {
     dldm.dispose()
@@ -154,9 +203,68 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
   }
 }
 
+/**
+ * The held-out check, or undefined when off or the split has no clip: logs at `step`, per σ in probe.sigmas,
+ * the DiT's x0 error with codes and hint (`vdm/x0_err_sigma1`: l1, `vdm/x0_mse_sigma1`), with the codes
+ * dropped (hint kept), with codes and hint dropped, repeat-the-first-frame (`vdm/repeat_err`), and the relative
+ * change when the codes are dropped (`vdm/code_drop_gain` = mse without codes / mse with codes − 1 at σ = 1).
+ */
+function heldOutProbe(
+  ctx: StageContext,
+  stage: string,
+  dir: string,
+  config: DldmStageConfig,
+  dldm: Dldm,
+  dit: VideoDiT,
+  objective: FlowObjectiveConfig
+): ((step: number) => void) | undefined {
+  const p = config.probe
+  if (p.clips === 0) return undefined
+  if (!Dataset.open(dir).episodes({ split: p.split }).length) {
+    ctx.log(`${stage}: no "${p.split}" episodes in ${dir}; held-out probe skipped`)
+    return undefined
+  }
+  const clips = openClips(dir, dldm.config, { split: p.split }, "probe")
+  const batch = shuffledBatches(clips, { batchSize: Math.min(p.clips, clips.count), seed: 20261206 }).next().value!
+  return (step) => {
+    const video = batchTensor(batch)
+    try {
+      for (const sigma of p.sigmas) {
+        const u = codeUse(dldm, dit, video, { objective, sigma, seed: 99 })
+        const tag = `sigma${sigma}`
+        const gain = (e: "l1" | "mse", without: CodeUse["noCodes"]) => without[e] / u.full[e] - 1
+        ctx.metrics(
+          {
+            [`vdm/x0_err_${tag}`]: u.full.l1,
+            [`vdm/x0_mse_${tag}`]: u.full.mse,
+            [`vdm/x0_err_${tag}_nocodes`]: u.noCodes.l1,
+            [`vdm/x0_mse_${tag}_nocodes`]: u.noCodes.mse,
+            [`vdm/x0_err_${tag}_nocond`]: u.noCondition.l1,
+            [`vdm/x0_mse_${tag}_nocond`]: u.noCondition.mse,
+            [sigma === 1 ? "vdm/code_drop_gain" : `vdm/code_drop_gain_${tag}`]: gain("mse", u.noCodes),
+            [`vdm/code_drop_gain_l1_${tag}`]: gain("l1", u.noCodes),
+            [`vdm/cond_drop_gain_${tag}`]: gain("mse", u.noCondition),
+            "vdm/repeat_err": u.repeat.l1,
+            "vdm/repeat_mse": u.repeat.mse
+          },
+          step
+        )
+        const f = (e: CodeUse["full"]) => `${e.mse.toFixed(5)} (l1 ${e.l1.toFixed(4)})`
+        ctx.log(
+          `${stage}: held-out (${batch.refs.length} ${p.split} clips) at step ${step}, σ = ${sigma}: x0 mse ${f(u.full)}; ` +
+            `codes dropped ${f(u.noCodes)} (${(100 * gain("mse", u.noCodes)).toFixed(1)} %); codes + hint dropped ${f(u.noCondition)} ` +
+            `(${(100 * gain("mse", u.noCondition)).toFixed(1)} %); repeat first frame ${f(u.repeat)}`
+        )
+      }
+    } finally {
+      video.dispose()
+    }
+  }
+}
+
 export const dldmStage = defineStage({
   name: "dldm",
-  version: "1",
+  version: "2",
   config: DldmStageConfigSchema,
   inputs: { dataset: "video-dataset", warmup: "dldm-checkpoint", vdm: "vdm-checkpoint" },
   outputs: { checkpoint: "dldm-checkpoint", vdm: "vdm-checkpoint" },
@@ -167,7 +275,7 @@ export const dldmStage = defineStage({
 
 export const openxCotrainStage = defineStage({
   name: "openx-cotrain",
-  version: "1",
+  version: "2",
   config: OpenxCotrainConfigSchema,
   inputs: { craft: "video-dataset", openx: "robot-dataset", checkpoint: "dldm-checkpoint", vdm: "vdm-checkpoint" },
   outputs: { checkpoint: "dldm-checkpoint", vdm: "vdm-checkpoint" },

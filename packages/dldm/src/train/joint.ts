@@ -1,16 +1,17 @@
 /**
- * The disentangled objective (PAPER.md "dLDM"; authors' main stage):
+ * The disentangled objective (docs/paper.md "dLDM"; authors' main stage):
  *   loss = w_diff · diffusion + w_rec · reconstruction       (authors: w_diff = 10, w_rec = 1)
  * - reconstruction: L1 of the low-fi decoder's video (codes with straight-through gradient), as in warm-up;
  * - diffusion: rectified-flow loss of the DiT on the clip, first frame as condition, with
  *   · the codes (projected to the DiT's context width inside the DiT) as causal cross-attention context —
  *     the path by which the VDM teaches the codes dynamics;
- *   · the low-fi reconstruction as the ControlNet hint. Authors: decoded from *detached* codes, detached
- *     again, grayscale. Detaching and grayscale are the DiT's switches (dit.control.stopGradient/.grayscale);
- *     `hintFromDetachedCodes` is ours.
+ *   · the low-fi video as the ControlNet hint. Authors: decoded from *detached* codes, detached again,
+ *     grayscale. Detaching and grayscale are the DiT's switches (dit.control.stopGradient/.grayscale);
+ *     `hintFromDetachedCodes` is ours. Decoded from the first frame as at inference (see `hintOf`).
+ * See docs/paper.md "dLDM" and "Facts from the authors' released code".
  */
 import * as tf from "@tensorflow/tfjs"
-import { codeVisibility, rectifiedFlowLoss, type FlowObjectiveConfig, type VideoDiT } from "@vw2/diffusion"
+import { codeVisibility, rectifiedFlowLoss, repeatFirstFrameError, x0Error, type FlowObjectiveConfig, type FrameError, type VideoDiT } from "@vw2/diffusion"
 import { stopGradient } from "@vw2/nn"
 import type { Dldm } from "../Dldm.ts"
 
@@ -26,6 +27,8 @@ export interface JointLossOptions {
   readonly seed: number
   /** draw the CFG context dropout (training) */
   readonly train: boolean
+  /** the ControlNet hint computed beforehand (`detachedHint`), used as is; omit to decode it inside the loss */
+  readonly hint?: tf.Tensor | undefined
 }
 
 export interface JointLoss {
@@ -40,14 +43,9 @@ export function jointLoss(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, o: JointL
   return tf.tidy(() => {
     const f = dldm.forward(video, o.train)
     const reconstruction = dldm.reconstructionLoss(video, f.recon)
-    const useHint = dit.config.control.enabled
-    let hint: tf.Tensor | undefined
-    if (useHint) {
-      // When the DiT detaches the hint anyway, the detached-codes decode has the same value: reuse f.recon.
-      const separate = o.hintFromDetachedCodes && !dit.config.control.stopGradient
-      const low = separate ? decodeFromDetachedCodes(dldm, f.features, f.codes, video) : f.recon
-      hint = tf.sub(tf.mul(low, 2), 1) // [0,1] → [−1,1]
-    }
+    const hint = !dit.config.control.enabled
+      ? undefined
+      : o.hint ?? hintOf(dldm, video, o.hintFromDetachedCodes ? stopGradient(f.codes) : f.codes)
     const context = o.codeContext ? { codes: f.codes, visibleFrom: codeVisibility(dldm.geo.transitions, dldm.config.temporalCompression) } : undefined
     const x0 = tf.sub(tf.mul(video, 2), 1)
     const parts = rectifiedFlowLoss(dit, x0, context, hint, { seed: o.seed, objective: o.objective, train: o.train })
@@ -56,10 +54,62 @@ export function jointLoss(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, o: JointL
   })
 }
 
-function decodeFromDetachedCodes(dldm: Dldm, features: tf.Tensor4D, codes: tf.Tensor4D, video: tf.Tensor): tf.Tensor5D {
+/**
+ * The ControlNet hint [B, T, H, W, 3] in [−1, 1]: the low-fi video decoded from the first frame and the codes,
+ * as at inference (`decodeLowFi`). Not the reconstruction `forward` returns: a decoder that renders each
+ * transition from the clip's true previous frame (teacher forcing) would hand the DiT the true frames in
+ * training and only its own chained frames at inference.
+ */
+function hintOf(dldm: Dldm, video: tf.Tensor, codes: tf.Tensor4D): tf.Tensor {
   return tf.tidy(() => {
-    const [b, , s, d] = features.shape
-    const f0 = tf.reshape(tf.slice(features, [0, 0, 0, 0], [b, 1, s, d]), [b, s, d]) as tf.Tensor3D
-    return dldm.toVideo(dldm.decoder.call(f0, stopGradient(codes)), video)
+    const first = tf.slice(video, [0, 0, 0, 0, 0], [-1, 1, -1, -1, -1])
+    return tf.sub(tf.mul(dldm.decodeLowFi(first, codes), 2), 1)
   })
+}
+
+/**
+ * The hint for `jointLoss` when the DiT detaches it anyway (dit.control.stopGradient): the same value, computed
+ * outside the gradient scope, so the backward pass does not run the low-fi decoder on zero gradients
+ * (stop-gradient is an identity whose gradient is zero, and tfjs still differentiates what lies behind it).
+ * `train` as in the loss. Undefined when the loss must decode it itself.
+ */
+export function detachedHint(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, train: boolean): tf.Tensor | undefined {
+  if (!dit.config.control.enabled || !dit.config.control.stopGradient) return undefined
+  // with batch statistics the codes depend on the batch in training: decode inside the loss. Otherwise training
+  // normalises with the running statistics as they were before this step, which is what inference mode reads now
+  // (and inference mode does not move them a second time).
+  if (train && dldm.latentNorm !== undefined && !dldm.latentNorm.frozen) return undefined
+  return tf.tidy(() => hintOf(dldm, video, dldm.codesOf(video, false).codes))
+}
+
+/**
+ * What the DiT gets out of the codes on clips it did not train on (issue 13 "VDM" check): its x0 error at
+ * noise level σ with the full condition, with the codes dropped (hint kept: what the causal cross-attention
+ * adds beyond the low-fi video), and with codes and hint dropped, against repeat-the-first-frame. Same noise
+ * in every variant. Errors in [0, 1] pixel units (see @vw2/diffusion `x0Error`).
+ */
+export interface CodeUse {
+  readonly full: FrameError
+  readonly noCodes: FrameError
+  readonly noCondition: FrameError
+  readonly repeat: FrameError
+}
+
+/** video [B, T, H, W, 3] in [0, 1]; evaluation mode (no context dropout, running latent statistics). */
+export function codeUse(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, o: { objective: FlowObjectiveConfig; sigma: number; seed: number }): CodeUse {
+  const f = dldm.forward(video, false)
+  const x0 = tf.tidy(() => tf.sub(tf.mul(video, 2), 1))
+  const hint = dit.config.control.enabled ? hintOf(dldm, video, f.codes) : undefined
+  const context = { codes: f.codes, visibleFrom: codeVisibility(dldm.geo.transitions, dldm.config.temporalCompression) }
+  try {
+    const probe = { objective: o.objective, seed: o.seed }
+    return {
+      full: x0Error(dit, x0, o.sigma, { ...probe, context, hint }),
+      noCodes: x0Error(dit, x0, o.sigma, { ...probe, hint }),
+      noCondition: x0Error(dit, x0, o.sigma, probe),
+      repeat: repeatFirstFrameError(x0, o.objective.conditionFrames)
+    }
+  } finally {
+    for (const t of [f.features, f.codes, f.indices, f.latents, f.recon, x0, hint]) t?.dispose()
+  }
 }
