@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs"
 import * as path from "node:path"
 import * as os from "node:os"
 import { parseArgs } from "node:util"
-import { Dldm, DldmConfigSchema, batchTensor, endlessBatches, openClips, type DldmConfig } from "../src/index.ts"
+import { Dldm, DldmConfigSchema, LowFiDecoder, batchTensor, endlessBatches, openClips, type DldmConfig } from "../src/index.ts"
 import { Schema } from "effect"
 import { panningTextures, randomMovingSquares } from "../test/fixtures.ts"
 
@@ -76,6 +76,7 @@ const nextBatch = (step: number): tf.Tensor5D =>
 function leakForward(video: tf.Tensor5D): tf.Tensor {
   return tf.tidy(() => {
     const dec = model.decoder
+    if (!(dec instanceof LowFiDecoder)) throw new Error("--leak-features probes the token decoder: pass --config with decoder.kind \"tokens\"")
     const features = model.encoder.call(video)
     const k = features.shape[1]
     let h = tf.add(dec.fromFeatures.call(features), dec.spatialPos.v)
@@ -127,10 +128,7 @@ function forward(video: tf.Tensor5D): tf.Tensor {
   return tf.tidy(() => {
     if (args["leak-features"]) return leakForward(video)
     if (!args.oracle) return model.forward(video, true).recon
-    const features = model.encoder.call(video)
-    const [b, , s, d] = features.shape
-    const f0 = tf.reshape(tf.slice(features, [0, 0, 0, 0], [b, 1, s, d]), [b, s, d]) as tf.Tensor3D
-    return model.toVideo(model.decoder.call(f0, oracleCodes.get(video)!), video)
+    return model.reconstruct(video, oracleCodes.get(video)!, true)
   })
 }
 const variables = model.trainableVariables()

@@ -4,10 +4,16 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { AdamW, Init, countParams, selectBackend, trainStep } from "@vw2/nn"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Dldm, geometry, loadDldm, miniPreset, paperPreset, saveDldm } from "../src/index.ts"
+import { Dldm, LowFiDecoder, geometry, loadDldm, miniPreset, paperPreset, saveDldm, type DldmConfig } from "../src/index.ts"
 import { maxAbsDiff, movingSquares } from "./fixtures.ts"
 
 let model: Dldm
+/** the authors' token decoder at mini size (the mini preset itself uses the conv U-Net: ConvDecoder.test.ts) */
+const tokens: DldmConfig = { ...miniPreset, decoder: { ...miniPreset.decoder, kind: "tokens" }, firstFrameSkip: true, flowWarp: true, reconstructionLoss: "l1" }
+const tokenDecoder = (m: Dldm): LowFiDecoder => {
+  if (!(m.decoder instanceof LowFiDecoder)) throw new Error("expected the token decoder")
+  return m.decoder
+}
 const video = movingSquares(2, 9)
 // frames 5..8 belong to latent frames 3 and 4 (tc = 2: latent k ≥ 1 covers frames 2k−1, 2k)
 const futureNoise = tf.tidy(() =>
@@ -17,9 +23,10 @@ const perturbed = tf.tidy(() => tf.clipByValue(tf.add(video, futureNoise), 0, 1)
 
 beforeAll(async () => {
   await selectBackend() // the fastest available backend (VW2_TF_BACKEND forces one)
-  model = new Dldm(Init.seeded(1), miniPreset)
+  model = new Dldm(Init.seeded(1), tokens)
   // the low-fi head starts at zero (firstFrameSkip); give it weights, as after training, so codes show through
-  model.decoder.toPatch.weight.v.assign(tf.randomNormal(model.decoder.toPatch.weight.shape as number[], 0, 0.2, "float32", 3))
+  const head = tokenDecoder(model).toPatch.weight
+  head.v.assign(tf.randomNormal(head.shape as number[], 0, 0.2, "float32", 3))
 })
 
 describe("dLDM shapes and APIs", () => {
@@ -49,7 +56,7 @@ describe("causality (perturb frames/codes after t → outputs ≤ t unchanged)",
   })
 
   it("encoder with causal temporal convolution instead of attention is causal too", () => {
-    const conv = new Dldm(Init.seeded(4), { ...miniPreset, temporalMixing: "conv", temporalKernel: 2 })
+    const conv = new Dldm(Init.seeded(4), { ...tokens, temporalMixing: "conv", temporalKernel: 2 })
     const a = conv.encoder.call(video)
     const b = conv.encoder.call(perturbed)
     expect(maxAbsDiff(a.slice([0, 0, 0, 0], [2, 3, -1, -1]), b.slice([0, 0, 0, 0], [2, 3, -1, -1]))).toBe(0)
@@ -84,14 +91,14 @@ describe("causality (perturb frames/codes after t → outputs ≤ t unchanged)",
 
 describe("training", () => {
   it("with firstFrameSkip the untrained decoder outputs exactly the copy-first-frame video", () => {
-    const m = new Dldm(Init.seeded(2), miniPreset)
+    const m = new Dldm(Init.seeded(2), tokens)
     const first = tf.tile(video.slice([0, 0, 0, 0, 0], [2, 1, 32, 32, 3]), [1, 9, 1, 1, 1])
     expect(maxAbsDiff(m.forward(video).recon, first)).toBeLessThan(1e-6)
     m.dispose()
   })
 
   it("warm-up reconstruction loss falls on a fixed moving-square batch (authors' whole-frame decoder), and a step leaks no tensor", () => {
-    const m = new Dldm(Init.seeded(2), { ...miniPreset, firstFrameSkip: false, flowWarp: false })
+    const m = new Dldm(Init.seeded(2), { ...tokens, firstFrameSkip: false, flowWarp: false })
     const opt = new AdamW({ lr: 3e-3, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 })
     const vars = m.trainableVariables()
     const step = () => trainStep({ variables: vars, optimizer: opt, clipNorm: 1, lossFn: () => m.reconstructionLoss(video, m.forward(video).recon) })
@@ -127,6 +134,8 @@ describe("presets", () => {
   it("rejects an inconsistent config naming the field", () => {
     expect(() => new Dldm(Init.meta(), { ...miniPreset, frames: 10 })).toThrow(/dldm.model.frames/)
     expect(() => new Dldm(Init.meta(), { ...miniPreset, fsqLevels: [8, 1] })).toThrow(/fsqLevels\[1\]/)
+    expect(() => new Dldm(Init.meta(), { ...miniPreset, flowWarp: true, firstFrameSkip: true })).toThrow(/decoder.kind/)
+    expect(() => new Dldm(Init.meta(), { ...miniPreset, decoder: { ...miniPreset.decoder, levels: 6 } })).toThrow(/decoder.levels/)
   })
 })
 

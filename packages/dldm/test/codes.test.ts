@@ -55,7 +55,7 @@ describe("warm-up codes carry clip-specific motion (mini code-collapse regressio
     const fixed = trainAndProbe(miniPreset, video)
     const collapsed = trainAndProbe({ ...miniPreset, latentNorm: "none" }, video)
     video.dispose()
-    // measured (seed 0): own .047 vs swapped .051, 23 distinct, boundStd .84; without latentNorm 3 distinct,
+    // measured (seed 0, token decoder + flowWarp, the mini preset before issue 13): own .047 vs swapped .051, 23 distinct, boundStd .84; without latentNorm 3 distinct,
     // boundStd .09, own = swapped (pure JS gave the same within ±.001)
     expect(fixed.distinct).toBeGreaterThanOrEqual(12)
     expect(fixed.boundStd).toBeGreaterThan(0.4)

@@ -2,7 +2,9 @@
  * Stage `tokenize`: a video dataset → FSQ code sequences for the AR stage ("code-dataset", the layout
  * @vw2/ar's CodeDataset reads). Each episode is cut into clips of T frames starting every `clipStride`
  * frames (default T − 1: consecutive clips share their boundary frame, as long rollouts chain them);
- * per clip we store its K−1 × N indices and its start frame.
+ * per clip we store its K−1 × N indices and its start frame. With `tail: "hold"` the last clip may run past
+ * the episode's end and holds its last frame there, so ⌈(L−1)/(T−1)⌉ clips cover every frame — the count
+ * craft-eval's rollout generates for an L-frame reference (issue 13: tokenize kept 11, eval made 12).
  *   codes.json, episodes/<id>/codes.npy int32 [clips, K−1, N], episodes/<id>/start_frames.npy uint8 [clips, H, W, 3]
  */
 import * as tf from "@tensorflow/tfjs"
@@ -20,6 +22,8 @@ export const TokenizeConfigSchema = Schema.Struct({
   splits: withDefault(Schema.Array(Schema.String), ["train", "test"]),
   /** frames between clip starts; 0 = T − 1 (clips share their boundary frame) */
   clipStride: nonNegInt(0),
+  /** "hold": a last clip covers the episode's tail, frames past the end hold the last frame; "drop": whole clips only */
+  tail: withDefault(Schema.Literals(["hold", "drop"]), "hold"),
   /** clips encoded per forward pass */
   batchSize: int(16)
 })
@@ -44,12 +48,12 @@ export async function runTokenize(ctx: StageContext, config: TokenizeConfig, dat
     for (const ep of episodes) {
       if (ctx.signal.aborted) throw new Error("tokenize interrupted")
       const starts: number[] = []
-      for (let s = 0; s + T <= ep.length; s += stride) starts.push(s)
+      for (let s = 0; config.tail === "hold" ? s === 0 || s + 1 < ep.length : s + T <= ep.length; s += stride) starts.push(s)
       const codes = new Int32Array(starts.length * model.geo.codesPerClip)
       const startFrames = new Uint8Array(starts.length * frameSize)
       for (let i = 0; i < starts.length; i += config.batchSize) {
         const group = starts.slice(i, i + config.batchSize)
-        const rows = group.flatMap((s) => Array.from({ length: T }, (_, t) => s + t))
+        const rows = group.flatMap((s) => Array.from({ length: T }, (_, t) => Math.min(ep.length - 1, s + t)))
         const bytes = dataset.readFrames(ep.id, rows)
         group.forEach((_, g) => startFrames.set(bytes.subarray(g * T * frameSize, g * T * frameSize + frameSize), (i + g) * frameSize))
         const indices = tf.tidy(() => {
@@ -74,6 +78,7 @@ export async function runTokenize(ctx: StageContext, config: TokenizeConfig, dat
       transitionsPerClip: model.geo.transitions,
       clipLength: T,
       clipStride: stride,
+      tail: config.tail,
       height: c.height,
       width: c.width,
       fsqLevels: c.fsqLevels,
@@ -93,7 +98,8 @@ export async function runTokenize(ctx: StageContext, config: TokenizeConfig, dat
 
 export const tokenizeStage = defineStage({
   name: "tokenize",
-  version: "1",
+  // 2: the episode's tail is a held clip (tail "hold")
+  version: "2",
   config: TokenizeConfigSchema,
   inputs: { dataset: "video-dataset", checkpoint: "dldm-checkpoint" },
   outputs: { codes: "code-dataset" },

@@ -11,6 +11,7 @@ import { DldmConfigSchema, validateDldmConfig, type DldmConfig } from "../DldmCo
 import { saveDldm } from "../checkpoint.ts"
 import { nonNegInt, nonNegative, int, withDefault } from "../internal/schema.ts"
 import { batchTensor, endlessBatches, openClips } from "../train/data.ts"
+import { colourAugment } from "../train/augment.ts"
 import { runSteps } from "../train/loop.ts"
 import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
 import { runStageBody, useBackend } from "./common.ts"
@@ -26,6 +27,14 @@ export const WarmupConfigSchema = Schema.Struct({
   split: withDefault(Schema.String, "train"),
   /** frames between training clip starts (0 = 1 + temporalCompression) */
   clipStride: nonNegInt(0),
+  /**
+   * latentNorm "batch": after this fraction of the steps the norm standardises with its running statistics
+   * in training too (and in every later stage: the flag is saved), so the last steps adapt the decoder to the
+   * statistics tokenize, eval and the batch-2 joint stage use (LatentNorm.ts). 1 = at the end (after the last step).
+   */
+  latentNormFreeze: withDefault(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)), 1),
+  /** strength of a per-clip colour transform of the training clips (train/augment.ts; 0 = off, the authors') */
+  colourAugment: nonNegative(0),
   /** write an intermediate checkpoint every n steps (0 = only at the end) */
   checkpointEvery: nonNegInt(0)
 })
@@ -54,7 +63,13 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
       ctx,
       config.steps,
       (step) => {
-        const video = batchTensor(batches.next().value!)
+        if (dldm.latentNorm !== undefined && config.latentNormFreeze < 1 && step === Math.floor(config.latentNormFreeze * config.steps)) {
+          dldm.latentNorm.useRunningStatistics()
+          ctx.log(`warmup: latentNorm on running statistics in training from step ${step}`)
+        }
+        const raw = batchTensor(batches.next().value!)
+        const video = config.colourAugment > 0 ? colourAugment(raw, config.colourAugment, ctx.seed * 1_000_003 + step) : raw
+        if (video !== raw) raw.dispose()
         try {
           const r = trainStep({
             variables,
@@ -63,17 +78,18 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
             clipNorm: clipOf(config.optim),
             lossFn: () => {
               const f = dldm.forward(video, true)
-              const l1 = dldm.reconstructionLoss(video, f.recon)
-              return { loss: l1, aux: { l1 } }
+              const reconstruction = dldm.reconstructionLoss(video, f.recon)
+              return { loss: reconstruction, aux: { reconstruction } }
             }
           })
-          return { loss: r.loss, l1: r.aux["l1"]!, grad_norm: r.gradNorm, lr: lr(step) }
+          return { loss: r.loss, reconstruction: r.aux["reconstruction"]!, grad_norm: r.gradNorm, lr: lr(step) }
         } finally {
           video.dispose()
         }
       },
       { every: config.checkpointEvery, write: (step) => saveDldm(out, dldm, { optimizer, trainState: { step, stage: "warmup" } }) }
     )
+    dldm.latentNorm?.useRunningStatistics() // every later stage: the same statistics in training and at inference
     await saveDldm(out, dldm, {
       optimizer,
       trainState: { step: config.steps, stage: "warmup", backend, meanStepMs: result.meanStepMs, firstLoss: result.first["loss"], lastLoss: result.last["loss"] }
@@ -87,8 +103,8 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
 
 export const warmupStage = defineStage({
   name: "warmup",
-  // 2: latentNorm / flowWarp in the model, running statistics in the checkpoint
-  version: "2",
+  // 2: latentNorm / flowWarp in the model, running statistics in the checkpoint; 3: conv-unet decoder, frozen latentNorm
+  version: "3",
   config: WarmupConfigSchema,
   inputs: { dataset: "video-dataset" },
   outputs: { checkpoint: "dldm-checkpoint" },
