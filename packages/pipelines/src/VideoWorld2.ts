@@ -8,6 +8,11 @@
  * - `reconstructionOnlyPipeline`: no VDM at all — codes from the reconstruction-trained dLDM, clips decoded by
  *   its low-fi decoder (VideoWorld 1-like; with T = 2, LAPA/Moto-like).
  *
+ * Every pipeline trains the `craft-judge` step-state classifier on rendered MiniCraft states (never on a model's
+ * output, so it is fair across methods; its calibration table is logged), probes each tokenizing dLDM on held-out
+ * clips (`dldm-probe`: own vs swapped codes, code usage, linear step probe, oracle-code rollouts under the judge),
+ * and judges the CraftBench rollouts with it (the exact pixel judge reports beside it as a diagnostic).
+ *
  * CALVIN runs beside Craft in each: the same dLDM tokenizes the MiniCALVIN demos, an AR (`ar-calvin`) learns
  * instruction + frame → codes on them, and `calvin-head` trains the action head and runs the protocol.
  */
@@ -21,6 +26,8 @@ import {
   craftEvalLowFi,
   craftEvalLowFiNoCalvin,
   craftEvalNoCalvin,
+  craftJudge,
+  dldmProbe,
   dldmStage,
   openxCotrainStage,
   tokenizeStage,
@@ -32,17 +39,19 @@ import { tokenizeRobotStage } from "./RobotTokenize.ts"
 const data = definePipeline()
   .step("craft-data", craftSource, {})
   .step("calvin-data", calvinSource, {})
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
 
 export const videoWorld2Pipeline = data
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
+  .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", judge: "craft-judge.judge" })
   .step("tokenize-calvin", tokenizeRobotStage, { dataset: "calvin-data.dataset", checkpoint: "dldm.checkpoint" })
   .step("ar", ar, { codes: "tokenize.codes" })
   .step("ar-calvin", ar, { codes: "tokenize-calvin.codes" })
   .step("calvin-head", calvinHead, { codes: "tokenize-calvin.codes", demos: "calvin-data.dataset", ar: "ar-calvin.checkpoint" })
-  .step("craft-eval", craftEval, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint", calvin: "calvin-head.report" })
+  .step("craft-eval", craftEval, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint", calvin: "calvin-head.report", judge: "craft-judge.judge" })
 
 export const videoWorld2OpenXPipeline = data
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
@@ -50,30 +59,34 @@ export const videoWorld2OpenXPipeline = data
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("openx-cotrain", openxCotrainStage, { craft: "craft-data.dataset", openx: "calvin-data.openx", checkpoint: "dldm.checkpoint", vdm: "dldm.vdm" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "openx-cotrain.checkpoint" })
+  .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "openx-cotrain.checkpoint", judge: "craft-judge.judge" })
   .step("tokenize-calvin", tokenizeRobotStage, { dataset: "calvin-data.dataset", checkpoint: "openx-cotrain.checkpoint" })
   .step("ar", ar, { codes: "tokenize.codes" })
   .step("ar-calvin", ar, { codes: "tokenize-calvin.codes" })
   .step("calvin-head", calvinHead, { codes: "tokenize-calvin.codes", demos: "calvin-data.dataset", ar: "ar-calvin.checkpoint" })
-  .step("craft-eval", craftEval, { dataset: "craft-data.dataset", dldm: "openx-cotrain.checkpoint", vdm: "openx-cotrain.vdm", ar: "ar.checkpoint", calvin: "calvin-head.report" })
+  .step("craft-eval", craftEval, { dataset: "craft-data.dataset", dldm: "openx-cotrain.checkpoint", vdm: "openx-cotrain.vdm", ar: "ar.checkpoint", calvin: "calvin-head.report", judge: "craft-judge.judge" })
 
 export const reconstructionOnlyPipeline = data
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "warmup.checkpoint" })
+  .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", judge: "craft-judge.judge" })
   .step("tokenize-calvin", tokenizeRobotStage, { dataset: "calvin-data.dataset", checkpoint: "warmup.checkpoint" })
   .step("ar", ar, { codes: "tokenize.codes" })
   .step("ar-calvin", ar, { codes: "tokenize-calvin.codes" })
   .step("calvin-head", calvinHead, { codes: "tokenize-calvin.codes", demos: "calvin-data.dataset", ar: "ar-calvin.checkpoint" })
-  .step("craft-eval", craftEvalLowFi, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", ar: "ar.checkpoint", calvin: "calvin-head.report" })
+  .step("craft-eval", craftEvalLowFi, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", ar: "ar.checkpoint", calvin: "calvin-head.report", judge: "craft-judge.judge" })
 
 /** Craft only (no CALVIN): the shape the ablation sweeps run, each point one dLDM/VDM variant. */
 export const craftPipeline = definePipeline()
   .step("craft-data", craftSource, {})
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
+  .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", judge: "craft-judge.judge" })
   .step("ar", ar, { codes: "tokenize.codes" })
-  .step("craft-eval", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint" })
+  .step("craft-eval", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint", judge: "craft-judge.judge" })
 
 /**
  * The paper's main table: one dLDM trained with the VDM on Craft, evaluated as is ("VideoWorld 2, Craft") and
@@ -84,10 +97,12 @@ export const mainTablePipeline = data
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
+  .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", judge: "craft-judge.judge" })
   .step("ar", ar, { codes: "tokenize.codes" })
-  .step("craft-eval", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint" })
+  .step("craft-eval", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint", judge: "craft-judge.judge" })
   .step("openx-cotrain", openxCotrainStage, { craft: "craft-data.dataset", openx: "calvin-data.openx", checkpoint: "dldm.checkpoint", vdm: "dldm.vdm" })
   .step("tokenize-openx", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "openx-cotrain.checkpoint" })
+  .step("dldm-probe-openx", dldmProbe, { dataset: "craft-data.dataset", dldm: "openx-cotrain.checkpoint", judge: "craft-judge.judge" })
   .step("ar-openx", ar, { codes: "tokenize-openx.codes" })
   .step("tokenize-calvin", tokenizeRobotStage, { dataset: "calvin-data.dataset", checkpoint: "openx-cotrain.checkpoint" })
   .step("ar-calvin", ar, { codes: "tokenize-calvin.codes" })
@@ -97,7 +112,8 @@ export const mainTablePipeline = data
     dldm: "openx-cotrain.checkpoint",
     vdm: "openx-cotrain.vdm",
     ar: "ar-openx.checkpoint",
-    calvin: "calvin-head.report"
+    calvin: "calvin-head.report",
+    judge: "craft-judge.judge"
   })
 
 /**
@@ -107,16 +123,20 @@ export const mainTablePipeline = data
  */
 export const baselinesPipeline = definePipeline()
   .step("craft-data", craftSource, {})
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "warmup.checkpoint" })
+  .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", judge: "craft-judge.judge" })
   .step("ar", ar, { codes: "tokenize.codes" })
-  .step("craft-eval", craftEvalLowFiNoCalvin, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", ar: "ar.checkpoint" })
+  .step("craft-eval", craftEvalLowFiNoCalvin, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", ar: "ar.checkpoint", judge: "craft-judge.judge" })
   .step("warmup-t2", warmupStage, { dataset: "craft-data.dataset" })
   .step("tokenize-t2", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "warmup-t2.checkpoint" })
+  .step("dldm-probe-t2", dldmProbe, { dataset: "craft-data.dataset", dldm: "warmup-t2.checkpoint", judge: "craft-judge.judge" })
   .step("ar-t2", ar, { codes: "tokenize-t2.codes" })
-  .step("craft-eval-t2", craftEvalLowFiNoCalvin, { dataset: "craft-data.dataset", dldm: "warmup-t2.checkpoint", ar: "ar-t2.checkpoint" })
+  .step("craft-eval-t2", craftEvalLowFiNoCalvin, { dataset: "craft-data.dataset", dldm: "warmup-t2.checkpoint", ar: "ar-t2.checkpoint", judge: "craft-judge.judge" })
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
   .step("dldm-cola", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup-t2.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize-cola", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm-cola.checkpoint" })
+  .step("dldm-probe-cola", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm-cola.checkpoint", judge: "craft-judge.judge" })
   .step("ar-cola", ar, { codes: "tokenize-cola.codes" })
-  .step("craft-eval-cola", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm-cola.checkpoint", vdm: "dldm-cola.vdm", ar: "ar-cola.checkpoint" })
+  .step("craft-eval-cola", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm-cola.checkpoint", vdm: "dldm-cola.vdm", ar: "ar-cola.checkpoint", judge: "craft-judge.judge" })

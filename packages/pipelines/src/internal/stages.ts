@@ -3,4 +3,12 @@ export { calvinSource, craftSource } from "../DataSources.ts"
 export { dldmStage, openxCotrainStage, runTokenize, tokenizeStage, warmupStage } from "@vw2/dldm"
 export { vdmPretrain } from "@vw2/diffusion"
 export { ar } from "@vw2/ar"
-export { calvinHead, craftEval, craftEvalLowFi, craftEvalLowFiNoCalvin, craftEvalNoCalvin } from "@vw2/eval"
+export {
+  calvinHead,
+  craftEvalJudged as craftEval,
+  craftEvalLowFiJudged as craftEvalLowFi,
+  craftEvalLowFiNoCalvinJudged as craftEvalLowFiNoCalvin,
+  craftEvalNoCalvinJudged as craftEvalNoCalvin,
+  craftJudge,
+  dldmProbe
+} from "@vw2/eval"
