@@ -15,7 +15,9 @@ import { Dldm, dldmPresets, saveDldm } from "@vw2/dldm"
 import { Init } from "@vw2/nn"
 import { PNG } from "pngjs"
 import { beforeAll, describe, expect, it } from "vitest"
-import { craftEvalLowFiNoCalvin, craftEvalNoCalvin } from "../src/craft/CraftEvalStage.ts"
+import { Schema } from "effect"
+import { CraftEvalConfig, craftEvalLowFiNoCalvin, craftEvalLowFiNoCalvinJudged, craftEvalNoCalvin } from "../src/craft/CraftEvalStage.ts"
+import { craftJudge } from "../src/judge/CraftJudgeStage.ts"
 import { defaultMiniCraftConfig, generateMiniCraft } from "../src/internal/minicraft.ts"
 import { writeLpipsLikeModel } from "./support/onnxNetworks.ts"
 import { runStageDirect as runStage } from "@vw2/core"
@@ -94,5 +96,22 @@ describe("stage craft-eval", () => {
     expect(table.rows.map((r: { method: string }) => r.method)).toEqual(["VideoWorld 2", "VideoWorld 2, low-fi decoder only"])
     expect(typeof run.metrics[0]!.values["lowfi/ssim"]).toBe("number")
     expect(table.lowFiEpisodes).toHaveLength(1)
+  })
+
+  it("samples the AR with temperature 1 and top-k 20 by default (greedy collapses onto a few codes)", () => {
+    expect(Schema.decodeUnknownSync(CraftEvalConfig)({})).toMatchObject({ temperature: 1, topK: 20 })
+  })
+
+  it("judges with a craft-judge checkpoint when one is wired, the exact judge reporting beside it as craft_exact/", async () => {
+    const judgeRun = await runStage(craftJudge, { data: { appearancesPerTask: 2, framesPerAppearance: 8 }, train: { steps: 2, batchSize: 8 } }, { dataset: dirs.data })
+    const run = await runStage(craftEvalLowFiNoCalvinJudged, { gifs: 0 }, { dataset: dirs.data, dldm: dirs.dldm, ar: dirs.ar, judge: path.join(judgeRun.outputRoot, "judge") })
+    const table = JSON.parse(fs.readFileSync(path.join(run.outputRoot, "report", "table.json"), "utf8"))
+    expect(table.judge).toBe("craft-judge")
+    expect(table.exactJudge.groundTruthTasks[0].stepSuccessPct).toEqual(Array(7).fill(100))
+    const metrics = run.metrics[0]!.values
+    expect(Object.keys(metrics)).toEqual(expect.arrayContaining(["craft/fold-plane/step_1", "craft_exact/fold-plane/step_1", "craft/judge_on_ground_truth"]))
+    expect(metrics["craft_exact/judge_on_ground_truth"]).toBe(100)
+    expect(fs.readFileSync(path.join(run.outputRoot, "report", "table.md"), "utf8")).toContain("exact pixel judge (diagnostic)")
+    expect(run.logs.some((l) => l.includes("craft-judge classifier"))).toBe(true)
   })
 })

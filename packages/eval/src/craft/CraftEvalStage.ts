@@ -1,15 +1,17 @@
 /**
  * Stage `craft-eval` (CraftBench protocol on MiniCraft): for every test episode (unseen appearance), roll
  * out from its instruction and initial frame — AR codes → dLDM/VDM decode → last frame → next clip — and
- * score the video: step-wise success with the exact MiniCraft judge (and the user's ONNX step classifier
- * when given), SSIM and LPIPS against the ground truth. Writes the paper-layout table (markdown + JSON, with
+ * score the video: step-wise success with the `craft-judge` classifier judge when the pipeline wires one
+ * (the exact MiniCraft judge then reports beside it as a diagnostic, `craft_exact/...`), else with the exact
+ * judge; the user's ONNX step classifier when given; SSIM and LPIPS against the ground truth. Writes the paper-layout table (markdown + JSON, with
  * the CALVIN results of `calvin-head`), side-by-side rollout GIFs and the step-wise success plot; logs
  * `craft/<task>/step_k`, `ssim`, `lpips`, `calvin/success_k`, `calvin/avg_len`.
+ * AR sampling defaults to temperature 1 with top-k 20: greedy decoding collapses onto a few codes.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type ClipDecoder, loadArCheckpoint, type Rollout, rollout } from "@vw2/ar"
-import { ConfigField, defineStage, type InputArtifact, StageError, type StageContext } from "@vw2/core"
+import { type ArtifactKind, ConfigField, defineStage, type InputArtifact, StageError, type StageContext } from "@vw2/core"
 import { Dataset } from "@vw2/data"
 import { describeBackend, Rng, selectBackend } from "@vw2/nn"
 import { Effect, Schema } from "effect"
@@ -20,8 +22,9 @@ import { sideBySideGif } from "../Gif.ts"
 import { classifySteps, loadOnnxModel } from "../OnnxModel.ts"
 import { buildPaperTable, tableMarkdown, type TableRow } from "../PaperTable.ts"
 import { stepSuccessPng } from "../Plot.ts"
+import { loadCraftJudge } from "../judge/CraftJudge.ts"
 import { stepwiseSuccess } from "../StepwiseSuccess.ts"
-import { fromUnitFloat, makeVideo } from "../Video.ts"
+import { fromUnitFloat, makeVideo, type RgbVideo } from "../Video.ts"
 import { evaluateCraft, type TestEpisode } from "./CraftEvaluation.ts"
 import { loadClipDecoder } from "./DldmDecoder.ts"
 import { makeEpisodeJudge } from "./MiniCraftJudging.ts"
@@ -34,9 +37,9 @@ export const CraftEvalConfig = Schema.Struct({
   training: withDefault(Schema.String, "Craft"),
   /** test episodes per task (0 = all) */
   episodesPerTask: nonNegativeInt(0),
-  /** AR sampling (0 = greedy) */
-  temperature: nonNegativeNumber(0),
-  topK: nonNegativeInt(0),
+  /** AR sampling (temperature 0 = greedy, which collapses onto a few codes; topK 0 = no cut) */
+  temperature: nonNegativeNumber(1),
+  topK: nonNegativeInt(20),
   /** "reference": roll out to the ground truth's length (EOS ignored), so SSIM/LPIPS compare equal lengths;
    * "eos": stop when the AR predicts the task is done (or after maxClipsFactor × the reference's clips) */
   horizon: withDefault(Schema.Literals(["reference", "eos"]), "reference"),
@@ -60,6 +63,8 @@ interface EvalInputs {
   readonly vdm?: InputArtifact
   readonly ar: InputArtifact
   readonly calvin?: InputArtifact
+  /** the `craft-judge` checkpoint: when given, it judges step-wise success and the exact judge becomes a diagnostic */
+  readonly judge?: InputArtifact
 }
 
 const supersampleOf = (dataset: Dataset): number | undefined =>
@@ -87,6 +92,7 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
   const decoder = await loadClipDecoder(inputs.dldm.dir, inputs.vdm?.dir, { steps: config.decoder.steps, cfg: config.decoder.cfg, seed: ctx.seed })
   const lpips = await loadOnnxModel(config.lpipsModel, "craft-eval.lpipsModel")
   const classifier = await loadOnnxModel(config.stepClassifierModel, "craft-eval.stepClassifierModel")
+  const craftJudge = inputs.judge === undefined ? undefined : await loadCraftJudge(inputs.judge.dir)
   try {
     if (ar.arch.codesPerClip !== decoder.dldm.geo.codesPerClip) {
       throw new Error(`the AR predicts ${ar.arch.codesPerClip} codes per clip, the dLDM decodes ${decoder.dldm.geo.codesPerClip}: were they trained on the same tokenizer?`)
@@ -100,7 +106,10 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
       return config.episodesPerTask === 0 || n < config.episodesPerTask
     })
     if (chosen.length === 0) throw new Error(`${inputs.dataset.dir}: no test episodes`)
-    ctx.log(`craft-eval: ${chosen.length} test episodes, decoder ${decoder.kind} (${decoder.framesPerClip} frames/clip), LPIPS ${lpips._tag}`)
+    ctx.log(`craft-eval: ${chosen.length} test episodes, decoder ${decoder.kind} (${decoder.framesPerClip} frames/clip), LPIPS ${lpips._tag}, judge ${craftJudge === undefined ? "exact (pixel matching)" : "craft-judge classifier (exact judge as diagnostic)"}`)
+    if (craftJudge !== undefined && (craftJudge.height !== height || craftJudge.width !== width)) {
+      throw new Error(`the craft judge was trained at ${craftJudge.height}×${craftJudge.width}, the dataset is ${height}×${width}: train craft-judge on this dataset`)
+    }
     const judges = new Map<string, ReturnType<typeof makeEpisodeJudge>>()
     const episodes: Array<TestEpisode> = chosen.map((ref) => {
       const meta = dataset.meta(ref.id)
@@ -116,7 +125,8 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
       const evaluation = await evaluateCraft({
         episodes,
         lpips,
-        judge: (e, video) => judges.get(e.id)!.completedPrefix(video),
+        judge: (e, video) => (craftJudge === undefined ? judges.get(e.id)!.completedPrefix(video) : craftJudge.completedPrefix(e.task, video.data, video.frames)),
+        ...(craftJudge === undefined ? {} : { diagnosticJudge: (e: TestEpisode, video: RgbVideo) => judges.get(e.id)!.completedPrefix(video) }),
         generate: async (e) => {
           const referenceClips = Math.max(1, Math.ceil((e.groundTruth.frames - 1) / clipStep))
           const initial = Float32Array.from(e.groundTruth.data.subarray(0, height * width * 3), (b) => b / 255)
@@ -175,8 +185,13 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
       calvin.successRates.forEach((r, k) => (metrics[`calvin/success_${k + 1}`] = 100 * r))
       metrics["calvin/avg_len"] = calvin.avgLen
     }
-    const gtMean = result.groundTruthTasks.reduce((s, t) => s + t.stepSuccessPct[t.stepSuccessPct.length - 1]!, 0) / result.groundTruthTasks.length
+    const finalStepMean = (tasks: ReadonlyArray<{ stepSuccessPct: ReadonlyArray<number> }>) => tasks.reduce((s, t) => s + t.stepSuccessPct[t.stepSuccessPct.length - 1]!, 0) / tasks.length
+    const gtMean = finalStepMean(result.groundTruthTasks)
     metrics["craft/judge_on_ground_truth"] = gtMean
+    if (result.diagnostic !== undefined) {
+      for (const t of result.diagnostic.tasks) t.stepSuccessPct.forEach((p, k) => (metrics[`craft_exact/${t.task}/step_${k + 1}`] = p))
+      metrics["craft_exact/judge_on_ground_truth"] = finalStepMean(result.diagnostic.groundTruthTasks)
+    }
     ctx.metrics(metrics, 0)
 
     const rows: Array<TableRow> = [{ method: config.method, training: config.training, tasks: result.tasks, ssim: result.ssim, lpips: result.lpips }]
@@ -196,13 +211,21 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
       `# CraftBench (MiniCraft, unseen test appearances) — ${config.method}, ${config.training}`,
       "",
       tableMarkdown(table),
-      `judge on the ground-truth videos: ${gtMean.toFixed(1)} % final-step success (100 % expected)`,
+      `judge (${craftJudge === undefined ? "exact pixel judge" : "craft-judge classifier"}) on the ground-truth videos: ${gtMean.toFixed(1)} % final-step success (100 % expected)`,
+      ...(result.diagnostic === undefined
+        ? []
+        : [
+            `exact pixel judge (diagnostic): ${result.diagnostic.tasks.map((t) => `${t.task} ${t.stepSuccessPct.map((p) => p.toFixed(0)).join("/")}`).join("; ")}; on the ground truth ${finalStepMean(result.diagnostic.groundTruthTasks).toFixed(1)} %`
+          ]),
       classifierLine,
       calvinLine,
       "",
-      "| episode | task | judge steps | SSIM | LPIPS | frames | stopped by |",
-      "|---|---|---|---|---|---|---|",
-      ...result.outcomes.map((o) => `| ${o.id} | ${o.task} | ${o.completedPrefix}/${o.steps} | ${o.ssim.toFixed(3)} | ${o.lpips === undefined ? "n/a" : o.lpips.toFixed(3)} | ${o.generatedFrames} | ${rollouts.get(o.id)?.stoppedBy} |`),
+      "| episode | task | judge steps | exact judge steps | SSIM | LPIPS | frames | stopped by |",
+      "|---|---|---|---|---|---|---|---|",
+      ...result.outcomes.map(
+        (o) =>
+          `| ${o.id} | ${o.task} | ${o.completedPrefix}/${o.steps} | ${o.diagnosticPrefix === undefined ? "—" : `${o.diagnosticPrefix}/${o.steps}`} | ${o.ssim.toFixed(3)} | ${o.lpips === undefined ? "n/a" : o.lpips.toFixed(3)} | ${o.generatedFrames} | ${rollouts.get(o.id)?.stoppedBy} |`
+      ),
       ...(lowFiResult === undefined
         ? []
         : ["", `low-fi decoder only: ${lowFiResult.outcomes.map((o) => `${o.id} ${o.completedPrefix}/${o.steps}, SSIM ${o.ssim.toFixed(3)}`).join("; ")}`]),
@@ -217,7 +240,9 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
           ...table,
           detail: undefined,
           tasks: result.tasks,
+          judge: craftJudge === undefined ? "exact" : "craft-judge",
           groundTruthJudge: result.groundTruthTasks,
+          exactJudge: result.diagnostic ?? null,
           classifier: classifierTasks,
           calvin: calvin ?? null,
           episodes: result.outcomes.map(({ generated: _generated, ...o }) => ({ ...o, stoppedBy: rollouts.get(o.id)?.stoppedBy, clips: rollouts.get(o.id)?.clipCodes.length })),
@@ -244,47 +269,43 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
     decoder.dispose()
     if (lpips._tag === "available") await lpips.value.release()
     if (classifier._tag === "available") await classifier.value.release()
+    craftJudge?.dispose()
   }
 }
 
 const fail = (cause: unknown) => new StageError({ stage: "craft-eval", message: cause instanceof Error ? cause.message : String(cause), cause })
 
+/** One craft-eval stage per wiring: the inputs present decide the decoder (vdm), the table's CALVIN row and the judge. */
+const craftEvalStage = <const I extends Readonly<Record<string, ArtifactKind>>>(inputs: I) =>
+  defineStage({
+    name: "craft-eval",
+    version: "2",
+    config: CraftEvalConfig,
+    inputs,
+    outputs: { report: "eval-report" },
+    run: (ctx, config, resolved) => Effect.tryPromise({ try: () => runCraftEval(ctx, config, resolved as unknown as EvalInputs), catch: fail })
+  })
+
+const main = { dataset: "video-dataset", dldm: "dldm-checkpoint", vdm: "vdm-checkpoint", ar: "ar-checkpoint", calvin: "eval-report" } as const
+const lowFi = { dataset: "video-dataset", dldm: "dldm-checkpoint", ar: "ar-checkpoint", calvin: "eval-report" } as const
+const noCalvin = { dataset: "video-dataset", dldm: "dldm-checkpoint", vdm: "vdm-checkpoint", ar: "ar-checkpoint" } as const
+const lowFiNoCalvin = { dataset: "video-dataset", dldm: "dldm-checkpoint", ar: "ar-checkpoint" } as const
+const judged = { judge: "judge-checkpoint" } as const
+
 /** CraftBench evaluation decoding with the VDM, with the CALVIN report of `calvin-head` in the table (the main DAG). */
-export const craftEval = defineStage({
-  name: "craft-eval",
-  version: "1",
-  config: CraftEvalConfig,
-  inputs: { dataset: "video-dataset", dldm: "dldm-checkpoint", vdm: "vdm-checkpoint", ar: "ar-checkpoint", calvin: "eval-report" },
-  outputs: { report: "eval-report" },
-  run: (ctx, config, inputs) => Effect.tryPromise({ try: () => runCraftEval(ctx, config, inputs), catch: fail })
-})
+export const craftEval = craftEvalStage(main)
 
 /** The same evaluation for pipelines without a VDM (VideoWorld 1-like baseline): clips decoded by the low-fi decoder. */
-export const craftEvalLowFi = defineStage({
-  name: "craft-eval",
-  version: "1",
-  config: CraftEvalConfig,
-  inputs: { dataset: "video-dataset", dldm: "dldm-checkpoint", ar: "ar-checkpoint", calvin: "eval-report" },
-  outputs: { report: "eval-report" },
-  run: (ctx, config, inputs) => Effect.tryPromise({ try: () => runCraftEval(ctx, config, inputs), catch: fail })
-})
+export const craftEvalLowFi = craftEvalStage(lowFi)
 
 /** Craft-only evaluation (ablation and baseline branches, which skip CALVIN), decoding with the VDM. */
-export const craftEvalNoCalvin = defineStage({
-  name: "craft-eval",
-  version: "1",
-  config: CraftEvalConfig,
-  inputs: { dataset: "video-dataset", dldm: "dldm-checkpoint", vdm: "vdm-checkpoint", ar: "ar-checkpoint" },
-  outputs: { report: "eval-report" },
-  run: (ctx, config, inputs) => Effect.tryPromise({ try: () => runCraftEval(ctx, config, inputs), catch: fail })
-})
+export const craftEvalNoCalvin = craftEvalStage(noCalvin)
 
 /** Craft-only evaluation without a VDM (low-fi decoder). */
-export const craftEvalLowFiNoCalvin = defineStage({
-  name: "craft-eval",
-  version: "1",
-  config: CraftEvalConfig,
-  inputs: { dataset: "video-dataset", dldm: "dldm-checkpoint", ar: "ar-checkpoint" },
-  outputs: { report: "eval-report" },
-  run: (ctx, config, inputs) => Effect.tryPromise({ try: () => runCraftEval(ctx, config, inputs), catch: fail })
-})
+export const craftEvalLowFiNoCalvin = craftEvalStage(lowFiNoCalvin)
+
+/** The four evaluations judged by the `craft-judge` classifier (input `judge`; the exact judge reports as `craft_exact/...`). */
+export const craftEvalJudged = craftEvalStage({ ...main, ...judged })
+export const craftEvalLowFiJudged = craftEvalStage({ ...lowFi, ...judged })
+export const craftEvalNoCalvinJudged = craftEvalStage({ ...noCalvin, ...judged })
+export const craftEvalLowFiNoCalvinJudged = craftEvalStage({ ...lowFiNoCalvin, ...judged })

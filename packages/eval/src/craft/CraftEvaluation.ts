@@ -26,6 +26,9 @@ export interface EpisodeOutcome {
   readonly steps: number
   /** judge on the ground-truth video: a sanity check that the judge and data agree (expected = steps) */
   readonly groundTruthPrefix: number
+  /** the diagnostic judge's verdicts (generated, ground truth), when one is given */
+  readonly diagnosticPrefix?: number
+  readonly diagnosticGroundTruthPrefix?: number
   readonly ssim: number
   readonly lpips: number | undefined
   readonly generatedFrames: number
@@ -37,6 +40,8 @@ export interface CraftEvaluationOptions {
   readonly generate: (episode: TestEpisode) => Promise<RgbVideo>
   /** completed prefix of steps the judge finds in `video` for `episode` */
   readonly judge: (episode: TestEpisode, video: RgbVideo) => number
+  /** a second judge reported beside the main one (e.g. the exact pixel judge next to the classifier judge) */
+  readonly diagnosticJudge?: (episode: TestEpisode, video: RgbVideo) => number
   readonly lpips: Availability<OnnxImageModel>
   readonly onEpisode?: (outcome: EpisodeOutcome, index: number) => void
 }
@@ -48,6 +53,8 @@ export interface CraftEvaluation {
   readonly lpips: Availability<number>
   /** step-wise success of the judge on the ground-truth videos (100 % when judge and data agree) */
   readonly groundTruthTasks: ReadonlyArray<TaskSuccess>
+  /** the diagnostic judge's step-wise success on the generated and the ground-truth videos */
+  readonly diagnostic?: { readonly tasks: ReadonlyArray<TaskSuccess>; readonly groundTruthTasks: ReadonlyArray<TaskSuccess> }
 }
 
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((s, x) => s + x, 0) / xs.length
@@ -57,12 +64,14 @@ export const evaluateCraft = async (o: CraftEvaluationOptions): Promise<CraftEva
   const outcomes: Array<EpisodeOutcome> = []
   for (const [index, episode] of o.episodes.entries()) {
     const generated = await o.generate(episode)
+    const diagnostic = o.diagnosticJudge
     const outcome: EpisodeOutcome = {
       id: episode.id,
       task: episode.task,
       steps: episode.steps,
       completedPrefix: o.judge(episode, generated),
       groundTruthPrefix: o.judge(episode, episode.groundTruth),
+      ...(diagnostic === undefined ? {} : { diagnosticPrefix: diagnostic(episode, generated), diagnosticGroundTruthPrefix: diagnostic(episode, episode.groundTruth) }),
       ssim: videoSsim(episode.groundTruth, generated),
       lpips: o.lpips._tag === "available" ? await videoLpips(o.lpips.value, episode.groundTruth, generated) : undefined,
       generatedFrames: generated.frames,
@@ -78,6 +87,9 @@ export const evaluateCraft = async (o: CraftEvaluationOptions): Promise<CraftEva
     outcomes,
     tasks: stepwiseSuccess(judged((e) => e.completedPrefix)),
     groundTruthTasks: stepwiseSuccess(judged((e) => e.groundTruthPrefix)),
+    ...(o.diagnosticJudge === undefined
+      ? {}
+      : { diagnostic: { tasks: stepwiseSuccess(judged((e) => e.diagnosticPrefix!)), groundTruthTasks: stepwiseSuccess(judged((e) => e.diagnosticGroundTruthPrefix!)) } }),
     ssim: available(mean(outcomes.map((e) => e.ssim))),
     lpips: o.lpips._tag === "available" ? available(mean(lpipsValues)) : unavailable(o.lpips.reason)
   }
