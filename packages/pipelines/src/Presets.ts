@@ -48,8 +48,8 @@ const mini: Vw2Config = {
   "tokenize-calvin": miniStageConfigs.tokenize,
   ar: miniAr,
   "ar-calvin": { ...miniAr, train: { ...miniAr.train, steps: 80 } },
-  // MiniCALVIN's scripted expert needs at most ~45 steps per subtask
-  "calvin-head": { train: { steps: 200, batchSize: 32, lr: 2e-3 }, protocol: { chains: 4, epLen: 48 } },
+  // MiniCALVIN's scripted expert needs at most ~45 steps per subtask; 20 chains (was 4, which gave no signal)
+  "calvin-head": { train: { steps: 600, batchSize: 32, lr: 2e-3 }, protocol: { chains: 20, epLen: 48 } },
   "craft-eval": { method: "VideoWorld 2", training: "Craft", episodesPerTask: 1, decoder: { steps: 6, cfg: 2 }, gifs: 5 }
 }
 
