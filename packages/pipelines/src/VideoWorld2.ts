@@ -39,13 +39,14 @@ import { tokenizeRobotStage } from "./RobotTokenize.ts"
 const data = definePipeline()
   .step("craft-data", craftSource, {})
   .step("calvin-data", calvinSource, {})
-  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
 
 export const videoWorld2Pipeline = data
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
+  // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", judge: "craft-judge.judge" })
   .step("tokenize-calvin", tokenizeRobotStage, { dataset: "calvin-data.dataset", checkpoint: "dldm.checkpoint" })
   .step("ar", ar, { codes: "tokenize.codes" })
@@ -59,6 +60,8 @@ export const videoWorld2OpenXPipeline = data
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("openx-cotrain", openxCotrainStage, { craft: "craft-data.dataset", openx: "calvin-data.openx", checkpoint: "dldm.checkpoint", vdm: "dldm.vdm" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "openx-cotrain.checkpoint" })
+  // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "openx-cotrain.checkpoint", judge: "craft-judge.judge" })
   .step("tokenize-calvin", tokenizeRobotStage, { dataset: "calvin-data.dataset", checkpoint: "openx-cotrain.checkpoint" })
   .step("ar", ar, { codes: "tokenize.codes" })
@@ -69,6 +72,8 @@ export const videoWorld2OpenXPipeline = data
 export const reconstructionOnlyPipeline = data
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "warmup.checkpoint" })
+  // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", judge: "craft-judge.judge" })
   .step("tokenize-calvin", tokenizeRobotStage, { dataset: "calvin-data.dataset", checkpoint: "warmup.checkpoint" })
   .step("ar", ar, { codes: "tokenize.codes" })
@@ -79,11 +84,12 @@ export const reconstructionOnlyPipeline = data
 /** Craft only (no CALVIN): the shape the ablation sweeps run, each point one dLDM/VDM variant. */
 export const craftPipeline = definePipeline()
   .step("craft-data", craftSource, {})
-  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
+  // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", judge: "craft-judge.judge" })
   .step("ar", ar, { codes: "tokenize.codes" })
   .step("craft-eval", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint", judge: "craft-judge.judge" })
@@ -97,6 +103,8 @@ export const mainTablePipeline = data
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
+  // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", judge: "craft-judge.judge" })
   .step("ar", ar, { codes: "tokenize.codes" })
   .step("craft-eval", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", vdm: "dldm.vdm", ar: "ar.checkpoint", judge: "craft-judge.judge" })
@@ -123,9 +131,10 @@ export const mainTablePipeline = data
  */
 export const baselinesPipeline = definePipeline()
   .step("craft-data", craftSource, {})
-  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "warmup.checkpoint" })
+  // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
   .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", judge: "craft-judge.judge" })
   .step("ar", ar, { codes: "tokenize.codes" })
   .step("craft-eval", craftEvalLowFiNoCalvin, { dataset: "craft-data.dataset", dldm: "warmup.checkpoint", ar: "ar.checkpoint", judge: "craft-judge.judge" })
