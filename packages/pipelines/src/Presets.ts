@@ -1,6 +1,6 @@
 /**
  * Configs of the VideoWorld 2 pipelines at two sizes. `mini`: MiniCraft/MiniCALVIN at 32×32 with tiny
- * models, sized so the whole DAG runs in minutes on a 2-core CPU. `paper`: the paper's sizes (PAPER.md
+ * models, sized so the whole DAG runs in minutes on a 2-core CPU. `paper`: the paper's sizes (docs/paper.md
  * "Training recipe") for GPU clusters. Experiment files pick one with `presetFromEnv()` (VW2_PRESET).
  */
 import type { ConfigOfPipeline } from "@vw2/core"

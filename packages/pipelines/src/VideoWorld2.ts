@@ -1,5 +1,5 @@
 /**
- * The VideoWorld 2 DAG (PAPER.md "Pipeline order"): data → vdm-pretrain → warm-up → dLDM → (Open-X
+ * The VideoWorld 2 DAG (docs/paper.md "Training recipe": pipeline order): data → vdm-pretrain → warm-up → dLDM → (Open-X
  * co-train) → tokenize → AR → CALVIN head → CraftBench eval, wired with typed references so a wrong
  * output/input pairing fails `tsc`. Three shapes; everything else (ablations, baselines) is config:
  *
@@ -125,7 +125,7 @@ export const mainTablePipeline = data
   })
 
 /**
- * The baselines as configurations of the same system (PAPER.md), side by side on one Craft dataset:
+ * The baselines as configurations of the same system (docs/paper.md), side by side on one Craft dataset:
  * VideoWorld 1-like (reconstruction-trained dLDM, no VDM), LAPA/Moto-like (the same with T = 2), and
  * CoLA-like (VDM supervision with T = 2 and no low-fi/ControlNet branch).
  */

@@ -6,9 +6,11 @@
  *   state is shown by a run of at least `minRun` such frames;
  * - the first state shown must be 0; states are reached in order (k + 1 right after k; a jump fails; a look
  *   back changes nothing);
- * - between the first frame of state k and the first of k + 1 the hand (the tip of the classifier's hand
- *   mask) must travel at least `minHandTravel` of the image width, as in the exact judge: a frozen
- *   hand, or states that change by themselves, fail.
+ * - between the first frame of state k and the end of the first run of k + 1 the hand (the tip of the
+ *   classifier's hand mask) must travel at least `minHandTravel` of the image width, as in the exact judge:
+ *   a frozen hand, or states that change by themselves, fail. The window runs to the end of that run, not
+ *   its first frame: a fold or block that is almost done already reads as k + 1 while the hand is still
+ *   at the grip, and the hand's withdrawal belongs to the same action.
  * `loadCraftJudge(dir)` reads a `craft-judge` checkpoint and judges uint8 [T, H, W, 3] videos.
  */
 import * as tf from "@tensorflow/tfjs"
@@ -25,11 +27,13 @@ export const JudgeRules = Schema.Struct({
   threshold: positiveNumber(0.5),
   /** a state counts as shown only after this many consecutive frames show it */
   minRun: positiveInt(2),
-  /** the hand must travel this far (fraction of the image width) between two states */
-  minHandTravel: positiveNumber(0.08),
+  /** the hand must travel this far (fraction of the image width) between two states: one cell of the half-resolution hand mask at 32 px (the exact judge: 0.05) */
+  minHandTravel: positiveNumber(0.06),
   /** a mask cell is hand at this probability; a frame shows a hand with at least minHandCells such cells */
-  handProbability: positiveNumber(0.6),
-  minHandCells: positiveInt(3)
+  handProbability: positiveNumber(0.5),
+  minHandCells: positiveInt(3),
+  /** a faint cell (at least this probability) still links hand cells to the border: a thin or blurred arm reads weakly */
+  armProbability: positiveNumber(0.2)
 })
 export type JudgeRules = typeof JudgeRules.Type
 
@@ -70,19 +74,19 @@ export const handTravel = (frames: ReadonlyArray<FrameReading>, from: number, to
 
 /** Applies the judge's rules to per-frame readings of one task with `steps` steps. */
 export const judgeReadings = (frames: ReadonlyArray<FrameReading>, steps: number, rules: JudgeRules): ClassifierVerdict => {
-  const runs: { state: number; frame: number }[] = []
+  const runs: { state: number; frame: number; last: number }[] = []
   for (let t = 0; t < frames.length; ) {
     const s = frames[t]!.state
     let end = t + 1
     while (end < frames.length && frames[end]!.state === s) end++
-    if (s !== null && end - t >= rules.minRun) runs.push({ state: s, frame: t })
+    if (s !== null && end - t >= rules.minRun) runs.push({ state: s, frame: t, last: end - 1 })
     t = end
   }
   const reached: { state: number; frame: number }[] = []
   let current = -1
   let since = -1
   let failure: string | undefined
-  for (const { state: s, frame: t } of runs) {
+  for (const { state: s, frame: t, last } of runs) {
     if (current === -1) {
       if (s !== 0) failure = `frame ${t}: the first recognised state is ${s}, not the initial state 0`
       else {
@@ -92,9 +96,9 @@ export const judgeReadings = (frames: ReadonlyArray<FrameReading>, steps: number
       }
     } else if (s <= current) continue // a look back does not undo the steps already reached
     else if (s === current + 1) {
-      const travel = handTravel(frames, since, t)
-      if (travel === null) failure = `frame ${t}: state ${s} appeared but no hand is visible in frames ${since}..${t}`
-      else if (travel < rules.minHandTravel) failure = `frame ${t}: state ${s} appeared but the hand moved ${travel.toFixed(3)} of the width in frames ${since}..${t} (needs ${rules.minHandTravel})`
+      const travel = handTravel(frames, since, last)
+      if (travel === null) failure = `frame ${t}: state ${s} appeared but no hand is visible in frames ${since}..${last}`
+      else if (travel < rules.minHandTravel) failure = `frame ${t}: state ${s} appeared but the hand moved ${travel.toFixed(3)} of the width in frames ${since}..${last} (needs ${rules.minHandTravel})`
       else {
         current = s
         since = t
@@ -111,17 +115,46 @@ export const judgeReadings = (frames: ReadonlyArray<FrameReading>, steps: number
 
 /**
  * Where a hand-probability mask [H·W] puts the fingertip, in width / height fractions, or null when no hand is
- * seen: the hand cell farthest from the image border (the arm always enters from outside the view, and in
- * MiniCraft v2 it slides along itself, so only its end shows how far the hand moved).
+ * seen. Only cells connected (8-neighbourhood, through cells of at least `armProbability`) to the image
+ * border count, as in the exact judge: the arm always enters from outside the view, so a blob in the middle
+ * (a block just put down, a flap edge) is not the hand. The fingertip is the hand cell farthest from the border (in MiniCraft v2 the arm slides along
+ * itself, so only its end shows how far the hand moved).
  */
-export const maskFingertip = (mask: Float32Array, width: number, rules: Pick<JudgeRules, "handProbability" | "minHandCells">): FrameReading["hand"] => {
+export const maskFingertip = (mask: Float32Array, width: number, rules: Pick<JudgeRules, "handProbability" | "minHandCells" | "armProbability">): FrameReading["hand"] => {
   const height = mask.length / width
+  const linked = new Uint8Array(mask.length)
+  const stack: number[] = []
+  for (let p = 0; p < mask.length; p++) {
+    const x = p % width
+    const y = Math.floor(p / width)
+    if ((x === 0 || y === 0 || x === width - 1 || y === height - 1) && mask[p]! >= rules.armProbability) {
+      linked[p] = 1
+      stack.push(p)
+    }
+  }
+  while (stack.length > 0) {
+    const p = stack.pop()!
+    const x = p % width
+    const y = Math.floor(p / width)
+    for (let dy = -1; dy <= 1; dy++) {
+      for (let dx = -1; dx <= 1; dx++) {
+        const xx = x + dx
+        const yy = y + dy
+        if (xx < 0 || yy < 0 || xx >= width || yy >= height) continue
+        const q = yy * width + xx
+        if (linked[q] === 0 && mask[q]! >= rules.armProbability) {
+          linked[q] = 1
+          stack.push(q)
+        }
+      }
+    }
+  }
   let best = -1
   let bx = 0
   let by = 0
   let n = 0
   for (let p = 0; p < mask.length; p++) {
-    if (mask[p]! < rules.handProbability) continue
+    if (linked[p] === 0 || mask[p]! < rules.handProbability) continue
     const x = (p % width) + 0.5
     const y = Math.floor(p / width) + 0.5
     const depth = Math.min(x, y, width - x, height - y)

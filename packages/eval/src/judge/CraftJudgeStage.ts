@@ -136,7 +136,8 @@ export const runCraftJudge = async (ctx: StageContext, config: CraftJudgeConfig,
 /** The craft judge stage: dataset in, `judge` checkpoint out (wire `judge` into craft-eval and dldm-probe). */
 export const craftJudge = defineStage({
   name: "craft-judge",
-  version: "1",
+  // 2: border-linked hand mask, travel window to the end of the new state's run, test-weighted appearances
+  version: "2",
   config: CraftJudgeConfig,
   inputs: { dataset: "video-dataset" },
   outputs: { judge: "judge-checkpoint" },

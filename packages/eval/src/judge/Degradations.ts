@@ -208,15 +208,15 @@ export interface AugmentOptions {
 export const defaultAugment: AugmentOptions = {
   noiseMax: 14 / 255,
   pNoise: 0.7,
-  pBlur: 0.3,
-  pDownUp: 0.3,
+  pBlur: 0.4,
+  pDownUp: 0.5,
   brightnessMax: 25 / 255,
   pBrightness: 0.5,
   gainMax: 0.2,
   colorMax: 0.05,
   pGain: 0.5,
   shiftMax: 2,
-  pShift: 0.5
+  pShift: 0.7
 }
 
 /** Moves a one-channel mask [H, W] by (dx, dy) like `shift` moves a frame (into `out`). */

@@ -5,10 +5,11 @@
  * dataset episode, never a model's output — and labelled with the state it shows:
  * - settled frames (idle, reach, release: no step under way) of a ground-truth prefix: their state k;
  * - settled frames whose completed steps are not a prefix (steps done out of order): `other`;
- * - mid-action frames (a flap turning, a block in the air, progress ≥ 0.3): `other`, as the exact judge
- *   (packages/data/src/minicraft/Judge.ts) matches them to no state — a state counts once the step is done,
- *   so the hand's whole action falls between two states;
- * - frames just after a step starts (progress < 0.3): not scored (they look like the state before).
+ * - mid-action frames (a flap turning, a block in the air, progress in [0.3, 0.7]): `other`, as the exact
+ *   judge (packages/data/src/minicraft/Judge.ts) matches them to no state — a state counts once the step is
+ *   done, so the hand's whole action falls between two states;
+ * - frames just after a step starts (progress < 0.3) or just before it ends (> 0.7): not scored (they look
+ *   like the state before / after; forcing `other` there taught the classifier to doubt true states).
  * Each frame also carries its hand mask (the pixels the hand changes: the same frame rendered without it
  * differs there), for the hand-motion rule. A share of frames puts the hand off its scripted path (frozen
  * where it starts, or anywhere), so the mask is read from the pixels, never guessed from the state shown.
@@ -42,6 +43,8 @@ export interface JudgeSampleOptions extends RenderSettings {
    * script starts it): the hand mask must be read from the pixels, not guessed from the state shown
    */
   readonly freeHandShare: number
+  /** share of appearances drawn from the test sampler (the rest: train), the domain every judged video shows */
+  readonly testAppearanceShare: number
 }
 
 export interface JudgeSamples {
@@ -58,13 +61,16 @@ export interface JudgeSamples {
   readonly hand: Uint8Array
 }
 
+/** Progress range of a step under way whose frames are scored as `other` (outside it they look like a state). */
+export const ACTION_SCORED: readonly [number, number] = [0.3, 0.7]
+
 /**
  * Which state a pose shows for the judge: k, `other`, or −1 (ambiguous, not scored). A settled pose whose
  * completed steps are {1..k} shows state k only if it also looks like it: folds done in another order can
  * leave a different sheet (`sameAsState` compares the renderings).
  */
 export const poseLabel = (pose: Pose, other: number, sameAsState: (pose: Pose) => boolean): number => {
-  if (pose.active !== undefined) return pose.active >= 0.3 ? other : -1
+  if (pose.active !== undefined) return pose.active >= ACTION_SCORED[0] && pose.active <= ACTION_SCORED[1] ? other : -1
   const done = pose.order.slice(0, pose.completed)
   if (!done.every((step) => step < pose.completed)) return other
   return done.every((step, i) => step === i) || sameAsState(pose) ? pose.completed : other
@@ -142,7 +148,9 @@ export const renderJudgeSamples = (o: JudgeSampleOptions, other: number): JudgeS
     let same: ((pose: Pose) => boolean) | undefined
     for (let a = 0; a < o.appearancesPerTask; a++) {
       // both domains' samplers: the judge must read the unseen test appearances as well as the train ones
-      const appearance = MiniCraft.sampleAppearance(a % 2 === 0 ? "train" : "test", samplerRng(rng.fork()))
+      // spread evenly: appearance a is a test draw when the running share of test draws falls below the target
+      const testDraw = Math.floor((a + 1) * o.testAppearanceShare) > Math.floor(a * o.testAppearanceShare)
+      const appearance = MiniCraft.sampleAppearance(testDraw ? "test" : "train", samplerRng(rng.fork()))
       const renderer = new MiniCraft.Renderer(t, appearance, { width: o.width, height: o.height, supersample: o.supersample })
       same ??= sceneEquivalence(t, o, appearance)
       const timing = { framesPerStep: o.framesPerStep, idleFrames: o.idleFrames }

@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { ConfigField } from "@vw2/core"
+import { MiniCraft } from "@vw2/data"
 import { AdamW, Init, Rng, trainStep, warmupCosine } from "@vw2/nn"
 import { Schema } from "effect"
 import { type CraftJudge, type JudgeRules, makeCraftJudge } from "./CraftJudge.ts"
@@ -18,32 +19,48 @@ const { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } = Confi
 const share = (fallback: number) => ConfigField.withDefault(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)), fallback)
 
 export const JudgeDataConfig = Schema.Struct({
-  /** appearances drawn per task (alternately from the train and the test sampler): many, few frames each, for appearance coverage */
-  appearancesPerTask: positiveInt(64),
+  /** appearances drawn per task (from the test and the train sampler, see testAppearanceShare): many, few frames each, for appearance coverage */
+  appearancesPerTask: positiveInt(80),
   /** frames rendered per appearance (random script, random frame) */
   framesPerAppearance: positiveInt(16),
   /** share of frames from a script with two adjacent steps swapped / a random step order */
   swappedShare: share(0.2),
   shuffledShare: share(0.15),
   /** share of frames with the hand off its scripted path (random place or frozen at its start) */
-  freeHandShare: share(0.3)
+  freeHandShare: share(0.3),
+  /**
+   * share of appearances from the test sampler: judged videos show the test domain, and its hardest looks
+   * (a light table under a light paper's back: folded flaps barely stand out) need many draws to be covered
+   */
+  testAppearanceShare: share(0.85)
 })
 export type JudgeDataConfig = typeof JudgeDataConfig.Type
 
 export const JudgeTrainConfig = Schema.Struct({
-  steps: positiveInt(900),
+  steps: positiveInt(1200),
   batchSize: positiveInt(64),
   lr: positiveNumber(3e-3),
   weightDecay: nonNegativeNumber(1e-4),
   warmupSteps: nonNegativeInt(20),
   /** weight of each other task's head on a frame (its target: `other`) */
   otherTaskWeight: nonNegativeNumber(0.15),
+  /**
+   * weight of an `other` target in the frame's own head: `other` is most of the own-head labels (mid-action,
+   * swapped and shuffled orders), and an unsure classifier then says `other` on a true state of an unseen
+   * appearance (a missed step), while the negatives are rejected with a wide margin by the order rules too
+   */
+  otherWeight: nonNegativeNumber(0.5),
   /** weight of the hand mask's per-pixel binary cross-entropy */
   handWeight: nonNegativeNumber(4),
   /** share of each batch replaced by uniform noise or mush (every head: `other`) */
   negativeShare: share(0.06),
   /** share of each batch left undegraded */
   cleanShare: share(0.2),
+  /**
+   * how often a fold task's frames are drawn against a block task's: a fold changes fewer pixels late in the
+   * sequence (fold-boat's last folds: 24–40 px at 32 px, blocks 40–140) and is the judge's hardest read
+   */
+  foldWeight: positiveNumber(2),
   logEvery: positiveInt(50)
 })
 export type JudgeTrainConfig = typeof JudgeTrainConfig.Type
@@ -106,6 +123,16 @@ export const trainCraftJudge = (o: TrainCraftJudgeOptions): TrainedCraftJudge =>
   const frameSize = pixelCount * 3
   const tasks = o.tasks.length
   const B = train.batchSize
+  // frames are laid out task by task, equally many each: draw a task by its weight, then one of its frames
+  const perTask = samples.count / tasks
+  const taskWeights = o.tasks.map((name) => (MiniCraft.getTask(name).family === "fold" ? train.foldWeight : 1))
+  const totalWeight = taskWeights.reduce((a, b) => a + b, 0)
+  const drawFrame = (): number => {
+    let u = rng.next() * totalWeight
+    let k = 0
+    while (k < tasks - 1 && u >= taskWeights[k]!) u -= taskWeights[k++]!
+    return k * perTask + rng.int(perTask)
+  }
   const t1 = performance.now()
   try {
     for (let step = 0; step < train.steps; step++) {
@@ -117,7 +144,7 @@ export const trainCraftJudge = (o: TrainCraftJudgeOptions): TrainedCraftJudge =>
       const shifted = new Float32Array(pixelCount)
       const handWeights = new Float32Array(B)
       for (let b = 0; b < B; b++) {
-        const i = rng.int(samples.count)
+        const i = drawFrame()
         const clean = toUnit(samples.frames.subarray(i * frameSize, (i + 1) * frameSize))
         const u = rng.next()
         if (u < train.negativeShare) {
@@ -143,7 +170,7 @@ export const trainCraftJudge = (o: TrainCraftJudgeOptions): TrainedCraftJudge =>
         for (let k = 0; k < tasks; k++) {
           const own = k === samples.task[i]
           labels[b * tasks + k] = own ? samples.state[i]! : other
-          weights[b * tasks + k] = own ? 1 : train.otherTaskWeight
+          weights[b * tasks + k] = !own ? train.otherTaskWeight : samples.state[i] === other ? train.otherWeight : 1
         }
       }
       const r = trainStep({
