@@ -147,7 +147,11 @@ const trainSmall = (seed: number): TrainedCraftJudge =>
     rules
   })
 
-describe("a small craft judge trained on rendered states only", () => {
+// ~700 steps of batch 48 take ~40 s on the native backend and tens of minutes on pure JS (CI's second pass): a
+// training-quality check, so it runs where the native backend is built; the rule, label and shape tests above run on both
+const pureJs = process.env["VW2_TF_BACKEND"] === "cpu"
+
+describe.skipIf(pureJs)("a small craft judge trained on rendered states only", () => {
   let trained: TrainedCraftJudge
   // test-domain appearances of the dataset generator (seed 0): the judge never saw these draws
   const episodes = TASKS.flatMap((name) =>
