@@ -1,5 +1,5 @@
 /**
- * dLDM — dynamics-enhanced latent dynamics model (PAPER.md "Components"): causal encoder → Q-Former queries
+ * dLDM — dynamics-enhanced latent dynamics model (docs/paper.md "Components"): causal encoder → Q-Former queries
  * per transition → FSQ codes → low-fidelity decoder. Reads top-down from the parts in Encoder.ts, QFormer.ts,
  * LowFiDecoder.ts (the authors' token decoder from f_0 + codes) and ConvUNetDecoder.ts (ours: each
  * transition rendered from the previous frame; teacher-forced on the true frame in training, chained on its
@@ -56,7 +56,9 @@ export class Dldm extends Module {
         depth: config.qformer.depth,
         queries: config.queries,
         codeDim: config.fsqLevels.length,
-        mlpRatio: config.encoder.mlpRatio
+        mlpRatio: config.encoder.mlpRatio,
+        context: config.qformer.context,
+        queryInit: config.qformer.queryInit
       })
     )
     this.decoder = this.module(

@@ -1,5 +1,5 @@
 /**
- * Causal video encoder (PAPER.md "dLDM": clip → features f_0..f_K, f_k sees frames ≤ k).
+ * Causal video encoder (docs/paper.md "dLDM": clip → features f_0..f_K, f_k sees frames ≤ k).
  * Frame 0 is its own latent frame (padded by repeating it, as causal video VAEs do); every later latent
  * frame covers `temporalCompression` frames. Tokens: tc×s×s patches → (3D Haar, fused, see
  * PatchTransform.ts) linear embedding + learned spatial/temporal positions → factorised blocks with causal temporal mixing.
@@ -26,6 +26,8 @@ export class CausalVideoEncoder extends Module {
   readonly config: DldmConfig
   readonly geo: DldmGeometry
   readonly embed: Linear
+  /** frameDiff > 0: embedding of the per-frame pixel differences of each patch (raw pixel basis) */
+  readonly embedDiff: Linear | undefined
   readonly spatialPos: Param
   readonly temporalPos: Param
   readonly blocks: ReadonlyArray<VideoBlock>
@@ -38,6 +40,7 @@ export class CausalVideoEncoder extends Module {
     this.geo = geometry(config)
     const e = config.encoder
     this.embed = this.module("embed", new Linear(init, this.geo.patchDim, e.width))
+    this.embedDiff = config.frameDiff > 0 ? this.module("embed_diff", new Linear(init, this.geo.patchDim, e.width)) : undefined
     this.spatialPos = this.param("spatial_pos", [this.geo.tokensPerFrame, e.width], Initializers.normal(0.02))
     this.temporalPos = this.param("temporal_pos", [this.geo.latentFrames, e.width], Initializers.normal(0.02))
     this.blocks = this.moduleList(
@@ -64,6 +67,19 @@ export class CausalVideoEncoder extends Module {
   }
 
   /**
+   * Difference tokens: g·(x_t − x_{t−1}) of the padded clip (0 for frame 0), patchified like the frames →
+   * [B, K, S, patchDim]. Latent frame k's token sees frames ≤ its own last frame only.
+   */
+  diffTokens(video: tf.Tensor): tf.Tensor4D {
+    return tf.tidy(() => {
+      const c = this.config
+      const x = padFirstFrame(tf.mul(video, 2), c.temporalCompression) // [−1, 1] scale: differences ×2
+      const prev = tf.concat([tf.slice(x, [0, 0, 0, 0, 0], [-1, 1, -1, -1, -1]), tf.slice(x, [0, 0, 0, 0, 0], [-1, x.shape[1] - 1, -1, -1, -1])], 1)
+      return patchify(tf.mul(tf.sub(x, prev), c.frameDiff) as tf.Tensor5D, { t: c.temporalCompression, s: c.spatialCompression })
+    })
+  }
+
+  /**
    * video [B, T, H, W, 3] in [0, 1], T = 1 + tc·(K'−1) for any K' ≤ K (a single frame gives f_0 only)
    * → features [B, K', S, D].
    */
@@ -73,6 +89,7 @@ export class CausalVideoEncoder extends Module {
       const k = t.shape[1]
       if (k > this.geo.latentFrames) throw new Error(`encoder: ${k} latent frames exceed the configured ${this.geo.latentFrames} (frames = ${this.config.frames})`)
       let h = this.patchTransform.projectIn(t, this.embed) as tf.Tensor4D // [B, K', S, D]
+      if (this.embedDiff !== undefined) h = tf.add(h, this.embedDiff.call(this.diffTokens(video))) as tf.Tensor4D
       h = tf.add(h, this.spatialPos.v) // broadcast over B, K'
       h = tf.add(h, tf.expandDims(tf.slice(this.temporalPos.v, [0, 0], [k, -1]), 1)) // [K', 1, D]
       for (const block of this.blocks) h = block.call(h)

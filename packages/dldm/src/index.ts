@@ -1,5 +1,5 @@
 /**
- * @vw2/dldm — the dynamics-enhanced latent dynamics model of VideoWorld 2 (PAPER.md "dLDM").
+ * @vw2/dldm — the dynamics-enhanced latent dynamics model of VideoWorld 2 (docs/paper.md "dLDM").
  *
  * ```ts
  * const dldm = new Dldm(Init.seeded(seed), miniPreset)        // or paperPreset (Init.meta() to count)

@@ -1,6 +1,6 @@
 /**
  * Stage configs at the two sizes, for experiment files. `mini` is the schema defaults (MiniCraft 32×32,
- * ≈ 1 minute per stage on this CPU). `paper` declares the authors' recipe (PAPER.md table and released-code
+ * ≈ 1 minute per stage on this CPU). `paper` declares the authors' recipe (docs/paper.md table and released-code
  * facts); it is meant for GPU clusters: here it fails fast where a component is missing (LPIPS in tfjs, the
  * Cosmos tokenizer the 2B latent DiT needs), with a message naming the config field.
  */
@@ -44,8 +44,12 @@ export const miniStageConfigs = {
   /**
    * Conv U-Net decoder (mini preset): 400 steps of batch 8 at lr 4e-3 (2e-3: swapped codes 9 % above own on
    * held-out clips, 4e-3: 12–15 %; measured with scripts/warmup-probe.ts and the probe stage, README numbers).
+   * With the mini preset's frame-difference inputs (DldmConfig.ts), 8 train episodes per task instead of 4:
+   * swapped 12 / 18 % above own (seeds 0 / 1; 4 episodes: 12 / 12 %), step probe 2.5 / 3.2× chance (2.6 / 2.4×).
+   * 300 steps hold the targets with 8 episodes (seeds 1 / 0: 15 / 14 %, probe 2.9 / 2.5×, ~60 s at load 1.6) but not
+   * with 4 (seed 1: 9 %); the quickstart generates 8, so 300 keeps it inside its 5-minute budget.
    */
-  warmup: { steps: 400, optim: { lr: 4e-3, batchSize: 8, warmupSteps: 20 } } satisfies StageConfigInput<typeof warmupStage>,
+  warmup: { steps: 300, optim: { lr: 4e-3, batchSize: 8, warmupSteps: 20 } } satisfies StageConfigInput<typeof warmupStage>,
   dldm: {} satisfies StageConfigInput<typeof dldmStage>,
   "openx-cotrain": {} satisfies StageConfigInput<typeof openxCotrainStage>,
   tokenize: {} satisfies StageConfigInput<typeof tokenizeStage>

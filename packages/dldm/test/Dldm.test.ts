@@ -74,6 +74,46 @@ describe("causality (perturb frames/codes after t → outputs ≤ t unchanged)",
     expect(Array.from(ib)).toEqual(Array.from(ia))
   })
 
+  it("frame-difference tokens and the Q-Former's difference context keep the encoder and codes causal", () => {
+    const m = new Dldm(Init.seeded(6), { ...miniPreset, frameDiff: 4, qformer: { ...miniPreset.qformer, context: "pair-diff" } })
+    const a = m.encoder.call(video)
+    const b = m.encoder.call(perturbed)
+    expect(maxAbsDiff(a.slice([0, 0, 0, 0], [2, 3, -1, -1]), b.slice([0, 0, 0, 0], [2, 3, -1, -1]))).toBe(0)
+    expect(maxAbsDiff(a.slice([0, 3, 0, 0], [2, 2, -1, -1]), b.slice([0, 3, 0, 0], [2, 2, -1, -1]))).toBeGreaterThan(1e-4)
+    const za = m.qformer.call(a)
+    const zb = m.qformer.call(b)
+    expect(maxAbsDiff(za.slice([0, 0, 0, 0], [2, 2, -1, -1]), zb.slice([0, 0, 0, 0], [2, 2, -1, -1]))).toBe(0)
+    expect(maxAbsDiff(za.slice([0, 2, 0, 0], [2, 2, -1, -1]), zb.slice([0, 2, 0, 0], [2, 2, -1, -1]))).toBeGreaterThan(1e-5)
+    m.dispose()
+  })
+
+  it("frame-difference tokens: g·2·(x_t − x_{t−1}) per patch — zero for a still clip and for latent frame 0, the clip's total change otherwise", () => {
+    const m = new Dldm(Init.seeded(7), { ...miniPreset, frameDiff: 4 })
+    const still = tf.tile(video.slice([0, 0, 0, 0, 0], [2, 1, 32, 32, 3]), [1, 9, 1, 1, 1])
+    expect(tf.max(tf.abs(m.encoder.diffTokens(still))).dataSync()[0]).toBe(0)
+    const d = m.encoder.diffTokens(video) // [B, K, S, P]
+    expect(tf.max(tf.abs(d.slice([0, 0, 0, 0], [2, 1, -1, -1]))).dataSync()[0]).toBe(0)
+    const expected = tf.tidy(() => tf.mul(tf.sum(tf.abs(tf.sub(video.slice([0, 1], [2, 8]), video.slice([0, 0], [2, 8])))), 8).dataSync()[0]!)
+    const got = tf.sum(tf.abs(d)).dataSync()[0]!
+    expect(Math.abs(got - expected) / expected).toBeLessThan(1e-4)
+    m.dispose()
+  })
+
+  it("queryInit: unit-scale queries start the N slots' latents of a transition well apart (0.02-sized: close together)", () => {
+    /** spread of z over the N slots relative to its size: 0 when every slot outputs the same latent */
+    const slotSpread = (queryInit: number): number => {
+      const m = new Dldm(Init.seeded(8), { ...miniPreset, qformer: { ...miniPreset.qformer, queryInit } })
+      const z = m.qformer.call(m.encoder.call(video)) // [B, J, N, dim]
+      const spread = tf.tidy(() => tf.div(tf.mean(tf.abs(tf.sub(z, tf.mean(z, 2, true)))), tf.mean(tf.abs(z))).dataSync()[0]!)
+      m.dispose()
+      return spread
+    }
+    const small = slotSpread(0.02)
+    const unit = slotSpread(1)
+    expect(small).toBeLessThan(0.4)
+    expect(unit).toBeGreaterThan(2 * small)
+  })
+
   it("decoder: latent frame i+1 sees codes of transitions ≤ i only (frames ≤ 4 ignore codes of transitions 2, 3)", () => {
     const first = video.slice([0, 0, 0, 0, 0], [2, 1, 32, 32, 3])
     const codes = model.codesOf(video).codes

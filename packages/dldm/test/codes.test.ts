@@ -2,7 +2,8 @@
  * Regression for the mini code collapse (NOTES-collapse.md): warm-up training on a fixed batch of 8 moving
  * squares, the warm-up's loss and optimiser settings. With the mini preset the codes must stay spread over
  * the FSQ grid and the clip's own codes must reconstruct it better than another clip's codes. The same run
- * without latentNorm shows the collapse the test guards against (few indices, z in tanh saturation).
+ * with the authors' Q-Former inputs (no frame differences, 0.02-sized queries) and no latentNorm uses far
+ * fewer indices.
  */
 import * as tf from "@tensorflow/tfjs"
 import { AdamW, Init, selectBackend, trainStep } from "@vw2/nn"
@@ -50,17 +51,18 @@ await selectBackend()
 const native = tf.getBackend() === "tensorflow"
 
 describe("warm-up codes carry clip-specific motion (mini code-collapse regression)", () => {
-  it.skipIf(!native)(`after ${STEPS} steps on 8 moving squares: codes spread, own codes reconstruct better than swapped ones; without latentNorm they collapse`, () => {
+  it.skipIf(!native)(`after ${STEPS} steps on 8 moving squares: codes spread, own codes reconstruct better than swapped ones; the authors' Q-Former inputs without latentNorm spread far fewer`, () => {
     const video = randomMovingSquares(8, miniPreset.frames, 4242)
     const fixed = trainAndProbe(miniPreset, video)
-    const collapsed = trainAndProbe({ ...miniPreset, latentNorm: "none" }, video)
+    const authorsInputs = trainAndProbe({ ...miniPreset, latentNorm: "none", frameDiff: 0, qformer: { ...miniPreset.qformer, context: "pair", queryInit: 0.02 } }, video)
     video.dispose()
-    // measured (seed 0, token decoder + flowWarp, the mini preset before issue 13): own .047 vs swapped .051, 23 distinct, boundStd .84; without latentNorm 3 distinct,
-    // boundStd .09, own = swapped (pure JS gave the same within ±.001)
+    // measured (seed 0, native): mini preset own .073 vs swapped .077, 42 distinct, boundStd .62; without frame
+    // differences, with 0.02 queries and no latentNorm 19 distinct, boundStd .36. (Before issue 13, with the token
+    // decoder, no latentNorm collapsed to 3 indices; with the conv decoder and frame differences it no longer does:
+    // 71 distinct — latentNorm stays because on MiniCraft it doubles the held-out perplexity, scripts/warmup-probe.ts.)
     expect(fixed.distinct).toBeGreaterThanOrEqual(12)
     expect(fixed.boundStd).toBeGreaterThan(0.4)
     expect(fixed.own).toBeLessThan(0.97 * fixed.swapped)
-    expect(collapsed.distinct).toBeLessThan(fixed.distinct / 2)
-    expect(collapsed.boundStd).toBeLessThan(fixed.boundStd / 2)
+    expect(authorsInputs.distinct).toBeLessThan(0.6 * fixed.distinct)
   }, 180_000)
 })

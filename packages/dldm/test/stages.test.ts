@@ -33,8 +33,10 @@ describe("warmup stage", () => {
     const losses = warmupRun.metrics.map((m) => m.values["loss"]!)
     expect(losses.length).toBe(16)
     expect(warmupRun.metrics.map((m) => m.step)).toEqual([...Array(16).keys()])
-    const early = (losses[0]! + losses[1]!) / 2
-    const late = (losses[14]! + losses[15]!) / 2
+    // batch 2 of different clips: single-step losses vary ×4 between batches, so compare the halves' means
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length
+    const early = mean(losses.slice(0, 8))
+    const late = mean(losses.slice(8))
     expect(late).toBeLessThan(early)
     for (const f of ["model.safetensors", "config.json", "optimizer.safetensors", "train_state.json"]) {
       expect(fs.existsSync(path.join(checkpoint, f))).toBe(true)

@@ -1,5 +1,5 @@
 /**
- * Stage `warmup` (PAPER.md "Warm-up"; authors' code): train encoder → queries → FSQ → low-fi decoder with the
+ * Stage `warmup` (docs/paper.md "Warm-up"; authors' code): train encoder → queries → FSQ → low-fi decoder with the
  * plain reconstruction loss (L1 [+ 0.1·LPIPS]) until the decoder reproduces coarse motion. Input: a video
  * dataset; output: a dLDM checkpoint (weights, config, optimiser state, train state).
  */
@@ -103,8 +103,9 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
 
 export const warmupStage = defineStage({
   name: "warmup",
-  // 2: latentNorm / flowWarp in the model, running statistics in the checkpoint; 3: conv-unet decoder, frozen latentNorm
-  version: "3",
+  // 2: latentNorm / flowWarp in the model, running statistics in the checkpoint; 3: conv-unet decoder, frozen latentNorm;
+  // 4: frame-difference encoder tokens and the Q-Former's difference context in the mini preset
+  version: "4",
   config: WarmupConfigSchema,
   inputs: { dataset: "video-dataset" },
   outputs: { checkpoint: "dldm-checkpoint" },
