@@ -10,6 +10,7 @@ import { outputVocab } from "./ArConfig.ts"
 import { type ClipExample, makeBatch } from "./Batches.ts"
 import type { CodeDataset } from "./CodeDataset.ts"
 import type { InstructionVocabulary } from "./InstructionTokenizer.ts"
+import { batchInputs } from "./Train.ts"
 
 export interface TeacherForcedReport {
   /** positions scored (codes and clip terminators of the held-out clips) */
@@ -62,14 +63,7 @@ export const teacherForcedReport = (
       }
     })
     const { predicted, logProbs } = tf.tidy(() => {
-      const logits = model.logitsAt(
-        {
-          text: tf.tensor2d(batch.text, [batch.batch, model.arch.maxTextTokens], "int32"),
-          frame: tf.tensor4d(batch.frames, [batch.batch, model.arch.height, model.arch.width, 3]),
-          stream: tf.tensor2d(batch.stream, [batch.batch, batch.streamLength], "int32")
-        },
-        Int32Array.from(rows)
-      )
+      const logits = model.logitsAt(batchInputs(model, batch), Int32Array.from(rows))
       const lp = tf.logSoftmax(logits)
       return { predicted: tf.argMax(lp, -1).dataSync() as Int32Array, logProbs: tf.sum(tf.mul(lp, tf.oneHot(tf.tensor1d(targets, "int32"), v)), -1).dataSync() as Float32Array }
     })

@@ -4,7 +4,7 @@
  * wd 0.05, betas (0.9, 0.98)).
  */
 import * as tf from "@tensorflow/tfjs"
-import type { ArTransformer } from "./ArTransformer.ts"
+import type { ArInputs, ArTransformer } from "./ArTransformer.ts"
 import { outputVocab } from "./ArConfig.ts"
 
 export interface ArBatch {
@@ -31,10 +31,20 @@ export const maskedCrossEntropy = (logits: tf.Tensor3D, targets: tf.Tensor2D, vo
     return tf.div(tf.neg(tf.sum(tf.mul(picked, valid))), count) as tf.Scalar
   })
 
+/** A batch's instruction tokens, start frames and code streams as the model's input tensors. */
+export const batchInputs = (model: ArTransformer, batch: ArBatch): ArInputs => {
+  const { height, width, maxTextTokens } = model.arch
+  return {
+    text: tf.tensor2d(batch.text, [batch.batch, maxTextTokens], "int32"),
+    frame: tf.tensor4d(batch.frames, [batch.batch, height, width, 3]),
+    stream: tf.tensor2d(batch.stream, [batch.batch, batch.streamLength], "int32")
+  }
+}
+
 /** Mean next-token cross-entropy over the batch's target positions (logits computed there only). */
 export const batchLoss = (model: ArTransformer, batch: ArBatch): tf.Scalar =>
   tf.tidy(() => {
-    const { height, width, maxTextTokens, codeVocab } = model.arch
+    const { codeVocab } = model.arch
     const rows: Array<number> = []
     const targets: Array<number> = []
     batch.targets.forEach((t, i) => {
@@ -44,14 +54,7 @@ export const batchLoss = (model: ArTransformer, batch: ArBatch): tf.Scalar =>
       }
     })
     if (rows.length === 0) throw new Error("ar batch has no target positions")
-    const logits = model.logitsAt(
-      {
-        text: tf.tensor2d(batch.text, [batch.batch, maxTextTokens], "int32"),
-        frame: tf.tensor4d(batch.frames, [batch.batch, height, width, 3]),
-        stream: tf.tensor2d(batch.stream, [batch.batch, batch.streamLength], "int32")
-      },
-      Int32Array.from(rows)
-    )
+    const logits = model.logitsAt(batchInputs(model, batch), Int32Array.from(rows))
     const vocab = outputVocab(codeVocab)
     const logProbs = tf.logSoftmax(logits) // [R, V]
     return tf.neg(tf.mean(tf.sum(tf.mul(logProbs, tf.oneHot(tf.tensor1d(targets, "int32"), vocab)), -1))) as tf.Scalar
