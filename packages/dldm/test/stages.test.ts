@@ -128,12 +128,15 @@ describe("dldm and openx-cotrain stages", () => {
       pixelRange: [-1, 1]
     })
     pretrained.dispose()
-    joint = await runStage(dldmStage, { steps: 3, optim: { batchSize: 2 } }, { dataset, warmup: checkpoint, vdm })
+    // a 2-clip held-out probe: the path runs, at a cost pure JS can afford
+    joint = await runStage(dldmStage, { steps: 3, optim: { batchSize: 2 }, probe: { clips: 2 } }, { dataset, warmup: checkpoint, vdm })
   })
 
   it("dldm: trains dLDM + DiT jointly from the warm-up checkpoint and writes both checkpoints", async () => {
     expect(joint.exit._tag, failureMessage(joint.exit)).toBe("Success")
     const steps = joint.metrics.filter((m) => m.values["loss"] !== undefined) // per-step points (the stage also logs evaluations)
+    // the held-out probe ran before and after training: code-drop gain logged at steps 0 and 3
+    expect(joint.metrics.filter((m) => m.values["vdm/code_drop_gain"] !== undefined).map((m) => m.step)).toEqual([0, 3])
     expect(steps.length).toBe(3)
     for (const m of steps) {
       const v = m.values
@@ -160,7 +163,7 @@ describe("dldm and openx-cotrain stages", () => {
     writeSquaresDataset(openx, { train: 3, test: 0 }, 13, 32, "openx")
     const run = await runStage(
       openxCotrainStage,
-      { steps: 3, optim: { batchSize: 4 }, craftWeight: 1, openxWeight: 3 },
+      { steps: 3, optim: { batchSize: 4 }, craftWeight: 1, openxWeight: 3, probe: { clips: 2 } },
       { craft: dataset, openx, checkpoint: path.join(joint.outputRoot, "checkpoint"), vdm: path.join(joint.outputRoot, "vdm") }
     )
     expect(run.exit._tag, failureMessage(run.exit)).toBe("Success")
