@@ -115,7 +115,9 @@ describe("tokenize: the episode's tail", () => {
   })
 })
 
-describe("dldm and openx-cotrain stages", () => {
+// stage plumbing around the mini DiT: ~6 min on pure JS (CI's second pass) for nothing the native pass does not check;
+// the joint objective's properties run on both backends in joint.test.ts
+describe.skipIf(process.env["VW2_TF_BACKEND"] === "cpu")("dldm and openx-cotrain stages", () => {
   let vdm: string
   let joint: Awaited<ReturnType<typeof runStage>>
   beforeAll(async () => {
