@@ -10,7 +10,7 @@ import { outputVocab } from "./ArConfig.ts"
 import { type ClipExample, makeBatch } from "./Batches.ts"
 import type { CodeDataset } from "./CodeDataset.ts"
 import type { InstructionVocabulary } from "./InstructionTokenizer.ts"
-import { batchInputs } from "./Train.ts"
+import { batchInputs, targetPositions } from "./Train.ts"
 
 export interface TeacherForcedReport {
   /** positions scored (codes and clip terminators of the held-out clips) */
@@ -54,14 +54,7 @@ export const teacherForcedReport = (
   const distinct = new Set<number>()
   for (let start = 0; start < heldOut.examples.length; start += batchSize) {
     const batch = makeBatch(heldOut.examples.slice(start, start + batchSize), heldOut.data, model.arch, vocab)
-    const rows: Array<number> = []
-    const targets: Array<number> = []
-    batch.targets.forEach((t, i) => {
-      if (t >= 0) {
-        rows.push(i)
-        targets.push(t)
-      }
-    })
+    const { rows, targets } = targetPositions(batch)
     const { predicted, logProbs } = tf.tidy(() => {
       const logits = model.logitsAt(batchInputs(model, batch), Int32Array.from(rows))
       const lp = tf.logSoftmax(logits)

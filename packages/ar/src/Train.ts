@@ -41,18 +41,24 @@ export const batchInputs = (model: ArTransformer, batch: ArBatch): ArInputs => {
   }
 }
 
+/** The flat stream positions that carry a target ([B·S] row indices) and their targets. */
+export const targetPositions = (batch: ArBatch): { rows: Array<number>; targets: Array<number> } => {
+  const rows: Array<number> = []
+  const targets: Array<number> = []
+  batch.targets.forEach((t, i) => {
+    if (t >= 0) {
+      rows.push(i)
+      targets.push(t)
+    }
+  })
+  return { rows, targets }
+}
+
 /** Mean next-token cross-entropy over the batch's target positions (logits computed there only). */
 export const batchLoss = (model: ArTransformer, batch: ArBatch): tf.Scalar =>
   tf.tidy(() => {
     const { codeVocab } = model.arch
-    const rows: Array<number> = []
-    const targets: Array<number> = []
-    batch.targets.forEach((t, i) => {
-      if (t >= 0) {
-        rows.push(i)
-        targets.push(t)
-      }
-    })
+    const { rows, targets } = targetPositions(batch)
     if (rows.length === 0) throw new Error("ar batch has no target positions")
     const logits = model.logitsAt(batchInputs(model, batch), Int32Array.from(rows))
     const vocab = outputVocab(codeVocab)
