@@ -23,6 +23,7 @@ import { parseArgs } from "node:util"
 import { Dldm, DldmConfigSchema, LowFiDecoder, batchTensor, endlessBatches, openClips, type DldmConfig } from "../src/index.ts"
 import { Schema } from "effect"
 import { panningTextures, randomMovingSquares } from "../test/fixtures.ts"
+import { colourAugment } from "../src/train/augment.ts"
 
 const { values: args } = parseArgs({
   options: {
@@ -90,38 +91,8 @@ function leakForward(video: tf.Tensor5D): tf.Tensor {
   })
 }
 
-/**
- * `--augment s`: one random colour transform per clip (channel permutation, per-channel gain and offset of
- * strength s), the same on all its frames — does appearance variety help the held-out test domains? (A1: no)
- */
-const PERMUTATIONS = [
-  [0, 1, 2],
-  [0, 2, 1],
-  [1, 0, 2],
-  [1, 2, 0],
-  [2, 0, 1],
-  [2, 1, 0]
-] as const
-
-/** video [B, T, H, W, 3] in [0, 1] → colour-transformed video in [0, 1]; `strength` 0 = unchanged. */
-function colourAugment(video: tf.Tensor5D, strength: number, seed: number): tf.Tensor5D {
-  return tf.tidy(() => {
-    if (strength <= 0) return video.clone()
-    let s = (seed * 2654435761 + 97) >>> 0
-    const rand = () => {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-      return s / 2 ** 32
-    }
-    const clips = tf.unstack(video, 0).map((clip) => {
-      const perm = PERMUTATIONS[Math.floor(rand() * PERMUTATIONS.length)]!
-      const gain = [0, 1, 2].map(() => 1 + strength * (rand() * 2 - 1) * 0.5)
-      const offset = [0, 1, 2].map(() => strength * (rand() * 2 - 1) * 0.25)
-      const permuted = tf.gather(clip, [...perm], 3)
-      return tf.clipByValue(tf.add(tf.mul(permuted, tf.tensor1d(gain)), tf.tensor1d(offset)), 0, 1)
-    })
-    return tf.stack(clips, 0).reshape(video.shape) as tf.Tensor5D
-  }) as tf.Tensor5D
-}
+// `--augment s`: the warm-up's colourAugment (src/train/augment.ts) — does appearance variety help the held-out
+// test domains? (A1: no)
 
 /** the training forward (latentNorm on batch statistics), or the decoder fed oracle codes */
 function forward(video: tf.Tensor5D): tf.Tensor {

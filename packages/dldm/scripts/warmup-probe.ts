@@ -21,6 +21,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
 import { miniStageConfigs, warmupStage } from "../src/index.ts"
+import { deepMerge, type Json } from "./internal/json.ts"
 
 const { values: args } = parseArgs({
   options: {
@@ -35,13 +36,6 @@ const { values: args } = parseArgs({
   }
 })
 
-type Json = { [k: string]: unknown }
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v)
-const deepMerge = (base: Json, over: Json): Json => {
-  const out: Json = { ...base }
-  for (const [k, v] of Object.entries(over)) out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as Json, v) : v
-  return out
-}
 
 const seed = Number(args.seed)
 const trainEps = Number(args["train-episodes"])

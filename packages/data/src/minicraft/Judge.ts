@@ -14,6 +14,7 @@ import type { Appearance } from "./Appearance.ts"
 import { Renderer } from "./Renderer.ts"
 import { sceneAt } from "./Scene.ts"
 import type { Task } from "./Tasks.ts"
+import { binomialBlurInto } from "./Filters.ts"
 
 export interface JudgeOptions {
   /** per-pixel differences up to this (largest channel, uint8 steps) are noise and cost nothing */
@@ -370,29 +371,10 @@ export class MiniCraftJudge {
   }
 }
 
-/** One pass of a 3×3 binomial filter ([1 2 1] ⊗ [1 2 1] / 16, renormalised at the borders). */
+/** One pass of the 3×3 binomial filter (Filters.ts), rounded to uint8 levels. */
 const binomialBlur = (image: Uint8Array, width: number, height: number): Uint8Array => {
   const out = new Uint8Array(image.length)
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) {
-        let sum = 0
-        let weight = 0
-        for (let dy = -1; dy <= 1; dy++) {
-          const yy = y + dy
-          if (yy < 0 || yy >= height) continue
-          for (let dx = -1; dx <= 1; dx++) {
-            const xx = x + dx
-            if (xx < 0 || xx >= width) continue
-            const w = (dx === 0 ? 2 : 1) * (dy === 0 ? 2 : 1)
-            sum += w * image[(yy * width + xx) * 3 + c]!
-            weight += w
-          }
-        }
-        out[(y * width + x) * 3 + c] = Math.round(sum / weight)
-      }
-    }
-  }
+  binomialBlurInto(image, out, width, height)
   return out
 }
 

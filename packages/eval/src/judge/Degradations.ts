@@ -7,6 +7,7 @@
  * Pure functions on one frame: Float32Array [H, W, 3] in [0, 1] (row-major, channels last); each returns a
  * new array clipped to [0, 1]. `onVideo` lifts one to a uint8 [T, H, W, 3] video.
  */
+import { MiniCraft } from "@vw2/data"
 
 /** Uniform [0, 1) source; the judge passes its seeded stream so every augmentation is reproducible. */
 export type Uniform = () => number
@@ -40,33 +41,14 @@ export const gaussianNoise = (frame: Float32Array, sigma: number, uniform: Unifo
   return out
 }
 
-/** `passes` rounds of the 3×3 binomial filter ([1 2 1] ⊗ [1 2 1] / 16, renormalised at the borders). */
+/** `passes` rounds of the 3×3 binomial filter (@vw2/data's, the exact judge's blur). */
 export const blur = (frame: Float32Array, size: FrameSize, passes = 1): Float32Array => {
   checkFrame(frame, size, "blur")
   const { height, width } = size
   let src = frame
   for (let pass = 0; pass < passes; pass++) {
     const out = new Float32Array(frame.length)
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        for (let c = 0; c < 3; c++) {
-          let sum = 0
-          let weight = 0
-          for (let dy = -1; dy <= 1; dy++) {
-            const yy = y + dy
-            if (yy < 0 || yy >= height) continue
-            for (let dx = -1; dx <= 1; dx++) {
-              const xx = x + dx
-              if (xx < 0 || xx >= width) continue
-              const w = (dx === 0 ? 2 : 1) * (dy === 0 ? 2 : 1)
-              sum += w * src[(yy * width + xx) * 3 + c]!
-              weight += w
-            }
-          }
-          out[(y * width + x) * 3 + c] = sum / weight
-        }
-      }
-    }
+    MiniCraft.binomialBlurInto(src, out, width, height)
     src = out
   }
   return passes === 0 ? Float32Array.from(frame) : src
