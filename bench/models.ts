@@ -7,9 +7,14 @@
  * builds the same network from the same spec, so the ratio compares frameworks, not architectures. The
  * shapes (width, depth, heads, MLP ratio, tokens per sample, causal or not) are those of the dLDM, DiT and AR
  * presets; "small" presets are what a user would train on a CPU box; see SPECS.
+ *
+ * TWINS (end of file): the new mini models' own train steps (dLDM warm-up with the conv U-Net decoder, the
+ * VDM's pre-training step, the craft judge's classifier) at the quickstart's configs, each next to a PyTorch
+ * twin of the same architecture in bench/pytorch/models.py.
  */
 import * as tf from "@tensorflow/tfjs"
 import { AdamW, causalMask, computeGradients, Init, type InitContext, LayerNorm, Mlp, Module, MultiHeadAttention } from "@vw2/nn"
+import { Schema } from "effect"
 
 export interface TransformerSpec {
   /** `<model>-<preset>`, e.g. `dit-small` */
@@ -291,6 +296,170 @@ export const timeRealModel = async (bench: RealModelBench, budgetMs: number, min
     }
     const stepMs = times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!
     return { stepMs, steps: times.length, samplesPerSec: bench.batch / (stepMs / 1000) }
+  } finally {
+    model.dispose()
+  }
+}
+
+// ---- the new mini models against their PyTorch twins (bench/pytorch/models.py) ----
+
+/**
+ * What one twin bench sends to bench/pytorch/models.py: the decoded stage config of the quickstart (so both
+ * sides build from the same numbers and follow a preset change), the batch and the optimiser settings.
+ */
+export interface TwinRequest {
+  readonly name: string
+  readonly kind: "dldm" | "vdm" | "judge"
+  readonly batch: number
+  readonly config: unknown
+  readonly optim: { readonly lr: number; readonly weightDecay: number; readonly beta1: number; readonly beta2: number; readonly eps: number; readonly clipNorm?: number }
+  readonly [extra: string]: unknown
+}
+
+export interface TwinBench {
+  /** `--only=<name>` selects it; `--only=models` selects every twin */
+  readonly name: string
+  readonly shapeOf: string
+  readonly request: () => Promise<TwinRequest>
+  /** the tfjs side: the package's own model, loss and trainStep, on a fixed batch */
+  readonly build: (request: TwinRequest) => Promise<{ readonly step: () => number; readonly dispose: () => void; readonly params: number }>
+}
+
+const trainableCount = (vars: ReadonlyMap<string, tf.Variable>): number => [...vars.values()].reduce((n, v) => n + v.size, 0)
+
+export const TWINS: ReadonlyArray<TwinBench> = [
+  {
+    name: "dldm-warmup-mini",
+    shapeOf: "warm-up step of the quickstart (miniStageConfigs.warmup): miniPreset with the conv U-Net decoder, 8 clips of 9×32×32, train-mode latentNorm and input noise, MSE, clip 1, AdamW",
+    request: async () => {
+      const { miniStageConfigs, WarmupConfigSchema } = await import("@vw2/dldm")
+      const w = Schema.decodeUnknownSync(WarmupConfigSchema)(miniStageConfigs.warmup)
+      return { name: "dldm-warmup-mini", kind: "dldm", batch: w.optim.batchSize, config: w.model, optim: w.optim }
+    },
+    build: async (r) => {
+      const { Dldm, makeOptimizer } = await import("@vw2/dldm")
+      const { Init, trainStep } = await import("@vw2/nn")
+      const config = r.config as import("@vw2/dldm").DldmConfig
+      const model = new Dldm(Init.seeded(1), config)
+      const optimizer = makeOptimizer(r.optim as import("@vw2/dldm").OptimConfig)
+      const clip = video(r.batch, config.frames, config.height, config.width, 3)
+      const variables = model.trainableVariables()
+      const clipNorm = r.optim.clipNorm !== undefined && r.optim.clipNorm > 0 ? r.optim.clipNorm : undefined
+      return {
+        params: trainableCount(variables),
+        // WarmupStage's step: forward(video, train = true), the configured reconstruction loss
+        step: () => trainStep({ variables, optimizer, ...(clipNorm !== undefined ? { clipNorm } : {}), lossFn: () => model.reconstructionLoss(clip, model.forward(clip, true).recon) }).loss,
+        dispose: () => { optimizer.dispose(); model.dispose(); clip.dispose() }
+      }
+    }
+  },
+  {
+    name: "vdm-pretrain-mini",
+    shapeOf: "vdm-pretrain step of the quickstart (VdmPretrainConfig defaults): miniDiT without the control branch, 8 clips of 9×32×32, mini rectified-flow objective, clip 1, AdamW",
+    request: async () => {
+      const { VdmPretrainConfig } = await import("@vw2/diffusion")
+      const { miniPreset } = await import("@vw2/dldm")
+      const v = Schema.decodeUnknownSync(VdmPretrainConfig)({})
+      const t = v.train
+      return {
+        name: "vdm-pretrain-mini", kind: "vdm", batch: t.batchSize, config: v.model, objective: v.objective,
+        optim: { lr: t.lr, weightDecay: t.weightDecay, beta1: t.beta1, beta2: t.beta2, eps: 1e-8, clipNorm: t.clipNorm },
+        // frames of the clip the stage trains on; the quickstart's MiniCraft frames are the dLDM's size
+        clip: { length: v.clip.length, height: miniPreset.height, width: miniPreset.width }
+      }
+    },
+    build: async (r) => {
+      const { VideoDiT, rectifiedFlowLoss } = await import("@vw2/diffusion")
+      const { AdamW, Init, trainStep } = await import("@vw2/nn")
+      const dit = new VideoDiT(Init.seeded(0), r.config as import("@vw2/diffusion").VideoDiTConfig)
+      const o = r.optim
+      const optimizer = new AdamW({ lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay })
+      const clip = r["clip"] as { length: number; height: number; width: number }
+      const x0 = tf.tidy(() => tf.sub(tf.mul(video(r.batch, clip.length, clip.height, clip.width, 5), 2), 1)) // [−1, 1] as the stage feeds it
+      const objective = r["objective"] as import("@vw2/diffusion").FlowObjectiveConfig
+      const variables = dit.trainableVariables()
+      let seed = 0
+      return {
+        params: trainableCount(variables),
+        step: () => trainStep({ variables, optimizer, ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}), lossFn: () => rectifiedFlowLoss(dit, x0, undefined, undefined, { seed: seed++, objective }).loss }).loss,
+        dispose: () => { optimizer.dispose(); dit.dispose(); x0.dispose() }
+      }
+    }
+  },
+  {
+    name: "judge-mini",
+    shapeOf: "craft-judge step (CraftJudgeConfig defaults): StepClassifier on batch 64 of 32×32 frames, 5 MiniCraft task heads, state CE + hand-mask BCE, AdamW",
+    request: async () => {
+      const { CraftJudgeConfig, classCount } = await import("@vw2/eval")
+      const { MiniCraft } = await import("@vw2/data")
+      const j = Schema.decodeUnknownSync(CraftJudgeConfig)({})
+      const tasks = MiniCraft.defaultMiniCraftConfig.tasks
+      const steps = tasks.map((t) => MiniCraft.getTask(t).steps.length)
+      const { height, width } = MiniCraft.defaultMiniCraftConfig
+      return {
+        name: "judge-mini", kind: "judge", batch: j.train.batchSize,
+        config: { ...j.model, height, width, taskNames: tasks, steps, tasks: tasks.length, classes: classCount({ steps }) },
+        // JudgeTraining.ts: AdamW({ lr, weightDecay }) with @vw2/nn's default betas, no clipping
+        optim: { lr: j.train.lr, weightDecay: j.train.weightDecay, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        handWeight: j.train.handWeight
+      }
+    },
+    build: async (r) => {
+      const { StepClassifier, classifierLoss } = await import("@vw2/eval")
+      const { AdamW, Init, trainStep } = await import("@vw2/nn")
+      const c = r.config as { channels: number; maxChannels: number; hidden: number; height: number; width: number; taskNames: ReadonlyArray<string>; steps: ReadonlyArray<number>; tasks: number; classes: number }
+      const model = new StepClassifier(Init.seeded(0), { channels: c.channels, maxChannels: c.maxChannels, hidden: c.hidden, height: c.height, width: c.width, tasks: c.taskNames, steps: c.steps })
+      const optimizer = new AdamW({ lr: r.optim.lr, weightDecay: r.optim.weightDecay })
+      const B = r.batch
+      const [h2, w2] = [Math.ceil(c.height / 2), Math.ceil(c.width / 2)]
+      // a fixed batch (JudgeTraining renders and degrades frames on the host; that is data loading, not the step)
+      const frames = tf.randomUniform([B, c.height, c.width, 3], 0, 1, "float32", 6) as tf.Tensor4D
+      const targets = tf.tidy(() => ({
+        labels: tf.cast(tf.floor(tf.randomUniform([B, c.tasks], -1, c.classes, "float32", 7)), "int32") as tf.Tensor2D,
+        weights: tf.randomUniform([B, c.tasks], 0, 1, "float32", 8) as tf.Tensor2D,
+        hand: tf.cast(tf.less(tf.randomUniform([B, h2, w2], 0, 1, "float32", 9), 0.05), "float32") as tf.Tensor3D,
+        handWeights: tf.ones([B]) as tf.Tensor1D
+      }))
+      const variables = model.trainableVariables()
+      const handWeight = r["handWeight"] as number
+      return {
+        params: trainableCount(variables),
+        step: () => trainStep({ variables, optimizer, lossFn: () => classifierLoss(model, frames, targets, handWeight) }).loss,
+        dispose: () => { optimizer.dispose(); model.dispose(); tf.dispose([frames, targets.labels, targets.weights, targets.hand, targets.handWeights]) }
+      }
+    }
+  }
+]
+
+/**
+ * Median train-step time of a twin's tfjs side on the active backend: `warmup` untimed steps, then until
+ * `budgetMs` (≥ minSteps). Throws when the timed steps leave tensors behind (a leaking step also slows down).
+ */
+export const timeTwin = async (
+  bench: TwinBench, request: TwinRequest, budgetMs: number, warmup = 3, minSteps = 5
+): Promise<{ stepMs: number; cpuMs: number; steps: number; params: number; firstLoss: number; lastLoss: number }> => {
+  const model = await bench.build(request)
+  try {
+    const firstLoss = model.step()
+    for (let i = 1; i < warmup; i++) model.step()
+    const warm = tf.memory().numTensors
+    const times: Array<number> = []
+    // process CPU time (all threads) per step: on a shared machine it moves less with the load than wall time
+    const cpu: Array<number> = []
+    let lastLoss = firstLoss
+    const start = performance.now()
+    while (times.length < 60 && (times.length < minSteps || performance.now() - start < budgetMs)) {
+      const t0 = performance.now()
+      const c0 = process.cpuUsage()
+      lastLoss = model.step()
+      const c = process.cpuUsage(c0)
+      times.push(performance.now() - t0)
+      cpu.push((c.user + c.system) / 1000)
+    }
+    const leaked = tf.memory().numTensors - warm
+    if (leaked !== 0) throw new Error(`${bench.name}: ${times.length} train steps leaked ${leaked} tensors`)
+    const median = (xs: Array<number>) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    return { stepMs: median(times), cpuMs: median(cpu), steps: times.length, params: model.params, firstLoss, lastLoss }
   } finally {
     model.dispose()
   }

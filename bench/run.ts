@@ -11,9 +11,14 @@
  *    bench/results/<name>.log.
  *
  * 4. The model packages' own dLDM / DiT / AR train steps (bench/models.ts REAL_MODELS) under every backend.
+ * 5. The new mini models' train steps (bench/models.ts TWINS: dLDM warm-up with the conv U-Net decoder, VDM
+ *    pre-training, the craft judge's classifier) on the first available backend, against PyTorch twins of the
+ *    same architectures (bench/pytorch/models.py) in the same run, with the same number of threads.
  *
- * Flags: --full (also the slow backends on the small presets), --only=dit-mini,ar-small,
- * --backends=tensorflow,cpu, --no-pytorch, --no-others, --no-real, --rounds=2 (alternating tfjs/PyTorch rounds, best of each), --update-docs (rewrite the table in
+ * Flags: --full (also the slow backends on the small presets), --only=dit-mini,ar-small (transformer shapes
+ * and/or twins by name), --only=models (the twins alone: no transformer shapes, matmuls, REAL_MODELS or other
+ * benches; `npm run bench -- --only=models`), --no-twins, --backends=tensorflow,cpu, --no-pytorch, --no-others,
+ * --no-real, --rounds=2 (alternating tfjs/PyTorch rounds, best of each), --update-docs (rewrite the table in
  * docs/native-compute.md between its bench markers).
  */
 import * as tf from "@tensorflow/tfjs"
@@ -24,7 +29,7 @@ import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { type BackendName, backendNames, selectBackend } from "../packages/nn/src/backend/index.ts"
 import { ortMatmulGflops } from "./ortMatmul.ts"
-import { matmulGflops, REAL_MODELS, timeRealModel, SPECS, type StepTiming, timeTrainSteps, type TransformerSpec, trainStepFlops } from "./models.ts"
+import { matmulGflops, REAL_MODELS, timeRealModel, SPECS, type StepTiming, timeTrainSteps, timeTwin, type TransformerSpec, trainStepFlops, TWINS, type TwinRequest } from "./models.ts"
 
 const root = new URL("..", import.meta.url).pathname
 const resultsDir = join(root, "bench/results")
@@ -38,6 +43,7 @@ const { values: flags } = parseArgs({
     "no-pytorch": { type: "boolean", default: false },
     "no-others": { type: "boolean", default: false },
     "no-real": { type: "boolean", default: false },
+    "no-twins": { type: "boolean", default: false },
     "update-docs": { type: "boolean", default: false },
     rounds: { type: "string", default: "2" }
   }
@@ -51,8 +57,16 @@ const { values: flags } = parseArgs({
 const rounds = Number(flags.rounds)
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds=${flags.rounds}: expected an integer ≥ 1`)
 
-const specs = flags.only === undefined ? SPECS : SPECS.filter((s) => flags.only!.split(",").includes(s.name))
-if (specs.length === 0) throw new Error(`--only=${flags.only}: no such spec; known: ${SPECS.map((s) => s.name).join(", ")}`)
+const onlyNames = flags.only?.split(",")
+const specs = onlyNames === undefined ? SPECS : SPECS.filter((s) => onlyNames.includes(s.name))
+const twins = onlyNames === undefined
+  ? (flags["no-twins"] ? [] : TWINS)
+  : TWINS.filter((t) => onlyNames.includes("models") || onlyNames.includes(t.name))
+if (specs.length === 0 && twins.length === 0) {
+  throw new Error(`--only=${flags.only}: no such spec or twin; known: models, ${[...SPECS, ...TWINS].map((s) => s.name).join(", ")}`)
+}
+/** Only twins asked for (--only=models or twin names): skip the transformer shapes' phases and the other benches. */
+const twinsOnly = specs.length === 0
 const wantedBackends = (flags.backends?.split(",") ?? [...backendNames]) as Array<BackendName>
 /** Pure JS and single-threaded wasm take minutes per small-preset step; they run those only with --full. */
 const slowBackends = new Set<string>(["cpu", "wasm"])
@@ -77,33 +91,86 @@ log(`bench: ${cpuModel}, ${cores} cores @ ${mhz} MHz, load ${machine.loadAverage
 
 // ---- PyTorch ----
 interface TorchLine { readonly kind: string; readonly [key: string]: unknown }
-const runTorch = async (policy: "default" | "passive"): Promise<Array<TorchLine>> => {
+const runTorch = async (script: string, request: unknown, policy: "default" | "passive"): Promise<Array<TorchLine>> => {
   const env = { ...process.env, ...(policy === "passive" ? { OMP_WAIT_POLICY: "PASSIVE" } : {}) }
-  const child = spawn(python, [join(root, "bench/pytorch/transformer.py")], { env, stdio: ["pipe", "pipe", "inherit"] })
-  child.stdin.end(JSON.stringify({ specs, budget_ms: 4000, matmul: [512, 1024, 2048] }))
+  const child = spawn(python, [join(root, "bench/pytorch", script)], { env, stdio: ["pipe", "pipe", "inherit"] })
+  child.stdin.end(JSON.stringify(request))
   let out = ""
   child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()))
   const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
-  if (code !== 0) throw new Error(`bench/pytorch/transformer.py exited with ${code}`)
+  if (code !== 0) throw new Error(`bench/pytorch/${script} exited with ${code}`)
   return out.trim().split("\n").map((line) => ({ ...JSON.parse(line), ompWaitPolicy: policy }) as TorchLine)
 }
 
-let torchLines: Array<TorchLine> = []
+const torchLines: Array<TorchLine> = []
 let torchNote = "not run (--no-pytorch)"
+let torchReady: boolean | undefined
+/** Installs the pinned torch on first use (bench/pytorch/setup.sh); false when --no-pytorch or the setup failed. */
+const ensureTorch = (): boolean => {
+  if (flags["no-pytorch"]) return false
+  if (torchReady === undefined) {
+    const setup = spawnSync("bash", [join(root, "bench/pytorch/setup.sh")], { stdio: "inherit" })
+    torchReady = setup.status === 0
+    if (!torchReady) torchNote = `not run: bench/pytorch/setup.sh failed (exit ${setup.status})`
+  }
+  return torchReady
+}
+/**
+ * On a contended machine (load above the core count) OpenMP's spin-waiting made torch up to 100× slower
+ * here (ar-mini 2186 ms vs 21 ms a step); PASSIVE is what a user of a shared box would set.
+ */
+const torchPolicy = (): "default" | "passive" => {
+  const contended = os.loadavg()[0]! > cores
+  torchNote = contended ? "OMP_WAIT_POLICY=PASSIVE: the machine was contended" : "default OpenMP settings"
+  return contended ? "passive" : "default"
+}
 const runPytorchReference = async (): Promise<void> => {
-  if (flags["no-pytorch"]) return
   loadAt["pytorch"] = os.loadavg()[0]!
-  const setup = spawnSync("bash", [join(root, "bench/pytorch/setup.sh")], { stdio: "inherit" })
-  if (setup.status !== 0) {
-    torchNote = `not run: bench/pytorch/setup.sh failed (exit ${setup.status})`
-  } else {
-    // On a contended machine (load above the core count) OpenMP's spin-waiting made torch up to 100×
-    // slower here (ar-mini 2186 ms vs 21 ms a step); PASSIVE is what a user of a shared box would set.
-    const contended = os.loadavg()[0]! > cores
-    const policy = contended ? "passive" : "default"
-    log(`bench: PyTorch reference (OMP_WAIT_POLICY ${policy})`)
-    torchLines.push(...(await runTorch(policy)))
-    torchNote = contended ? "OMP_WAIT_POLICY=PASSIVE: the machine was contended" : "default OpenMP settings"
+  if (!ensureTorch()) return
+  const policy = torchPolicy()
+  log(`bench: PyTorch reference (OMP_WAIT_POLICY ${policy})`)
+  torchLines.push(...(await runTorch("transformer.py", { specs, budget_ms: 4000, matmul: [512, 1024, 2048] }, policy)))
+}
+
+// ---- the new mini models vs their PyTorch twins ----
+const TWIN_BUDGET_MS = 5000
+interface TwinTiming { readonly name: string; readonly backend: string; readonly round: number; readonly stepMs: number; readonly cpuMs: number; readonly steps: number; readonly params: number; readonly firstLoss: number; readonly lastLoss: number }
+const twinTfjs: Array<TwinTiming | { name: string; backend: string; round: number; error: string }> = []
+const twinTorch: Array<TorchLine> = []
+const twinBuildLeaks: Record<string, number> = {}
+const twinBatch: Record<string, number> = {}
+/**
+ * The twins on `backend` and in PyTorch, alternating `rounds` times (each side keeps its fastest round, as for
+ * the transformer shapes); torch gets as many threads as the native backend uses (every core).
+ */
+const runTwins = async (backend: string): Promise<void> => {
+  if (twins.length === 0) return
+  const requests: Array<TwinRequest> = await Promise.all(twins.map((t) => t.request()))
+  for (const r of requests) twinBatch[r.name] = r.batch
+  loadAt[`twins tfjs ${backend}`] = os.loadavg()[0]!
+  for (let round = 1; round <= rounds; round++) {
+    for (const [i, twin] of twins.entries()) {
+      log(`bench: ${twin.name} on ${backend}${rounds > 1 ? ` (round ${round})` : ""}`)
+      const before = tf.memory().numTensors
+      try {
+        twinTfjs.push({ name: twin.name, backend, round, ...(await timeTwin(twin, requests[i]!, TWIN_BUDGET_MS)) })
+      } catch (error) {
+        twinTfjs.push({ name: twin.name, backend, round, error: (error as Error).message.split("\n")[0]! })
+      }
+      // timeTwin fails on a leaking step; what building and disposing the model leaves is reported, not fatal
+      // (measured: @vw2/dldm's ConvUNetDecoder leaves the gate-bias tensor it assigns at construction)
+      const leaked = tf.memory().numTensors - before
+      if (leaked !== 0) {
+        log(`bench: warning: building and disposing ${twin.name} left ${leaked} tensor(s) on ${backend}`)
+        twinBuildLeaks[twin.name] = leaked
+      }
+    }
+    if (round === 1) loadAt["twins pytorch"] = os.loadavg()[0]!
+    if (!ensureTorch()) continue
+    const policy = torchPolicy()
+    log(`bench: PyTorch twins (OMP_WAIT_POLICY ${policy}${rounds > 1 ? `, round ${round}` : ""})`)
+    const lines = await runTorch("models.py", { twins: requests, budget_ms: TWIN_BUDGET_MS, threads: cores }, policy)
+    twinTorch.push(...lines.map((l) => ({ ...l, round })))
   }
 }
 // ---- tfjs backends ----
@@ -128,6 +195,12 @@ for (const backend of wantedBackends) {
     continue
   }
   backendInfo[backend] = { ...choice.details }
+  if (twinsOnly) {
+    // the twins compare frameworks on the first (fastest) backend only
+    await runTwins(backend)
+    torchDone = true
+    break
+  }
   loadAt[`tfjs ${backend}`] = os.loadavg()[0]!
   for (const n of backend === "tensorflow" ? [512, 1024, 2048] : [512]) {
     matmuls.push({ backend, n, gflops: matmulGflops(n) })
@@ -170,12 +243,13 @@ for (const backend of wantedBackends) {
       }
       await runPytorchReference()
     }
+    await runTwins(backend)
   }
   torchDone = true
 }
-if (!torchDone) await runPytorchReference()
+if (!torchDone && !twinsOnly) await runPytorchReference()
 
-const torchInfo = torchLines.find((l) => l.kind === "info")
+const torchInfo = [...torchLines, ...twinTorch].find((l) => l.kind === "info")
 const bestTorch = (kind: string, key: string, value: unknown): TorchLine | undefined =>
   torchLines
     .filter((l) => l.kind === kind && l[key] === value)
@@ -189,7 +263,7 @@ const flatScalars = (value: unknown, prefix = ""): Array<[string, string]> => {
   if (Array.isArray(value)) return value.length > 20 ? [[prefix, `${value.length} items`]] : value.flatMap((v, i) => flatScalars(v, `${prefix}[${i}]`))
   return Object.entries(value).flatMap(([k, v]) => flatScalars(v, prefix === "" ? k : `${prefix}.${k}`))
 }
-if (!flags["no-others"]) {
+if (!flags["no-others"] && !twinsOnly) {
   const mine = new Set(["run.ts", "models.ts"])
   const files = readdirSync(join(root, "bench")).filter((f) => f.endsWith(".ts") && !f.includes(".tmp."))
   // a file another bench imports (e.g. engineExperiment.ts for engine.ts) is a helper, not a benchmark
@@ -271,12 +345,47 @@ if (realTimings.length > 0) {
     realRows.push(`| ${real.name} — ${real.shapeOf} | ${real.batch} | ${realBackends.map(cell).join(" | ")} |${speedup}`)
   }
 }
+// twins: each side's fastest round; ratio = PyTorch ms ÷ tfjs ms (≥ 1: tfjs faster; issue 13 asks ≥ 0.8)
+const twinRows: Array<string> = []
+const twinRatios: Array<{ twin: string; backend: string; tfjsMs: number; torchMs: number; ratio: number; tfjsParams: number; torchParams: number }> = []
+if (twins.length > 0) {
+  const twinBackend = twinTfjs[0]?.backend ?? "—"
+  twinRows.push(`| model (quickstart config) | batch | parameters tfjs / PyTorch | tfjs ${twinBackend}: ms/step | PyTorch-CPU: ms/step | PyTorch ms ÷ tfjs ms | CPU ms/step tfjs / PyTorch |`)
+  twinRows.push("|---|---:|---:|---:|---:|---:|---:|")
+  for (const twin of twins) {
+    const ok = twinTfjs.filter((t): t is TwinTiming => t.name === twin.name && "stepMs" in t).sort((a, b) => a.stepMs - b.stepMs)
+    const failed = twinTfjs.find((t) => t.name === twin.name && "error" in t)
+    const torch = twinTorch.filter((l) => l.kind === "twin" && l["name"] === twin.name).sort((a, b) => (a["stepMs"] as number) - (b["stepMs"] as number))[0]
+    const best = ok[0]
+    const torchMs = torch?.["stepMs"] as number | undefined
+    const torchParams = torch?.["params"] as number | undefined
+    const batch = twinBatch[twin.name]
+    let ratio = "—"
+    if (best !== undefined && torchMs !== undefined) {
+      const r = torchMs / best.stepMs
+      twinRatios.push({ twin: twin.name, backend: best.backend, tfjsMs: best.stepMs, torchMs, ratio: r, tfjsParams: best.params, torchParams: torchParams ?? NaN })
+      ratio = `${r.toFixed(2)}×`
+    }
+    const params = `${best?.params.toLocaleString("en-US") ?? "—"} / ${torchParams?.toLocaleString("en-US") ?? "—"}${best !== undefined && torchParams !== undefined && best.params !== torchParams ? " (differ!)" : ""}`
+    const tfjsCell = best !== undefined ? `${fmt(best.stepMs)} (${best.steps} steps)` : failed !== undefined && "error" in failed ? `failed: ${failed.error}` : "—"
+    const torchCell = torch !== undefined ? `${fmt(torchMs!)} (${String(torch["steps"])} steps)` : "—"
+    const cpuCell = `${best !== undefined ? fmt(best.cpuMs) : "—"} / ${torch !== undefined ? fmt(torch["cpuMs"] as number) : "—"}`
+    twinRows.push(`| ${twin.name} — ${twin.shapeOf} | ${batch ?? "—"} | ${params} | ${tfjsCell} | ${torchCell} | ${ratio} | ${cpuCell} |`)
+  }
+}
 const ceiling = Math.max(...matmuls.map((m) => m.gflops), ...torchLines.filter((l) => l.kind === "matmul").map((l) => l["gflops"] as number))
 
 const machineLine = `${cpuModel}, ${cores} cores @ ${mhz} MHz, ${machine.memoryGiB} GiB, Node ${process.version}` +
   `${torchInfo ? `, PyTorch ${String(torchInfo["torch"])} (${String(torchInfo["threads"])} threads, ${String(torchInfo["cpu_capability"])})` : ""}; ` +
   `load average at start ${machine.loadAverageAtStart.join(" / ")} (1/5/15 min), ${machine.date}`
-const markdown = [
+const twinSection = twinRows.length === 0 ? [] : [
+  "",
+  `The new mini models' train steps (forward + loss + backward + gradient clip where the stage clips + AdamW, median wall ms/step after 3 warm-up steps; CPU ms: the process's CPU time per step, all threads) next to PyTorch twins of the same architectures (bench/pytorch/models.py, ${twinTorch.length === 0 ? torchNote : `OMP_WAIT_POLICY ${[...new Set(twinTorch.filter((l) => l.kind === "twin").map((l) => String(l["ompWaitPolicy"])))].join(" / ")} (PASSIVE when the 1-minute load exceeds the cores)`}, ${String(torchInfo?.["threads"] ?? "—")} threads).` +
+    (rounds > 1 ? ` ${rounds} alternating rounds; each cell is that side's best round (all rounds in the JSON).` : ""),
+  "",
+  ...twinRows
+]
+const markdown = twinsOnly ? [`Machine: ${machineLine}.`, "", `1-minute load average when each phase started: ${Object.entries(loadAt).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}.`, ...twinSection].join("\n") : [
   `Machine: ${machineLine}.`,
   "",
   `1-minute load average when each phase started: ${Object.entries(loadAt).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}.`,
@@ -290,6 +399,7 @@ const markdown = [
   "",
   ...matmulRows,
   ...(realRows.length === 0 ? [] : ["", "The model packages' own train steps (forward + backward + AdamW), tfjs backends only:", "", ...realRows]),
+  ...twinSection,
   ...(others.length === 0 ? [] : [
     "",
     "Other benchmarks:",
@@ -301,14 +411,19 @@ const markdown = [
 ].join("\n")
 
 mkdirSync(resultsDir, { recursive: true })
-writeFileSync(join(resultsDir, "models.json"), JSON.stringify({
-  machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))) },
-  backends: backendInfo, specs: specs as ReadonlyArray<TransformerSpec>, tfjs: tfjsTimings, skipped,
-  pytorch: torchLines, matmul: matmuls, ratios, realModels: realTimings, others
-}, null, 2))
-writeFileSync(join(resultsDir, "summary.md"), `${markdown}\n`)
+// --only=models writes twins.json / twins.md, so a partial run leaves the full run's models.json and summary.md alone
+const twinResults = { twins: twinTfjs, pytorchTwins: twinTorch, twinRatios, twinBuildLeaks }
+writeFileSync(join(resultsDir, twinsOnly ? "twins.json" : "models.json"), JSON.stringify(twinsOnly
+  ? { machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))) }, backends: backendInfo, ...twinResults }
+  : {
+    machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))) },
+    backends: backendInfo, specs: specs as ReadonlyArray<TransformerSpec>, tfjs: tfjsTimings, skipped,
+    pytorch: torchLines, matmul: matmuls, ratios, realModels: realTimings, others, ...twinResults
+  }, null, 2))
+writeFileSync(join(resultsDir, twinsOnly ? "twins.md" : "summary.md"), `${markdown}\n`)
 
-if (flags["update-docs"]) {
+if (flags["update-docs"] && twinsOnly) log("bench: --update-docs ignored with --only=models (the docs table is the full run's)")
+if (flags["update-docs"] && !twinsOnly) {
   const docs = join(root, "docs/native-compute.md")
   const text = readFileSync(docs, "utf8")
   const begin = "<!-- bench:begin -->", end = "<!-- bench:end -->"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PyTorch-CPU for the reference benchmark (bench/pytorch/transformer.py), in .venvs/bench.
+# PyTorch-CPU for the reference benchmarks (bench/pytorch/transformer.py, bench/pytorch/models.py), in .venvs/bench.
 # PyPI has no CPU-only torch for Linux x86_64 (the +cpu builds live on PyTorch's own index, unreachable
 # here): torch 2.15.0 from PyPI pulls CUDA 13 runtime wheels and the venv weighs ~5.4 GB (~1 min to
 # install here). That is why `npm run bench` runs this on demand and `npm run setup` / CI do not.

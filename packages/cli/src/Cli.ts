@@ -10,12 +10,14 @@ import {
   type Experiment,
   ExperimentLoadError,
   InlineExecutor,
+  isCheckpointKind,
   loadExperiment,
   LocalExecutor,
   parseOverride,
   type Plan,
   planExperiment,
   PlanRejected,
+  redactCommandLine,
   runPlan,
   type SchedulerObserver,
   Tracker
@@ -23,7 +25,6 @@ import {
 import { RayExecutor, rayCommand } from "@vw2/cluster"
 import { Console, Data, Effect, Layer, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -32,8 +33,9 @@ import { combineObservers, lineProgress, ttyProgress } from "./Progress.ts"
 import { logFileObserver } from "./LogFiles.ts"
 import { listRunRecords, newRunId, type RunRecord, writeRunRecord } from "./RunRecords.ts"
 import { selectTracker } from "./selectTracker.ts"
+import { collectRunContext } from "./RunContext.ts"
 import { renderSummary } from "./Summary.ts"
-import { probeTfBackend } from "./TfBackend.ts"
+import { configureTensorflowLogs, probeTfBackend } from "./TfBackend.ts"
 import { trackingCommands } from "./TrackingCommands.ts"
 
 /** Exit codes: 0 ok, 1 a stage failed, 2 bad input (config, --set, flags, file), 130 interrupted. */
@@ -52,6 +54,11 @@ const fileArg = Argument.String("file").pipe(Argument.withDescription("experimen
 const setFlag = Flag.String("set").pipe(
   Flag.withDescription("override a config value: --set step.key=value (JSON value, or plain text for a string); repeatable"),
   Flag.atLeast(0)
+)
+
+const verboseFlag = Flag.Boolean("verbose").pipe(
+  Flag.withDescription("show TensorFlow's native load notices (absl, oneDNN, CPU features); by default only the stage log files keep them"),
+  Flag.withDefault(false)
 )
 
 const presetFlag = Flag.String("preset").pipe(
@@ -122,12 +129,14 @@ const plan = Command.make("plan", {
   file: fileArg,
   set: setFlag,
   preset: presetFlag,
-  json: Flag.Boolean("json").pipe(Flag.withDescription("print the plan as JSON (format: docs/plan-json.md)"), Flag.withDefault(false))
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print the plan as JSON (format: docs/plan-json.md)"), Flag.withDefault(false)),
+  verbose: verboseFlag
 }, (flags) =>
   Effect.gen(function*() {
+    configureTensorflowLogs(flags.verbose)
     const { absolute, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
     const store = ArtifactStore.makeArtifactStore()
-    const backend = yield* Effect.promise(probeTfBackend)
+    const backend = yield* Effect.promise(() => probeTfBackend({ verbose: flags.verbose }))
     const doc = { ...planDocument(plan, absolute, store.root, store.isPublished), tfBackend: backend.line }
     yield* Console.log(flags.json ? JSON.stringify(doc, null, 2) : renderPlan(doc))
   }).pipe(
@@ -140,14 +149,6 @@ const parseGpus = (text: string): Effect.Effect<ReadonlyArray<string>, UsageErro
     return Effect.fail(new UsageError({ message: `--gpus ${text}: expected distinct device ids, e.g. --gpus 0,1` }))
   }
   return Effect.succeed(ids)
-}
-
-const gitCommit = (): string => {
-  try {
-    return execFileSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
-  } catch {
-    return "unknown"
-  }
 }
 
 export interface ExecutorSettings {
@@ -202,8 +203,8 @@ const condenseStartFailure = (message: string): string => {
   return [lines[0] ?? message, ...(cause === undefined ? [] : [`  ${cause}`]), `  ${hint}`].join("\n")
 }
 
-const progressObserver = (): SchedulerObserver & { readonly stop?: () => void } =>
-  process.stdout.isTTY ? ttyProgress(process.stdout) : lineProgress((line) => process.stdout.write(line + "\n"))
+const progressObserver = (verbose: boolean): SchedulerObserver & { readonly stop?: () => void; readonly print?: (line: string) => void } =>
+  process.stdout.isTTY ? ttyProgress(process.stdout) : lineProgress((line) => process.stdout.write(line + "\n"), { stageLogs: true, verbose })
 
 const run = Command.make("run", {
   file: fileArg,
@@ -227,10 +228,17 @@ const run = Command.make("run", {
     Flag.withDescription("ray executor: Ray cluster address, auto | host:port (default $RAY_ADDRESS, else the head from `vw2 ray up`)"),
     Flag.optional
   ),
-  noTrack: Flag.Boolean("no-track").pipe(Flag.withDescription("record nothing in the tracker"), Flag.withDefault(false))
+  noTrack: Flag.Boolean("no-track").pipe(Flag.withDescription("record nothing in the tracker"), Flag.withDefault(false)),
+  register: Flag.String("register").pipe(
+    Flag.withDescription("register a checkpoint output in the MLflow model registry: --register NAME=step.output (a version per trial); repeatable"),
+    Flag.atLeast(0)
+  ),
+  verbose: verboseFlag
 }, (flags) =>
   Effect.gen(function*() {
+    configureTensorflowLogs(flags.verbose)
     const { absolute, experiment, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
+    const registrations = yield* parseRegistrations(flags.register, plan)
     const executorLayer = yield* chooseExecutor(experiment, {
       executor: flags.executor._tag === "Some" ? flags.executor.value : undefined,
       gpus: flags.gpus._tag === "Some" ? flags.gpus.value : undefined,
@@ -240,22 +248,46 @@ const run = Command.make("run", {
       rayAddress: flags.rayAddress._tag === "Some" ? flags.rayAddress.value : undefined
     })
     const storeShape = ArtifactStore.makeArtifactStore()
-    yield* runWithRecord(absolute, plan, storeShape, executorLayer, selectTracker({ noTrack: flags.noTrack })).pipe(
+    yield* runWithRecord(absolute, plan, storeShape, executorLayer, (log) => selectTracker({ noTrack: flags.noTrack, log }), flags.verbose, registrations).pipe(
       Effect.catchDefect((defect) => (isExecutorStartFailure(defect) ? reportBadInput({ message: condenseStartFailure(defect.message) }) : Effect.die(defect)))
     )
   }).pipe(
     Effect.catchTags({ UsageError: reportBadInput, ExperimentLoadError: reportBadInput, PlanRejected: reportBadInput })
   )).pipe(Command.withDescription("run an experiment: cached invocations are reused, the rest run on the executor"))
 
+/** `--register NAME=step.output`: which checkpoint output becomes a version of which registered model. */
+interface Registration {
+  readonly name: string
+  readonly step: string
+  readonly output: string
+}
+
+const parseRegistrations = (texts: ReadonlyArray<string>, plan: Plan): Effect.Effect<Array<Registration>, UsageError> =>
+  Effect.forEach(texts, (text) => {
+    const m = /^([^=]+)=([^.=]+)\.([^.=]+)$/.exec(text.trim())
+    if (m === null) return Effect.fail(new UsageError({ message: `--register ${text}: expected NAME=step.output, e.g. --register minicraft-dldm=warmup.checkpoint` }))
+    const [, name, step, output] = m as unknown as [string, string, string, string]
+    const inv = plan.invocations.find((i) => i.step === step)
+    if (inv === undefined) return Effect.fail(new UsageError({ message: `--register ${text}: no step ${step} (steps: ${plan.steps.join(", ")})` }))
+    const checkpoints = Object.entries(inv.outputs).filter(([, kind]) => isCheckpointKind(kind)).map(([o]) => o)
+    if (!checkpoints.includes(output)) return Effect.fail(new UsageError({ message: `--register ${text}: ${step} has no checkpoint output ${output} (its checkpoints: ${checkpoints.join(", ") || "none"})` }))
+    return Effect.succeed({ name: name.trim(), step, output })
+  })
+
 const runWithRecord = (
   file: string,
   plan: Plan,
   store: ArtifactStore.ArtifactStoreShape,
   executorLayer: Layer.Layer<Executor>,
-  trackerLayer: ReturnType<typeof selectTracker>
+  /** the tracker's layer, given where its status lines go (above the live progress table) */
+  trackerLayer: (log: ((line: string) => void) | undefined) => ReturnType<typeof selectTracker>,
+  verbose = false,
+  registrations: ReadonlyArray<Registration> = []
 ) =>
   Effect.gen(function*() {
-    const progress = progressObserver()
+    const progress = progressObserver(verbose)
+    // in a child process, so it overlaps the tracker's and the executor's start
+    const backendProbe = probeTfBackend({ verbose })
     let executorName = ""
     let trackerName: string | undefined
     let tracker: Tracker.TrackerShape | undefined
@@ -263,7 +295,8 @@ const runWithRecord = (
       id: newRunId(),
       experiment: plan.experiment,
       file,
-      command: process.argv.slice(1).join(" "),
+      // after planning, so secret fields' values and paths are known (docs/engine.md, "Secrets")
+      command: redactCommandLine(process.argv.slice(1)),
       host: os.hostname(),
       pid: process.pid,
       executor: "",
@@ -286,21 +319,33 @@ const runWithRecord = (
       }
     }
     const observer = combineObservers(announce, progress, logs)
+    const registered: Array<string> = []
     const summary = yield* Effect.gen(function*() {
       executorName = (yield* Executor).describe()
       base = { ...base, executor: executorName }
       writeRunRecord(store.runsDir, base)
       tracker = yield* Tracker.Tracker
       trackerName = tracker.describe()
-      const backend = yield* Effect.promise(probeTfBackend)
-      return yield* runPlan({
+      const backend = yield* Effect.promise(() => backendProbe)
+      const context = yield* collectRunContext({ experimentFile: file, config: plan.config, recordDir: path.join(store.runsDir, base.id) })
+      const ran = yield* runPlan({
         plan,
         experimentFile: file,
         observer,
-        tags: { "vw2.command": process.argv.slice(1).join(" "), "vw2.git_commit": gitCommit(), "vw2.file": file, ...backend.tags }
+        tags: { "vw2.command": base.command, "vw2.file": file, ...backend.tags, ...context.tags },
+        artifacts: context.artifacts
       })
+      // one model version per invocation of the step (each trial's checkpoint; a cached one is its producer's)
+      for (const r of registrations) {
+        for (const result of ran.results) {
+          if (result.step !== r.step || result.producedBy === undefined || (result.status !== "done" && result.status !== "cached")) continue
+          const version = tracker.registerModel === undefined ? undefined : yield* tracker.registerModel(r.name, result.producedBy, r.output)
+          registered.push(`registered ${r.step}.${r.output} (${result.trials.join(", ")}) as ${r.name}${version === undefined ? ": pending (see warnings)" : ` version ${version}`}`)
+        }
+      }
+      return ran
     }).pipe(
-      Effect.provide(Layer.mergeAll(Layer.succeed(ArtifactStore.ArtifactStore, store), executorLayer, trackerLayer)),
+      Effect.provide(Layer.mergeAll(Layer.succeed(ArtifactStore.ArtifactStore, store), executorLayer, trackerLayer(progress.print))),
       Effect.onInterrupt(() =>
         Effect.sync(() => {
           progress.stop?.()
@@ -318,8 +363,9 @@ const runWithRecord = (
     const counts: Record<string, number> = {}
     for (const r of summary.results) counts[r.status] = (counts[r.status] ?? 0) + 1
     recordEnd(summary.status === "succeeded" ? "succeeded" : "failed", counts, summary.experimentRunId)
-    yield* Console.log(renderSummary(summary, { logFile: logs.fileFor }))
+    yield* Console.log(renderSummary(summary, { logFile: logs.fileFor, trials: plan.trials, width: process.stdout.columns, verbose }))
     if (trackerName !== undefined) yield* Console.log(`tracking: ${trackerName}`)
+    for (const line of registered) yield* Console.log(line)
     if (tracker?.degraded() === true) yield* Console.error("vw2: the tracker could not reach its backend; records were spooled and will be delivered later")
     if (summary.status !== "succeeded") process.exitCode = exitCodes.stageFailed
   })

@@ -1,9 +1,10 @@
 /**
  * Keeps every invocation's log lines (stage ctx.log, stdout, stderr) in
  * VW2_HOME/logs/<run id>/<step>-<hash>.log, so the live display can stay compact and failures can point
- * at the full log.
+ * at the full log. Lines are written with secrets masked (URL passwords, the experiment's secret values;
+ * docs/engine.md, "Secrets").
  */
-import type { SchedulerObserver } from "@vw2/core"
+import { redactText, type SchedulerObserver } from "@vw2/core"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
@@ -17,7 +18,7 @@ export const logFileObserver = (dir: string): SchedulerObserver & { readonly fil
         fs.mkdirSync(dir, { recursive: true })
         written.add(file)
       }
-      fs.appendFileSync(file, `${new Date().toISOString()} ${message}\n`)
+      fs.appendFileSync(file, `${new Date().toISOString()} ${redactText(message)}\n`)
     },
     fileFor: (step, hash) => (written.has(fileFor(step, hash)) ? fileFor(step, hash) : undefined)
   }

@@ -1,7 +1,7 @@
 /**
  * `vw2 plan` output: the JSON document tools read (docs/plan-json.md) and the human table.
  */
-import type { Plan } from "@vw2/core"
+import { redactConfig, type Plan } from "@vw2/core"
 import Table from "cli-table3"
 
 export type PredictedStatus = "cached" | "to-run"
@@ -15,7 +15,10 @@ export interface PlanDocument {
   /** the tfjs backend this machine's stages select, e.g. "tensorflow (native, libtensorflow 2.21.0)" */
   readonly tfBackend?: string
   readonly steps: ReadonlyArray<string>
+  /** the resolved config, secrets masked */
   readonly config: Plan["config"]
+  /** sweep axes a `--set` pinned to one value (docs/engine.md, "Overrides and sweeps") */
+  readonly pinnedAxes: Plan["pinnedAxes"]
   readonly trials: Plan["trials"]
   readonly invocations: ReadonlyArray<Plan["invocations"][number] & { readonly status: PredictedStatus }>
   readonly summary: {
@@ -38,7 +41,8 @@ export const planDocument = (plan: Plan, file: string, store: string, isPublishe
     store,
     configHash: plan.configHash,
     steps: plan.steps,
-    config: plan.config,
+    config: redactConfig(plan.config) as Plan["config"],
+    pinnedAxes: plan.pinnedAxes,
     trials: plan.trials,
     invocations,
     summary: {
@@ -53,25 +57,47 @@ export const planDocument = (plan: Plan, file: string, store: string, isPublishe
 
 const maxTrialRows = 40
 
-export const renderPlan = (doc: PlanDocument): string => {
+const trialHeading = (trial: PlanDocument["trials"][number]) =>
+  Object.keys(trial.assignments).length === 0 ? trial.id : `${trial.id}\n${Object.entries(trial.assignments).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("\n")}`
+
+/** widest line of a rendered table */
+const widthOf = (text: string) => Math.max(...text.split("\n").map((l) => l.length))
+
+export interface RenderPlanOptions {
+  /** terminal columns (default: stdout's, else 100) */
+  readonly width?: number
+}
+
+/**
+ * Trials as rows and steps as columns when that fits the terminal; otherwise steps as rows and as many
+ * trials as fit as columns (a long pipeline of one trial reads down the screen instead of wrapping).
+ */
+export const renderPlan = (doc: PlanDocument, options: RenderPlanOptions = {}): string => {
+  const width = options.width ?? process.stdout.columns ?? 100
   const status = new Map(doc.invocations.map((i) => [i.hash, i.status]))
-  const table = new Table({ head: ["trial", "seed", ...doc.steps], style: { head: [], border: [], compact: true } })
+  const statusText = (hash: string) => (status.get(hash) === "cached" ? "cached" : "to run")
+  const style = { head: [], border: [], compact: true }
+  const byTrial = new Table({ head: ["trial", "seed", ...doc.steps], style })
   for (const trial of doc.trials.slice(0, maxTrialRows)) {
-    table.push([
-      Object.keys(trial.assignments).length === 0 ? trial.id : `${trial.id}\n${Object.entries(trial.assignments).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("\n")}`,
-      String(trial.seed),
-      ...doc.steps.map((step) => {
-        const hash = trial.invocations[step]!
-        return `${hash.slice(0, 10)}\n${status.get(hash) === "cached" ? "cached" : "to run"}`
-      })
-    ])
+    byTrial.push([trialHeading(trial), String(trial.seed), ...doc.steps.map((step) => `${trial.invocations[step]!.slice(0, 10)}\n${statusText(trial.invocations[step]!)}`)])
+  }
+  let table = byTrial.toString()
+  let shownTrials = Math.min(doc.trials.length, maxTrialRows)
+  if (widthOf(table) > width) {
+    const stepWidth = Math.max(4, ...doc.steps.map((s) => s.length)) + 3
+    shownTrials = Math.max(1, Math.min(doc.trials.length, Math.floor((width - stepWidth) / 20)))
+    const trials = doc.trials.slice(0, shownTrials)
+    const byStep = new Table({ head: ["step", ...trials.map((t) => `${trialHeading(t)}\nseed ${t.seed}`)], style })
+    for (const step of doc.steps) byStep.push([step, ...trials.map((t) => `${t.invocations[step]!.slice(0, 10)} ${statusText(t.invocations[step]!)}`)])
+    table = byStep.toString()
   }
   const lines = [
     `experiment ${doc.experiment}  (${doc.file})`,
     `config hash ${doc.configHash.slice(0, 16)}  store ${doc.store}${doc.tfBackend === undefined ? "" : `  tfjs ${doc.tfBackend}`}`,
-    table.toString()
+    ...doc.pinnedAxes.map((axis) => `pinned by --set: ${axis}`),
+    table
   ]
-  if (doc.trials.length > maxTrialRows) lines.push(`… ${doc.trials.length - maxTrialRows} more trials (vw2 plan --json lists all)`)
+  if (doc.trials.length > shownTrials) lines.push(`… ${doc.trials.length - shownTrials} more trials (vw2 plan --json lists all)`)
   const s = doc.summary
   lines.push(
     `${s.trials} trial(s) × ${doc.steps.length} step(s) = ${s.trialSteps} stage runs → ${s.invocations} distinct invocation(s): ${s.cached} cached, ${s.toRun} to run`

@@ -1,20 +1,12 @@
 /**
  * Run progress as SchedulerObservers: a live, redrawn table on a TTY (log-update), plain timestamped lines
- * otherwise (CI logs, pipes). Both show per-invocation status, elapsed time and the latest metrics.
+ * otherwise (CI logs, pipes). Both show per-invocation status, elapsed time, a progress bar with an ETA
+ * where the stage reports steps, and its headline metrics.
  */
 import type { InvocationStatus, PlannedInvocation, RunSummary, SchedulerObserver } from "@vw2/core"
+import { rankMetricKeys } from "@vw2/tracking"
 import { createLogUpdate } from "log-update"
-
-interface Row {
-  readonly inv: PlannedInvocation
-  status: InvocationStatus
-  startedAt?: number
-  endedAt?: number
-  progress?: { done: number; total: number; message: string | undefined }
-  metrics: Record<string, number>
-  note?: string
-  gpus?: ReadonlyArray<string>
-}
+import { isTensorflowNoise } from "./TfBackend.ts"
 
 const icons: Record<InvocationStatus, string> = {
   pending: "·",
@@ -27,21 +19,113 @@ const icons: Record<InvocationStatus, string> = {
   interrupted: "■"
 }
 
-export const formatMs = (ms: number): string => (ms < 1000 ? `${ms}ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`)
+export const formatMs = (ms: number): string => {
+  const rounded = Math.round(ms)
+  if (rounded < 1000) return `${rounded}ms`
+  if (rounded < 60_000) return `${(rounded / 1000).toFixed(1)}s`
+  const seconds = Math.round(rounded / 1000)
+  return seconds < 3600 ? `${Math.floor(seconds / 60)}m${seconds % 60}s` : `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`
+}
 
-export const formatMetrics = (metrics: Readonly<Record<string, number>>, max = 3): string =>
-  Object.entries(metrics).slice(0, max).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toPrecision(4)}`).join(" ")
+const formatValue = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toPrecision(4))
+
+/**
+ * The metrics worth a glance, at most `max`: bookkeeping series (step time, learning rate, gradient norm)
+ * left out, the rest ranked as `vw2 runs` ranks them (shallow keys with telling names first, then in the
+ * order the stage logged them), the stage's own prefix (`<step>/` or `<stage>/`) dropped since the row names
+ * the step.
+ */
+export const headlineMetrics = (
+  metrics: Readonly<Record<string, number>>,
+  owner: { readonly step: string; readonly stage: string },
+  max = 3
+): Array<readonly [string, number]> => {
+  const strip = (key: string) => (key.startsWith(`${owner.step}/`) ? key.slice(owner.step.length + 1) : key.startsWith(`${owner.stage}/`) ? key.slice(owner.stage.length + 1) : key)
+  const byShown = new Map(Object.entries(metrics).map(([key, value]) => [strip(key), value]))
+  return rankMetricKeys([...byShown.keys()]).slice(0, max).map((key) => [key, byShown.get(key)!] as const)
+}
+
+export const formatMetrics = (metrics: Readonly<Record<string, number>>, owner: { readonly step: string; readonly stage: string }, max = 3): string =>
+  headlineMetrics(metrics, owner, max).map(([k, v]) => `${k}=${formatValue(v)}`).join(" ")
 
 const label = (inv: PlannedInvocation) => `${inv.step} ${inv.hash.slice(0, 8)}${inv.trials.length > 1 ? ` (${inv.trials.length} trials)` : ` ${inv.trials[0]}`}`
 
-/** Live table for terminals; redraws at most every 100 ms. */
-export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { readonly stop: () => void } => {
+/**
+ * One invocation's progress as the stage reports it (`done` of `total`): the shown fraction never goes down
+ * (a stage with sub-phases that each count from 0 stays at its highest point instead of jumping back), and
+ * the ETA extrapolates the rate since the first report (so start-up time does not count as slow steps).
+ */
+export class ProgressTrack {
+  #fraction = 0
+  #first?: { readonly at: number; readonly fraction: number }
+  #last?: { readonly at: number; readonly fraction: number }
+  message: string | undefined
+  done = 0
+  total = 0
+
+  update(done: number, total: number, message: string | undefined, now: number): void {
+    const fraction = total > 0 ? Math.min(1, Math.max(0, done / total)) : 0
+    this.message = message
+    if (fraction < this.#fraction) return
+    this.#fraction = fraction
+    this.done = done
+    this.total = total
+    this.#first ??= { at: now, fraction }
+    this.#last = { at: now, fraction }
+  }
+
+  get fraction(): number {
+    return this.#fraction
+  }
+
+  /** milliseconds left at the rate seen so far; undefined until the rate is known */
+  etaMs(now: number): number | undefined {
+    const first = this.#first
+    const last = this.#last
+    if (first === undefined || last === undefined || last.fraction <= first.fraction || this.#fraction >= 1) return undefined
+    const rate = (last.fraction - first.fraction) / Math.max(1, last.at - first.at)
+    // time already spent since the last report counts against the estimate
+    return Math.max(0, (1 - this.#fraction) / rate - (now - last.at))
+  }
+}
+
+/** `[████████░░░░] 67% ETA 1m2s` */
+export const formatProgress = (track: ProgressTrack, now: number, barWidth = 12): string => {
+  const filled = Math.round(track.fraction * barWidth)
+  const eta = track.etaMs(now)
+  return `${"█".repeat(filled)}${"░".repeat(barWidth - filled)} ${String(Math.floor(100 * track.fraction)).padStart(3)}%${eta === undefined ? "" : ` ETA ${formatMs(eta)}`}`
+}
+
+interface Row {
+  readonly inv: PlannedInvocation
+  status: InvocationStatus
+  startedAt?: number
+  endedAt?: number
+  progress?: ProgressTrack
+  metrics: Record<string, number>
+  note?: string
+  gpus?: ReadonlyArray<string>
+}
+
+/** Cuts a line to the terminal width (log-update cannot erase a line the terminal wrapped). */
+const fit = (line: string, width: number) => (line.length <= width ? line : `${line.slice(0, Math.max(0, width - 1))}…`)
+
+/**
+ * Live table for terminals; redraws at most every 100 ms. Nothing is drawn before the scheduler's first
+ * event, so whatever starts the run (the tracker, the executor) can print first; `print` puts a line above
+ * the table without leaving a stale copy of it behind.
+ */
+export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { readonly stop: () => void; readonly print: (line: string) => void } => {
   const log = createLogUpdate(stream, { showCursor: true })
   const rows = new Map<string, Row>()
-  const started = Date.now()
+  let started: number | undefined
   let timer: NodeJS.Timeout | undefined
+  let ticker: NodeJS.Timeout | undefined
+  let stopped = false
   const render = () => {
+    if (started === undefined) return
     const now = Date.now()
+    const width = Math.max(40, (stream.columns ?? 100) - 1)
     const all = [...rows.values()]
     const counts = new Map<InvocationStatus, number>()
     for (const r of all) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
@@ -49,34 +133,44 @@ export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { r
     // running first, then recently finished, then the rest: what matters fits on screen
     const order: Record<InvocationStatus, number> = { running: 0, waiting: 1, failed: 2, done: 3, interrupted: 4, skipped: 5, cached: 6, pending: 7 }
     const shown = all.slice().sort((a, b) => order[a.status] - order[b.status]).slice(0, budget)
+    const labelWidth = Math.min(34, Math.floor(width / 3), Math.max(...shown.map((r) => label(r.inv).length), 10))
+    // most telling first, so a narrow terminal cuts the stage's message, not the bar
     const lines = shown.map((r) => {
       const elapsed = r.startedAt === undefined ? "" : formatMs((r.endedAt ?? now) - r.startedAt)
-      const progress = r.progress === undefined || r.status !== "running" ? "" : ` ${Math.round((100 * r.progress.done) / Math.max(1, r.progress.total))}%${r.progress.message ? ` ${r.progress.message}` : ""}`
+      const running = r.progress !== undefined && r.status === "running"
+      const bar = running ? `  ${formatProgress(r.progress!, now)}` : ""
+      const message = running && r.progress!.message ? `  ${r.progress!.message}` : ""
       const gpus = r.gpus !== undefined && r.gpus.length > 0 ? ` gpu ${r.gpus.join(",")}` : ""
-      return `${icons[r.status]} ${label(r.inv).padEnd(34)} ${r.status.padEnd(11)} ${elapsed.padStart(7)}${gpus}${progress}  ${formatMetrics(r.metrics)}`
+      const metrics = formatMetrics(r.metrics, r.inv)
+      return fit(`${icons[r.status]} ${fit(label(r.inv), labelWidth).padEnd(labelWidth)} ${r.status.padEnd(8)} ${elapsed.padStart(7)}${gpus}${bar}${metrics === "" ? "" : `  ${metrics}`}${message}`, width)
     })
     if (all.length > shown.length) lines.push(`  … ${all.length - shown.length} more`)
-    lines.push(`${formatMs(now - started)}  ` + [...counts.entries()].map(([s, n]) => `${s} ${n}`).join(" · "))
+    lines.push(fit(`${formatMs(now - started)}  ` + [...counts.entries()].map(([s, n]) => `${s} ${n}`).join(" · "), width))
     log(lines.join("\n"))
   }
+  const begin = () => {
+    if (started !== undefined || stopped) return
+    started = Date.now()
+    ticker = setInterval(render, 1000)
+    ticker.unref()
+  }
   const schedule = () => {
+    begin()
     timer ??= setTimeout(() => {
       timer = undefined
       render()
     }, 100)
   }
-  const ticker = setInterval(render, 1000)
-  ticker.unref()
-  let stopped = false
   const stop = () => {
     if (stopped) return
     stopped = true
-    clearInterval(ticker)
+    if (ticker !== undefined) clearInterval(ticker)
     if (timer !== undefined) clearTimeout(timer)
     render()
-    log.done()
+    if (started !== undefined) log.done()
   }
   return {
+    onStart: () => schedule(),
     onStatus: (inv, status, detail) => {
       const row = rows.get(inv.hash) ?? { inv, status, metrics: {} }
       row.status = status
@@ -89,7 +183,7 @@ export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { r
     },
     onProgress: (inv, done, total, message) => {
       const row = rows.get(inv.hash)
-      if (row !== undefined) row.progress = { done, total, message }
+      if (row !== undefined) (row.progress ??= new ProgressTrack()).update(done, total, message, Date.now())
       schedule()
     },
     onMetrics: (inv, values) => {
@@ -98,14 +192,31 @@ export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { r
       schedule()
     },
     onEnd: () => stop(),
-    stop
+    stop,
+    print: (line) => {
+      if (started === undefined || stopped) return void stream.write(`${line}\n`)
+      log.clear()
+      stream.write(`${line}\n`)
+      render()
+    }
   }
 }
 
-/** One line per event worth keeping in a log: status changes, throttled metrics, stage log lines. */
-export const lineProgress = (write: (line: string) => void, options: { readonly stageLogs: boolean } = { stageLogs: true }): SchedulerObserver => {
+export interface LineProgressOptions {
+  /** print the stages' log lines (default true) */
+  readonly stageLogs?: boolean
+  /** keep TensorFlow's native notices among them (default false: `--verbose` turns them on) */
+  readonly verbose?: boolean
+  /** at most one progress line per invocation this often (default 10 s) */
+  readonly progressEveryMs?: number
+}
+
+/** One line per event worth keeping in a log: status changes, throttled metrics and progress, stage log lines. */
+export const lineProgress = (write: (line: string) => void, options: LineProgressOptions = {}): SchedulerObserver => {
   const started = Date.now()
   const lastMetricsLine = new Map<string, number>()
+  const lastProgressLine = new Map<string, number>()
+  const tracks = new Map<string, ProgressTrack>()
   const runningSince = new Map<string, number>()
   const stamp = () => `[${formatMs(Date.now() - started).padStart(7)}]`
   return {
@@ -120,14 +231,26 @@ export const lineProgress = (write: (line: string) => void, options: { readonly 
       if (detail.error !== undefined) parts.push(`: ${detail.error}`)
       write(parts.join(" "))
     },
+    onProgress: (inv, done, total, message) => {
+      const now = Date.now()
+      const track = tracks.get(inv.hash) ?? new ProgressTrack()
+      tracks.set(inv.hash, track)
+      track.update(done, total, message, now)
+      const last = lastProgressLine.get(inv.hash)
+      if (last !== undefined && now - last < (options.progressEveryMs ?? 10_000) && track.fraction < 1) return
+      lastProgressLine.set(inv.hash, now)
+      write(`${stamp()}   ${inv.step} ${formatProgress(track, now)}${track.message ? ` ${track.message}` : ""}`)
+    },
     onMetrics: (inv, values, step) => {
       const last = lastMetricsLine.get(inv.hash) ?? 0
       if (Date.now() - last < 1000) return
       lastMetricsLine.set(inv.hash, Date.now())
-      write(`${stamp()}   ${inv.step} step ${step}: ${formatMetrics(values, 6)}`)
+      write(`${stamp()}   ${inv.step} step ${step}: ${formatMetrics(values, inv, 6)}`)
     },
     onLog: (inv, message) => {
-      if (options.stageLogs) write(`${stamp()}   ${inv.step} | ${message}`)
+      if (options.stageLogs === false) return
+      if (options.verbose !== true && isTensorflowNoise(message)) return
+      write(`${stamp()}   ${inv.step} | ${message}`)
     }
   }
 }

@@ -1,7 +1,9 @@
 /**
  * One JSON record per `vw2 run` under VW2_HOME/runs, written when the run starts and rewritten when it
  * ends; `vw2 status` lists them. A record still "running" whose process is gone is reported as crashed.
+ * The command line is stored with its secrets masked (docs/engine.md, "Secrets").
  */
+import { redactText } from "@vw2/core"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -10,6 +12,7 @@ export interface RunRecord {
   readonly id: string
   readonly experiment: string
   readonly file: string
+  /** the command line, secrets masked: build it with `redactCommandLine` (structured `--set` masking) */
   readonly command: string
   readonly host: string
   readonly pid: number
@@ -32,7 +35,8 @@ export const newRunId = (): string => `${new Date().toISOString().replace(/[-:]/
 
 export const writeRunRecord = (runsDir: string, record: RunRecord): void => {
   fs.mkdirSync(runsDir, { recursive: true })
-  writeAtomic(path.join(runsDir, `${record.id}.json`), JSON.stringify(record, null, 2))
+  // masked again as free text: a caller that passed the raw argv still leaks no remembered secret or URL password
+  writeAtomic(path.join(runsDir, `${record.id}.json`), JSON.stringify({ ...record, command: redactText(record.command) }, null, 2))
 }
 
 const alive = (pid: number) => {

@@ -1,10 +1,18 @@
 /**
  * Which tfjs backend this machine's stages will pick (`selectBackend()` of @vw2/nn: native tensorflow >
- * wasm > pure-JS cpu, or VW2_TF_BACKEND), for the `vw2 plan` header and the experiment run's tracker tags.
- * Workers select their own backend with the same function and environment, so the driver's answer is what
- * local workers get; stage runs also record the backend they actually used.
+ * wasm > pure-JS cpu, or VW2_TF_BACKEND), for the `vw2 plan` header and the experiment run's tracker tags,
+ * and keeping TensorFlow's native load notices off the terminal unless `--verbose`.
+ *
+ * libtensorflow logs its oneDNN/CPU-feature notices through absl before `TF_CPP_MIN_LOG_LEVEL` applies, straight
+ * to file descriptor 2, so they cannot be turned off from JavaScript once the library loads in this process.
+ * The driver therefore probes in a child process whose stderr it filters, and workers' stderr lines (which the
+ * local executor turns into stage log lines) are filtered with `isTensorflowNoise` before they reach the
+ * terminal; the full text stays in the stage log files. Workers select their own backend with the same
+ * function and environment, so the child's answer is what local workers get.
  */
 import { describeBackend, selectBackend } from "@vw2/nn"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 
 export interface TfBackendReport {
   /** one line, e.g. `tensorflow (native, libtensorflow 2.21.0)` */
@@ -12,7 +20,30 @@ export interface TfBackendReport {
   readonly tags: Readonly<Record<string, string>>
 }
 
-export const probeTfBackend = async (): Promise<TfBackendReport> => {
+/**
+ * Sets TensorFlow's log level for this process and every worker it starts (they inherit the environment):
+ * warnings and errors only by default, everything with `--verbose`. A value the user exported wins.
+ */
+export const configureTensorflowLogs = (verbose: boolean): void => {
+  process.env["TF_CPP_MIN_LOG_LEVEL"] ??= verbose ? "0" : "2"
+}
+
+const noise: ReadonlyArray<RegExp> = [
+  // absl, before anything initialised it
+  /^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\s*$/,
+  // absl/glog-format INFO lines: `I0000 00:00:1796608006.036488   26881 port.cc:153] oneDNN custom operations are on…`
+  // (before absl knows the time zone, the seconds field is the raw epoch, as here)
+  /^I\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] /,
+  // TensorFlow's own logger (older libtensorflow): `2026-12-07 01:02:03.456789: I tensorflow/core/…cpu_feature_guard.cc:…]`
+  /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: I (?:external\/\S+|tensorflow\/\S+)/,
+  // the continuation line of the cpu_feature_guard notice
+  /^To enable the following instructions: .* in other operations, rebuild TensorFlow with the appropriate compiler flags\.\s*$/
+]
+
+/** A TensorFlow INFO notice printed while the native library loads (its warnings and errors are never noise). */
+export const isTensorflowNoise = (line: string): boolean => noise.some((pattern) => pattern.test(line))
+
+const probeInThisProcess = async (): Promise<TfBackendReport> => {
   try {
     const choice = await selectBackend()
     const line = describeBackend(choice)
@@ -23,4 +54,33 @@ export const probeTfBackend = async (): Promise<TfBackendReport> => {
     const line = `unavailable: ${error instanceof Error ? error.message : String(error)}`
     return { line, tags: { "vw2.tf_backend": line } }
   }
+}
+
+const resultMarker = "vw2-tf-backend "
+
+/**
+ * Probes in a child process (see the module comment); its stderr reaches ours filtered, or whole with
+ * `verbose`. The driver itself never loads libtensorflow for this.
+ */
+export const probeTfBackend = (options: { readonly verbose?: boolean } = {}): Promise<TfBackendReport> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], { env: process.env, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += String(d)))
+    child.stderr.on("data", (d) => (stderr += String(d)))
+    const fail = (why: string) => resolve({ line: `unavailable: ${why}`, tags: { "vw2.tf_backend": `unavailable: ${why}` } })
+    child.on("error", (error) => fail(`could not start the backend probe: ${error.message}`))
+    child.on("close", (code, signal) => {
+      const shown = stderr.split("\n").filter((line) => line.trim() !== "" && (options.verbose === true || !isTensorflowNoise(line)))
+      if (shown.length > 0) process.stderr.write(shown.join("\n") + "\n")
+      const result = stdout.split("\n").find((line) => line.startsWith(resultMarker))
+      if (result === undefined) return fail(`the backend probe exited with ${signal ?? `status ${code}`}`)
+      resolve(JSON.parse(result.slice(resultMarker.length)) as TfBackendReport)
+    })
+  })
+
+// the child side of probeTfBackend
+if (import.meta.main) {
+  probeInThisProcess().then((report) => process.stdout.write(`${resultMarker}${JSON.stringify(report)}\n`))
 }

@@ -10,9 +10,11 @@ import { layerFromEnv } from "@vw2/tracking"
 export interface TrackerFlags {
   /** `--no-track`: record nothing */
   readonly noTrack: boolean
+  /** where the tracker's status and warnings go (default stderr) */
+  readonly log?: ((line: string) => void) | undefined
 }
 
 export const selectTracker = (flags: TrackerFlags): Layer.Layer<Tracker.Tracker> => {
   if (flags.noTrack || process.env.VW2_TRACKER === "none") return Tracker.layerNoop
-  return layerFromEnv()
+  return layerFromEnv(flags.log === undefined ? {} : { log: flags.log })
 }

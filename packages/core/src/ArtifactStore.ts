@@ -19,7 +19,8 @@ import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { lockHeartbeatMs, refreshLock, tryLock, unlock } from "./internal/fileLock.ts"
+import { asideOwnerPid, lockHeartbeatMs, refreshLock, removeIfStale, tryLock, unlock } from "./internal/fileLock.ts"
+import { redactConfig } from "./Redaction.ts"
 import type { ArtifactKind } from "./Stage.ts"
 
 export interface ManifestFile {
@@ -40,6 +41,7 @@ export interface Manifest {
   readonly stage: string
   readonly stageVersion: string
   readonly seed: number
+  /** the invocation's config with its secrets as `***` (Redaction.ts); the hash took the real values */
   readonly config: unknown
   /** input name → "<hash>/<output>" */
   readonly inputs: Readonly<Record<string, string>>
@@ -49,6 +51,9 @@ export interface Manifest {
   readonly uploads: ReadonlyArray<string>
   /** the tracker run that produced this entry, so cache hits can point at it */
   readonly tracking: { readonly runId: string | undefined }
+  /** the stage's final value of each metric, so a cache hit in any later run can show them; finite values
+   * only (JSON has no NaN); absent in manifests written before it was recorded */
+  readonly metrics?: Readonly<Record<string, number>>
   readonly createdAt: string
   readonly durationMs: number
 }
@@ -86,7 +91,8 @@ export interface ArtifactStoreShape {
   readonly publish: (hash: string, staging: Staging, fields: ManifestFields) => Effect.Effect<Manifest, StoreError>
   /** holds the invocation's lock for the scope; waits (polling) while another live process holds it */
   readonly lock: (hash: string, onWait?: () => void) => Effect.Effect<void, never, import("effect").Scope.Scope>
-  /** removes staging dirs left by dead processes on this host */
+  /** removes staging dirs and lock files left by dead processes on this host (a driver killed with -9), and
+   * locks another host stopped refreshing; returns how many it removed */
   readonly cleanStaleStaging: Effect.Effect<number>
   readonly runsDir: string
 }
@@ -246,7 +252,8 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
           const stat = await fsp.stat(full) // after hashing: the times the hash vouches for
           files.push({ path: rel, size: stat.size, sha256, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs })
         }
-        const manifest: Manifest = { format: 1, ...fields, files, createdAt: new Date().toISOString() }
+        // the manifest is readable by anyone with the store: no secrets in it
+        const manifest: Manifest = { format: 1, ...fields, config: redactConfig(fields.config), files, createdAt: new Date().toISOString() }
         const manifestPath = path.join(staging.outputRoot, "manifest.json")
         await fsp.writeFile(manifestPath, JSON.stringify(manifest, null, 2))
         // make the manifest durable before the rename commits the entry
@@ -294,6 +301,20 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
       if (match === null || match[1] !== hostTag || isAlive(Number(match[2]))) continue
       fs.rmSync(path.join(dirs.tmp, name), { recursive: true, force: true })
       removed++
+    }
+    // A driver killed while holding a lock leaves it behind; the next run may never lock that hash (it was
+    // published already), so stale locks are swept here rather than only taken over on contention.
+    for (const name of fs.readdirSync(dirs.locks)) {
+      const file = path.join(dirs.locks, name)
+      if (name.endsWith(".lock")) {
+        if (removeIfStale(file)) removed++
+        continue
+      }
+      const asideBy = asideOwnerPid(name)
+      if (asideBy !== undefined && !isAlive(asideBy)) {
+        fs.rmSync(file, { force: true })
+        removed++
+      }
     }
     return removed
   })

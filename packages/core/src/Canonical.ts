@@ -9,9 +9,16 @@ import { formatPath } from "./ConfigPath.ts"
 
 export class CanonicalJsonError extends TypeError {
   readonly path: string
+  /** the offending path as segments, so a caller can prefix it with where the value sits ("train" + "lr") */
+  readonly segments: ReadonlyArray<PropertyKey>
+  /** the message without its path */
+  readonly reason: string
   constructor(path: ReadonlyArray<PropertyKey>, what: string) {
-    super(`${formatPath(path)}: ${what} cannot be hashed (canonical JSON carries only finite numbers, strings, booleans, null, arrays and plain objects)`)
+    const reason = `${what} cannot be hashed (canonical JSON carries only finite numbers, strings, booleans, null, arrays and plain objects)`
+    super(`${formatPath(path)}: ${reason}`)
     this.path = formatPath(path)
+    this.segments = [...path]
+    this.reason = reason
   }
 }
 

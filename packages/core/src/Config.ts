@@ -4,9 +4,10 @@
  * `--set path=value` overrides are parsed here and then validated by the same code.
  */
 import { Data, Schema, SchemaIssue } from "effect"
-import { canonicalJson } from "./Canonical.ts"
+import { CanonicalJsonError, canonicalJson } from "./Canonical.ts"
 import type { PathSegment } from "./ConfigPath.ts"
 import { formatPath, getPath, parsePath, setPath } from "./ConfigPath.ts"
+import { isSecretPath, redactConfig, redactedText, redactOverrideText, rememberSecretFields, rememberSecretsOf } from "./Redaction.ts"
 import type { AnyPipeline } from "./Pipeline.ts"
 import type { AnyStage } from "./Stage.ts"
 
@@ -56,14 +57,16 @@ export const validateSlice = (
   slice: unknown
 ): { readonly _tag: "ok"; readonly slice: ResolvedSlice } | { readonly _tag: "issues"; readonly issues: Array<ConfigIssue> } => {
   const codec = stage.config as Schema.Codec<unknown, unknown>
+  rememberSecretFields(codec, prefix)
   const decoded = Schema.decodeUnknownResult(codec)(slice, decodeOptions)
   if (decoded._tag === "Failure") {
     const issues = formatter(decoded.failure.issue).issues.map((issue) => {
       const rel = (issue.path ?? []).map((p) => (typeof p === "object" && p !== null && "key" in p ? (p as { key: PropertyKey }).key : p)) as Array<PathSegment>
+      const path = [...prefix, ...rel]
       const message = issue.message === "Expected no excess property"
         ? "unknown key (not in the stage's config schema)"
-        : `${issue.message}, got ${describeValue(getPath(slice, rel))}`
-      return { path: formatPath([...prefix, ...rel]), message }
+        : `${issue.message}, got ${isSecretPath(path) ? redactedText : describeValue(getPath(slice, rel))}`
+      return { path: formatPath(path), message }
     })
     return { _tag: "issues", issues }
   }
@@ -71,11 +74,16 @@ export const validateSlice = (
   if (encoded._tag === "Failure") {
     return { _tag: "issues", issues: [{ path: formatPath(prefix), message: `cannot be encoded back: ${String(encoded.failure)}` }] }
   }
+  let canonical: string
   try {
-    return { _tag: "ok", slice: { value: decoded.success, encoded: encoded.success, canonical: canonicalJson(encoded.success) } }
+    canonical = canonicalJson(encoded.success)
   } catch (error) {
+    // name the value's full path ("train.lr"), not the step and then the path inside it
+    if (error instanceof CanonicalJsonError) return { _tag: "issues", issues: [{ path: formatPath([...prefix, ...error.segments]), message: error.reason }] }
     return { _tag: "issues", issues: [{ path: formatPath(prefix), message: (error as Error).message }] }
   }
+  rememberSecretsOf(decoded.success, encoded.success, prefix)
+  return { _tag: "ok", slice: { value: decoded.success, encoded: encoded.success, canonical } }
 }
 
 /**
@@ -137,7 +145,7 @@ export interface Override {
  */
 export const parseOverride = (text: string): Override => {
   const eq = text.indexOf("=")
-  const bad = (message: string) => new ConfigError({ source: `--set ${text}`, issues: [{ path: eq > 0 ? text.slice(0, eq) : text, message }] })
+  const bad = (message: string) => new ConfigError({ source: `--set ${redactOverrideText(text)}`, issues: [{ path: eq > 0 ? text.slice(0, eq) : text, message }] })
   if (eq <= 0) throw bad("expected path=value, e.g. --set fit.learningRate=0.01")
   const path = parsePath(text.slice(0, eq).trim())
   if (path === undefined) throw bad("not a config path (use step.key.sub or key[2])")
@@ -162,24 +170,29 @@ export const applyOverrides = (pipeline: AnyPipeline, config: unknown, overrides
     const step = override.path[0]
     if (typeof step !== "string" || !pipeline.steps.some((s) => s.name === step)) {
       throw new ConfigError({
-        source: `--set ${override.text}`,
+        source: `--set ${redactOverrideText(override.text)}`,
         issues: [{ path: formatPath(override.path), message: `unknown step ${JSON.stringify(step)} (steps: ${pipeline.steps.map((s) => s.name).join(", ")})` }]
       })
     }
     try {
       next = setPath(next, override.path, override.value)
     } catch (error) {
-      throw new ConfigError({ source: `--set ${override.text}`, issues: [{ path: formatPath(override.path), message: (error as Error).message }] })
+      throw new ConfigError({ source: `--set ${redactOverrideText(override.text)}`, issues: [{ path: formatPath(override.path), message: (error as Error).message }] })
     }
   }
   return next
 }
 
-/** "dldm.fsq.levels" → "[8,5,5,5]": the resolved config flattened for tracker params. */
-export const flattenConfig = (value: unknown, prefix = ""): Record<string, string> => {
+/**
+ * "dldm.fsq.levels" → "[8,5,5,5]": the resolved config flattened for tracker params, secrets replaced by
+ * `***` (Redaction.ts) since params leave the process.
+ */
+export const flattenConfig = (value: unknown, prefix = ""): Record<string, string> => flattenPlain(redactConfig(value), prefix)
+
+const flattenPlain = (value: unknown, prefix: string): Record<string, string> => {
   const out: Record<string, string> = {}
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    for (const [key, child] of Object.entries(value)) Object.assign(out, flattenConfig(child, prefix === "" ? key : `${prefix}.${key}`))
+    for (const [key, child] of Object.entries(value)) Object.assign(out, flattenPlain(child, prefix === "" ? key : `${prefix}.${key}`))
   } else if (prefix !== "") {
     out[prefix] = typeof value === "string" ? value : canonicalJson(value)
   }

@@ -33,3 +33,14 @@ export const bool = (fallback: boolean) => withDefault(Schema.Boolean, fallback)
 /** One of `values`. */
 export const literals = <const L extends ReadonlyArray<string>>(values: L, fallback: L[number]): Schema.withDecodingDefaultKey<Schema.Literals<L>> =>
   Schema.withDecodingDefaultKey<Schema.Literals<L>>(Effect.succeed(fallback))(Schema.Literals(values))
+
+/**
+ * A secret string (an API token, a password, a connection URL with a password). The stage receives an
+ * Effect `Redacted` (read it with `Redacted.value`, so printing the config shows `<redacted>`); vw2 hashes
+ * it by value, so caching works, and writes `***` wherever the config leaves the process (tracker params,
+ * run records, logs, manifests; Redaction.ts, docs/engine.md "Secrets").
+ */
+export const Secret = Schema.RedactedFromValue(Schema.String)
+
+/** A `Secret` decoding to `fallback` when the key is absent (e.g. "" for "no token"). */
+export const secret = (fallback: string) => withDefault(Secret, fallback)

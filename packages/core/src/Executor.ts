@@ -23,7 +23,12 @@ import type { StageEvent } from "./worker/protocol.ts"
 export type { StageEvent } from "./worker/protocol.ts"
 
 /** A stage event, or the executor saying the invocation got its slots and started (with which GPUs). */
-export type ExecutorEvent = StageEvent | { readonly type: "started"; readonly gpus: ReadonlyArray<string> }
+export type ExecutorEvent = StageEvent | {
+  readonly type: "started"
+  readonly gpus: ReadonlyArray<string>
+  /** the process running the stage, where the executor knows it (for its system metrics) */
+  readonly pid?: number
+}
 
 export interface InvocationRequest {
   /** absolute path of the experiment file; workers re-import it to find the step's stage */

@@ -12,6 +12,7 @@
  * The config type is derived from the pipeline's stages, so a wrong key or type fails `tsc`; at run time
  * the same config is validated with each stage's Schema (see Config.ts) before anything runs.
  */
+import { ConfigError } from "./Config.ts"
 import type { ConfigPaths, PathValue } from "./ConfigPath.ts"
 import type { AnyPipeline, StepsOf, StepsRecord } from "./Pipeline.ts"
 import { isPipeline } from "./Pipeline.ts"
@@ -39,6 +40,10 @@ export interface Sweep<C> {
     readonly seed?: number
     readonly space: { readonly [P in ConfigPaths<C>]?: Distribution<PathValue<C, P>> }
   }
+  /** What "best" means for this sweep: a rolled-up stage metric `<step>/<metric>` (as trial runs carry it) and
+   * its direction. The experiment run is tagged with the best trial group (`vw2.best_group`). Not hashed: it
+   * changes what is reported, not what is computed. */
+  readonly objective?: { readonly metric: string; readonly mode: "min" | "max" }
 }
 
 /** Which executor runs the experiment by default (the CLI's --executor/--gpus/--cpus/--memory override it). */
@@ -83,8 +88,27 @@ export const defineExperiment = <P extends AnyPipeline>(definition: ExperimentDe
     for (const [i, seed] of definition.seeds.entries()) {
       if (!Number.isSafeInteger(seed)) throw new TypeError(`defineExperiment(${definition.name}): seeds[${i}] must be an integer`)
     }
+    checkDistinctSeeds(definition.seeds, `defineExperiment(${definition.name})`)
   }
   return { _tag: "Experiment", ...definition }
+}
+
+/**
+ * Rejects a seed listed twice (`seeds: [0, 0]`): its trials would share an id and a config, so one of them
+ * would silently stand for both.
+ */
+export const checkDistinctSeeds = (seeds: ReadonlyArray<number>, source: string): void => {
+  const firstIndex = new Map<number, number>()
+  seeds.forEach((seed, i) => {
+    const first = firstIndex.get(seed)
+    if (first !== undefined) {
+      throw new ConfigError({
+        source,
+        issues: [{ path: `seeds[${i}]`, message: `duplicate seed ${seed} (also seeds[${first}]): each seed runs every trial once, list it once` }]
+      })
+    }
+    firstIndex.set(seed, i)
+  })
 }
 
 export const isExperiment = (u: unknown): u is Experiment =>

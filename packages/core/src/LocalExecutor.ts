@@ -105,7 +105,7 @@ const runOnWorker = (
         }
       }
     }
-    onEvent({ type: "started", gpus })
+    onEvent({ type: "started", gpus, ...(worker.child.pid === undefined ? {} : { pid: worker.child.pid }) })
     worker.child.stdin!.write(JSON.stringify(spec) + "\n")
 
     // Interruption: kill the worker's group, escalate after the grace period, complete once it is gone.

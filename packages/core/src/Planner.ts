@@ -11,12 +11,16 @@
 import { canonicalJson, hashValue, sha256Hex } from "./Canonical.ts"
 import type { Override, ResolvedSlice } from "./Config.ts"
 import { ConfigError, applyOverrides, validateConfig } from "./Config.ts"
-import { setPath } from "./ConfigPath.ts"
+import type { PathSegment } from "./ConfigPath.ts"
+import { formatPath, parsePath, setPath } from "./ConfigPath.ts"
 import type { Experiment } from "./Experiment.ts"
+import { checkDistinctSeeds } from "./Experiment.ts"
+import { isSecretPath, redactConfig, redactedText, redactOverrideText, rememberSecretFields, rememberSecretsIn } from "./Redaction.ts"
 import type { ArtifactKind, Resources } from "./Stage.ts"
 import { resourcesOf } from "./Stage.ts"
 import type { Assignments } from "./Sweep.ts"
 import { expandSweep } from "./Sweep.ts"
+import type { Objective } from "./SweepRollup.ts"
 
 export interface PlannedInput {
   readonly hash: string
@@ -48,7 +52,7 @@ export interface PlannedTrial {
   readonly id: string
   readonly index: number
   readonly seed: number
-  /** sweep assignments, path → value */
+  /** sweep assignments, path → value (secrets as `***`: this is what plans, labels and params show) */
   readonly assignments: Readonly<Record<string, unknown>>
   /** hash of this trial's full resolved config and seed */
   readonly configHash: string
@@ -64,6 +68,10 @@ export interface Plan {
   /** resolved base config (overrides applied, defaults filled in), step → encoded slice */
   readonly config: Readonly<Record<string, unknown>>
   readonly trials: ReadonlyArray<PlannedTrial>
+  /** sweep axes a `--set` replaced by its single value: "fit.lr: grid of 3 values → --set fit.lr=0.1" */
+  readonly pinnedAxes: ReadonlyArray<string>
+  /** the sweep's objective (`sweep.objective`), checked to name a step of the pipeline */
+  readonly objective?: Objective
   /** deduplicated, in a topological order */
   readonly invocations: ReadonlyArray<PlannedInvocation>
 }
@@ -73,14 +81,101 @@ const trialIdWidth = (n: number) => String(Math.max(0, n - 1)).length
 const encodedOf = (resolved: Readonly<Record<string, ResolvedSlice>>): Record<string, unknown> =>
   Object.fromEntries(Object.entries(resolved).map(([k, v]) => [k, v.encoded]))
 
+type SweepInput = NonNullable<Parameters<typeof expandSweep>[0]>
+
+const isPrefix = (short: ReadonlyArray<PathSegment>, long: ReadonlyArray<PathSegment>): boolean =>
+  short.length < long.length && short.every((segment, i) => segment === long[i])
+
+/**
+ * A `--set` on a swept path replaces that axis by its one value (grid: `[value]`; random: `{ choice: [value] }`,
+ * which draws once per point like every distribution, so the other axes' draws stay the same). A `--set`
+ * above or inside a swept path (`fit` or `fit.lr.x` when `fit.lr` is swept) would be overwritten by the
+ * sweep or overwrite it, so it is rejected. See docs/engine.md, "Overrides and sweeps".
+ */
+const pinSweepAxes = (sweep: SweepInput | undefined, overrides: ReadonlyArray<Override>): { readonly sweep: SweepInput | undefined; readonly pinned: Array<string> } => {
+  if (sweep === undefined || overrides.length === 0) return { sweep, pinned: [] }
+  const grid: Record<string, ReadonlyArray<unknown> | undefined> = { ...sweep.grid }
+  const space: Record<string, unknown> = { ...sweep.random?.space }
+  const pinned = new Map<string, string>()
+  const original = new Map<string, string>()
+  for (const override of overrides) {
+    const shown = `--set ${redactOverrideText(override.text)}`
+    const axes = [
+      ...Object.keys(grid).map((key) => ({ key, kind: "grid" as const })),
+      ...Object.keys(space).map((key) => ({ key, kind: "random" as const }))
+    ]
+    for (const { key, kind } of axes) {
+      const axis = parsePath(key)
+      if (axis === undefined) continue // expandSweep names the malformed key
+      if (formatPath(axis) === formatPath(override.path)) {
+        const before = original.get(key) ?? (kind === "grid" ? `grid of ${grid[key]?.length ?? 0} value(s)` : "random draws")
+        original.set(key, before)
+        if (kind === "grid") grid[key] = [override.value]
+        else space[key] = { choice: [override.value] }
+        pinned.set(key, `${key}: ${before} → ${shown}`)
+      } else if (isPrefix(axis, override.path) || isPrefix(override.path, axis)) {
+        throw new ConfigError({
+          source: shown,
+          issues: [{
+            path: formatPath(override.path),
+            message: `overlaps the swept path ${key}: --set ${key}=… pins that sweep axis to one value; anything else would be overwritten by the sweep or overwrite it`
+          }]
+        })
+      }
+    }
+  }
+  if (pinned.size === 0) return { sweep, pinned: [] }
+  const random = sweep.random === undefined ? undefined : { ...sweep.random, space }
+  return { sweep: { ...sweep, grid, ...(random === undefined ? {} : { random }) } as SweepInput, pinned: [...pinned.values()] }
+}
+
+/** `key=value` of a sweep assignment for messages, secrets masked and non-JSON values (Infinity) shown as is. */
+const describeAssignment = (a: Assignments[number]): string => {
+  if (isSecretPath(a.path)) return `${a.key}=${redactedText}`
+  try {
+    return `${a.key}=${canonicalJson(redactConfig(a.value))}`
+  } catch {
+    return `${a.key}=${String(a.value)}`
+  }
+}
+
+const withoutObjective = (sweep: SweepInput): SweepInput => {
+  const { objective: _objective, ...rest } = sweep as SweepInput & { readonly objective?: unknown }
+  return rest
+}
+
+/** `sweep.objective` must name a rolled-up metric of a step, `<step>/<metric>`, and a mode. */
+const checkObjective = (objective: Objective | undefined, steps: ReadonlyArray<string>): Objective | undefined => {
+  if (objective === undefined) return undefined
+  const fail = (path: string, message: string) => new ConfigError({ source: "sweep", issues: [{ path, message }] })
+  if (objective.mode !== "min" && objective.mode !== "max") throw fail("sweep.objective.mode", `expected "min" or "max", got ${JSON.stringify(objective.mode)}`)
+  const step = steps.filter((s) => typeof objective.metric === "string" && objective.metric.startsWith(`${s}/`)).sort((a, b) => b.length - a.length)[0]
+  if (step === undefined || objective.metric.length === step.length + 1) {
+    throw fail("sweep.objective.metric", `expected <step>/<metric> with a step of the pipeline (${steps.join(", ")}), got ${JSON.stringify(objective.metric)}`)
+  }
+  return { metric: objective.metric, mode: objective.mode }
+}
+
 /** Builds the plan; throws ConfigError (naming the path) for any invalid config, override or sweep point. */
 export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<Override> = []): Plan => {
   const pipeline = experiment.pipeline
   const sliceCache = new Map<string, ResolvedSlice>()
-  const baseInput = applyOverrides(pipeline, experiment.config, overrides)
-  const base = validateConfig(pipeline, baseInput, overrides.length > 0 ? `experiment config with ${overrides.map((o) => `--set ${o.text}`).join(" ")}` : "experiment config", sliceCache)
   const seeds = experiment.seeds ?? [0]
-  const points = expandSweep(experiment.sweep as Parameters<typeof expandSweep>[0])
+  checkDistinctSeeds(seeds, "experiment seeds")
+  // before any message quotes a --set: its value is masked when the schema declares the path secret
+  for (const step of pipeline.steps) rememberSecretFields(step.stage.config, [step.name])
+  // the file's own values too: one a --set replaces must still be masked where the file is copied
+  rememberSecretsIn(experiment.config)
+  const { sweep, pinned } = pinSweepAxes(experiment.sweep as SweepInput | undefined, overrides)
+  const baseInput = applyOverrides(pipeline, experiment.config, overrides)
+  const base = validateConfig(
+    pipeline,
+    baseInput,
+    overrides.length > 0 ? `experiment config with ${overrides.map((o) => `--set ${redactOverrideText(o.text)}`).join(" ")}` : "experiment config",
+    sliceCache
+  )
+  const points = expandSweep(sweep)
+  const objective = checkObjective(experiment.sweep?.objective, pipeline.steps.map((s) => s.name))
   const stepsByName = new Map(pipeline.steps.map((s) => [s.name, s]))
 
   const invocations = new Map<string, { inv: Omit<PlannedInvocation, "trials">; trials: Array<string> }>()
@@ -96,7 +191,7 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
       }
       config = setPath(config, a.path, a.value)
     }
-    const source = assignments.length === 0 ? "experiment config" : `sweep point ${pointIndex} (${assignments.map((a) => `${a.key}=${canonicalJson(a.value)}`).join(", ")})`
+    const source = assignments.length === 0 ? "experiment config" : `sweep point ${pointIndex} (${assignments.map(describeAssignment).join(", ")})`
     const resolved = assignments.length === 0 ? base : validateConfig(pipeline, config, source, sliceCache)
     for (const seed of seeds) {
       const id = `p${String(pointIndex).padStart(width, "0")}-s${seed}`
@@ -144,7 +239,7 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
         id,
         index: trials.length,
         seed,
-        assignments: Object.fromEntries(assignments.map((a) => [a.key, a.value])),
+        assignments: Object.fromEntries(assignments.map((a) => [a.key, isSecretPath(a.path) ? redactedText : redactConfig(a.value)])),
         configHash: sha256Hex(canonicalJson({ config: encodedOf(resolved), seed })),
         invocations: hashes
       })
@@ -154,10 +249,12 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
   const baseEncoded = encodedOf(base)
   return {
     experiment: experiment.name,
-    configHash: hashValue({ config: baseEncoded, sweep: experiment.sweep ?? null, seeds }),
+    configHash: hashValue({ config: baseEncoded, sweep: sweep === undefined ? null : withoutObjective(sweep), seeds }),
     steps: pipeline.steps.map((s) => s.name),
     config: baseEncoded,
     trials,
+    pinnedAxes: pinned,
+    ...(objective === undefined ? {} : { objective }),
     invocations: order.map((hash) => {
       const entry = invocations.get(hash)!
       return { ...entry.inv, trials: entry.trials }

@@ -23,6 +23,8 @@ export interface ExperimentRunInfo {
 
 export interface TrialRunInfo {
   readonly trialId: string
+  /** display name, e.g. the trial's label `lr=0.001 seed=1` (trackers fall back to the trial id) */
+  readonly runName?: string
   readonly seed: number
   /** the sweep point's assignments, flattened */
   readonly params: Readonly<Record<string, string>>
@@ -31,6 +33,8 @@ export interface TrialRunInfo {
 
 export interface StageRunInfo {
   readonly step: string
+  /** display name, `<step> · <trial label>` in a sweep (trackers fall back to the step) */
+  readonly runName?: string
   readonly stage: string
   readonly stageHash: string
   /** "miss", or the tracked run that produced the cached artifact */
@@ -46,6 +50,19 @@ export interface ArtifactUpload {
   readonly artifactPath: string
 }
 
+/** An output kept as a model of its stage run (a checkpoint; MLflow 3: a logged model listed under the run's outputs). */
+export interface ModelUpload {
+  /** the stage's output name, e.g. "checkpoint" */
+  readonly output: string
+  /** its artifact kind, e.g. "dldm-checkpoint" */
+  readonly kind: string
+  /** display name, e.g. "warmup.checkpoint" */
+  readonly name: string
+  /** the output's files, `artifactPath` relative to the model's root */
+  readonly files: ReadonlyArray<ArtifactUpload>
+  readonly tags?: Readonly<Record<string, string>>
+}
+
 export interface TrackerShape {
   /** human-facing location of the run tree (e.g. the MLflow UI URL), if any */
   readonly describe: () => string | undefined
@@ -55,6 +72,11 @@ export interface TrackerShape {
   readonly logMetrics: (run: TrackedRunId, points: ReadonlyArray<MetricPoint>) => Effect.Effect<void>
   readonly setTags: (run: TrackedRunId, tags: Readonly<Record<string, string>>) => Effect.Effect<void>
   readonly logArtifacts: (run: TrackedRunId, files: ReadonlyArray<ArtifactUpload>) => Effect.Effect<void>
+  /** keeps an output as a model of the run; resolves once uploaded or spooled (optional: trackers without models skip it) */
+  readonly logModel?: (run: TrackedRunId, model: ModelUpload) => Effect.Effect<void>
+  /** a new version of registered model `name` from the model `output` logged by `run`: its version, or undefined
+   * when it was not registered now (spooled, or no such model: the tracker warns) */
+  readonly registerModel?: (name: string, run: TrackedRunId, output: string) => Effect.Effect<string | undefined>
   readonly endRun: (run: TrackedRunId, status: RunStatus) => Effect.Effect<void>
   /** wait until everything logged so far is delivered (or spooled); called before the CLI exits */
   readonly flush: Effect.Effect<void>

@@ -42,7 +42,7 @@ describe("generate-minicalvin / import-openx / import-calvin stages", () => {
     expect(openx.episodes()).toHaveLength(3 * 2)
     expect(findTfRecordShards(path.join(generated, "openx", "rlds"))).toHaveLength(3)
     expect(uploads.sort()).toEqual(["dataset/contact-sheet.png", "dataset/stats.json"])
-    expect(metrics[0]).toMatchObject({ episodes: 6, openx_episodes: 6 })
+    expect(metrics[0]).toMatchObject({ "minicalvin/episodes": 6, "minicalvin/openx_episodes": 6 })
     // the two outputs co-train: a 50/50 mixture of their clips
     const spec = { length: 4 }
     const batch: Batch = mixtureBatches([

@@ -31,7 +31,7 @@ describe("generate-minicraft stage", () => {
     expect(uploads.sort()).toEqual(["dataset/contact-sheet.png", "dataset/stats.json"])
     for (const u of uploads) expect(fs.statSync(path.join(root, u)).size).toBeGreaterThan(100)
     expect(JSON.parse(fs.readFileSync(path.join(root, "dataset/stats.json"), "utf8"))).toEqual(manifest.stats)
-    expect(metrics[0]).toMatchObject({ episodes: 6, frames: 6 * (4 + 7 * 6) })
+    expect(metrics[0]).toMatchObject({ "minicraft/episodes": 6, "minicraft/frames": 6 * (4 + 7 * 6) })
     expect(progress).toEqual([1, 2, 3, 4, 5, 6])
   })
 

@@ -38,7 +38,9 @@ async function run(stage: AnyStage, config: unknown, inputs: Record<string, stri
       const now = process.cpuUsage()
       cpuMs.push((now.user - lastCpu.user + now.system - lastCpu.system) / 1000)
       lastCpu = now
-      if (values["step_ms"] !== undefined) stepMs.push(values["step_ms"])
+      // runSteps logs `<stage>/step_ms` (warmup/step_ms, dldm/step_ms)
+      const ms = values[`${stage.name}/step_ms`]
+      if (ms !== undefined) stepMs.push(ms)
     },
     log: (m) => void logs.push(m),
     upload: () => {},

@@ -140,7 +140,7 @@ export class ConvUNetDecoder extends Module {
       // start as an exact copy of the previous frame: gate logit −4 (content weight sigmoid(−4) ≈ 0.02)
       const bias = new Float32Array(perFrame * o.framesPerTransition)
       for (let f = 0; f < o.framesPerTransition; f++) bias[f * perFrame] = -4
-      this.out.bias.v.assign(tf.tensor1d(bias))
+      tf.tidy(() => this.out.bias.v.assign(tf.tensor1d(bias))) // tidy: the tensor1d is a temporary
     }
   }
 

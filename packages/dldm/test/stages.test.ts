@@ -30,7 +30,9 @@ afterAll(() => {
 describe("warmup stage", () => {
   it("trains on the dataset, streams loss metrics and writes a loadable safetensors checkpoint", async () => {
     expect(warmupRun.exit._tag, failureMessage(warmupRun.exit)).toBe("Success")
-    const losses = warmupRun.metrics.map((m) => m.values["loss"]!)
+    const losses = warmupRun.metrics.map((m) => m.values["warmup/loss"]!)
+    // every key is the stage's own (`warmup/…`): no bare `loss` another stage could also log
+    expect(Object.keys(warmupRun.metrics[0]!.values).sort()).toEqual(["warmup/grad_norm", "warmup/loss", "warmup/lr", "warmup/reconstruction", "warmup/step_ms"])
     expect(losses.length).toBe(16)
     expect(warmupRun.metrics.map((m) => m.step)).toEqual([...Array(16).keys()])
     // batch 2 of different clips: single-step losses vary ×4 between batches, so compare the halves' means
@@ -136,13 +138,14 @@ describe.skipIf(process.env["VW2_TF_BACKEND"] === "cpu")("dldm and openx-cotrain
 
   it("dldm: trains dLDM + DiT jointly from the warm-up checkpoint and writes both checkpoints", async () => {
     expect(joint.exit._tag, failureMessage(joint.exit)).toBe("Success")
-    const steps = joint.metrics.filter((m) => m.values["loss"] !== undefined) // per-step points (the stage also logs evaluations)
+    const steps = joint.metrics.filter((m) => m.values["dldm/loss"] !== undefined) // per-step points (the stage also logs evaluations)
     // the held-out probe ran before and after training: code-drop gain logged at steps 0 and 3
-    expect(joint.metrics.filter((m) => m.values["vdm/code_drop_gain"] !== undefined).map((m) => m.step)).toEqual([0, 3])
+    expect(joint.metrics.filter((m) => m.values["dldm/code_drop_gain"] !== undefined).map((m) => m.step)).toEqual([0, 3])
+    expect(joint.metrics.flatMap((m) => Object.keys(m.values)).filter((k) => !k.startsWith("dldm/"))).toEqual([])
     expect(steps.length).toBe(3)
     for (const m of steps) {
       const v = m.values
-      expect(v["loss"]).toBeCloseTo(10 * v["diffusion"]! + v["reconstruction"]!, 3)
+      expect(v["dldm/loss"]).toBeCloseTo(10 * v["dldm/diffusion"]! + v["dldm/reconstruction"]!, 3)
     }
     const { model, trainState } = await loadDldm(path.join(joint.outputRoot, "checkpoint"))
     expect(trainState?.["stage"]).toBe("dldm")
@@ -169,7 +172,7 @@ describe.skipIf(process.env["VW2_TF_BACKEND"] === "cpu")("dldm and openx-cotrain
       { craft: dataset, openx, checkpoint: path.join(joint.outputRoot, "checkpoint"), vdm: path.join(joint.outputRoot, "vdm") }
     )
     expect(run.exit._tag, failureMessage(run.exit)).toBe("Success")
-    const fractions = run.metrics.filter((m) => m.values["openx_fraction"] !== undefined).map((m) => m.values["openx_fraction"]!)
+    const fractions = run.metrics.filter((m) => m.values["openx-cotrain/openx_fraction"] !== undefined).map((m) => m.values["openx-cotrain/openx_fraction"]!)
     expect(fractions.length).toBe(3)
     expect(fractions.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
     expect(fs.existsSync(path.join(run.outputRoot, "checkpoint", "model.safetensors"))).toBe(true)

@@ -73,7 +73,7 @@ describe("CALVIN closed loop", () => {
       { model: { codeEmbedDim: 8, hidden: 32, layers: 2 }, train: { steps: 60, batchSize: 16, lr: 3e-3, logEvery: 10 }, protocol: { chains: 2, epLen: 12 } },
       { codes: codesDir, demos, ar: arDir }
     )
-    const l2 = run.metrics.flatMap((m) => (m.values["calvin_head/l2"] === undefined ? [] : [m.values["calvin_head/l2"]]))
+    const l2 = run.metrics.flatMap((m) => (m.values["calvin/l2"] === undefined ? [] : [m.values["calvin/l2"]]))
     expect(l2[l2.length - 1]!).toBeLessThan(l2[0]!)
     const head = await loadCalvinHead(path.join(run.outputRoot, "head"))
     expect(head.arch.actionsPerTransition).toBe(2)
@@ -90,8 +90,8 @@ describe("CALVIN closed loop", () => {
     expect(Object.keys(final).sort()).toEqual(["calvin/avg_len", "calvin/success_1", "calvin/success_2", "calvin/success_3", "calvin/success_4", "calvin/success_5"])
     // held out: these codes are a function of the demonstrated actions, so a head that reads them beats the same head fed
     // another transition's codes
-    const heldOut = run.metrics.find((m) => m.values["calvin_head/heldout_l2"] !== undefined)!.values
-    expect(heldOut["calvin_head/heldout_l2"]!).toBeLessThan(heldOut["calvin_head/heldout_l2_swapped_codes"]!)
+    const heldOut = run.metrics.find((m) => m.values["calvin/heldout_l2"] !== undefined)!.values
+    expect(heldOut["calvin/heldout_l2"]!).toBeLessThan(heldOut["calvin/heldout_l2_swapped_codes"]!)
     const { model } = await loadArCheckpoint(arDir)
     model.dispose()
   })

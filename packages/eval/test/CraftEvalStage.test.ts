@@ -77,7 +77,7 @@ describe("stage craft-eval", () => {
     expect(fs.readFileSync(path.join(report, "rollouts", `${episode.id}.gif`)).subarray(0, 6).toString()).toBe("GIF89a")
     expect(run.uploads.sort()).toEqual(["report/rollouts/" + episode.id + ".gif", "report/stepwise-success.png", "report/table.json", "report/table.md"].sort())
     const metrics = run.metrics[0]!.values
-    expect(Object.keys(metrics)).toEqual(expect.arrayContaining(["craft/fold-plane/step_1", "craft/fold-plane/step_7", "ssim", "lpips", "craft/judge_on_ground_truth"]))
+    expect(Object.keys(metrics)).toEqual(expect.arrayContaining(["craft/fold-plane/step_1", "craft/fold-plane/step_7", "craft/ssim", "craft/lpips", "craft/judge_on_ground_truth"]))
     expect(metrics["craft/judge_on_ground_truth"]).toBe(100)
   })
 
@@ -91,7 +91,8 @@ describe("stage craft-eval", () => {
     expect(table.rows[0].values[table.columns.indexOf("LPIPS")]).toBeNull()
     expect(table.notes[0]).toMatch(/LPIPS unavailable — no model file given \(set craft-eval\.lpipsModel\)/)
     expect(run.logs.some((l) => l.includes("decoder vdm"))).toBe(true)
-    expect(run.metrics[0]!.values["lpips"]).toBeUndefined()
+    expect(run.metrics[0]!.values["craft/lpips"]).toBeUndefined()
+    expect(typeof run.metrics[0]!.values["craft/ssim"]).toBe("number")
     // the low-fi comparison row: same AR draws, decoded without the VDM
     expect(table.rows.map((r: { method: string }) => r.method)).toEqual(["VideoWorld 2", "VideoWorld 2, low-fi decoder only"])
     expect(typeof run.metrics[0]!.values["lowfi/ssim"]).toBe("number")

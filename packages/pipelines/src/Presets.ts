@@ -9,6 +9,7 @@ import { defaultFlowObjective, ditPresets } from "@vw2/diffusion"
 import type {
   baselinesPipeline,
   craftPipeline,
+  fidelityPipeline,
   mainTablePipeline,
   reconstructionOnlyPipeline,
   videoWorld2OpenXPipeline,
@@ -51,7 +52,7 @@ const mini: Vw2Config = {
   ar: miniAr,
   "ar-calvin": { ...miniAr, train: { ...miniAr.train, steps: 80 } },
   // MiniCALVIN's scripted expert needs at most ~45 steps per subtask; 20 chains (4 gave no signal). 200 steps: at 600
-  // the held-out l2 (calvin_head/heldout_l2) rose to .219 from .146 while the train l2 fell to .048 — it overfits
+  // the held-out l2 (calvin/heldout_l2) rose to .219 from .146 while the train l2 fell to .048 — it overfits
   "calvin-head": { train: { steps: 200, batchSize: 32, lr: 2e-3 }, protocol: { chains: 20, epLen: 48 } },
   "craft-eval": { method: "VideoWorld 2", training: "Craft", episodesPerTask: 1, decoder: { steps: 6, cfg: 2 }, gifs: 5 }
 }
@@ -190,3 +191,30 @@ const baselines = (c: Vw2Config): BaselinesConfig => {
 }
 
 export const baselinesPresets: Readonly<Record<PresetName, BaselinesConfig>> = { mini: baselines(mini), paper: baselines(paper) }
+
+type FidelityConfig = ConfigOfPipeline<typeof fidelityPipeline>
+
+/**
+ * The fidelity comparison (experiments/fidelity.ts; issue 13 "Presets"): MiniCraft at 64×64, the mini models at
+ * that size. The DiT patches 8×8 pixels so a 9-frame clip stays 576 tokens as at 32 px, with the width raised to
+ * 128 to carry the larger patch. Both branches train from the same warm-up for the same steps; `dldm-recon`
+ * weights the diffusion loss 0, so only the VDM's supervision of the codes differs.
+ */
+const fidelity = (c: Vw2Config): FidelityConfig => {
+  const size = { height: 64, width: 64 }
+  const warmupModel = { ...c.warmup.model, ...size }
+  const dit = { ...ditPresets.mini, patchSpatial: 8, width: 128, contextDim: 128 }
+  return {
+    "craft-data": { source: "minicraft", trainEpisodesPerTask: 8, testEpisodesPerTask: 2, ...size },
+    "craft-judge": c["craft-judge"],
+    "vdm-pretrain": { model: { ...dit, control: { ...dit.control, enabled: false } } },
+    warmup: { ...c.warmup, model: warmupModel },
+    dldm: c.dldm,
+    "dldm-recon": { ...c.dldm, diffusionWeight: 0 },
+    "dldm-probe": c["dldm-probe"],
+    "dldm-probe-recon": c["dldm-probe"]
+  }
+}
+
+/** 64 px fidelity preset (mini models); the paper preset is the main table itself. */
+export const fidelityPresets: Readonly<Record<"mini", FidelityConfig>> = { mini: fidelity(mini) }

@@ -32,6 +32,7 @@ import {
   openxCotrainStage,
   tokenizeStage,
   vdmPretrain,
+  warmupRobotMix,
   warmupStage
 } from "./internal/stages.ts"
 import { tokenizeRobotStage } from "./RobotTokenize.ts"
@@ -42,7 +43,7 @@ const data = definePipeline()
 
 export const videoWorld2Pipeline = data
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
-  .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
+  .step("warmup", warmupRobotMix, { dataset: "craft-data.dataset", robot: "calvin-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
   // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
@@ -56,7 +57,7 @@ export const videoWorld2Pipeline = data
 
 export const videoWorld2OpenXPipeline = data
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
-  .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
+  .step("warmup", warmupRobotMix, { dataset: "craft-data.dataset", robot: "calvin-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("openx-cotrain", openxCotrainStage, { craft: "craft-data.dataset", openx: "calvin-data.openx", checkpoint: "dldm.checkpoint", vdm: "dldm.vdm" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "openx-cotrain.checkpoint" })
@@ -70,7 +71,7 @@ export const videoWorld2OpenXPipeline = data
   .step("craft-eval", craftEval, { dataset: "craft-data.dataset", dldm: "openx-cotrain.checkpoint", vdm: "openx-cotrain.vdm", ar: "ar.checkpoint", calvin: "calvin-head.report", judge: "craft-judge.judge" })
 
 export const reconstructionOnlyPipeline = data
-  .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
+  .step("warmup", warmupRobotMix, { dataset: "craft-data.dataset", robot: "calvin-data.dataset" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "warmup.checkpoint" })
   // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
   .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
@@ -100,7 +101,7 @@ export const craftPipeline = definePipeline()
  */
 export const mainTablePipeline = data
   .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
-  .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
+  .step("warmup", warmupRobotMix, { dataset: "craft-data.dataset", robot: "calvin-data.dataset" })
   .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
   .step("tokenize", tokenizeStage, { dataset: "craft-data.dataset", checkpoint: "dldm.checkpoint" })
   // the judge is first needed by the probe: declared here so the critical path (VDM, warm-up) gets the CPUs first
@@ -149,3 +150,19 @@ export const baselinesPipeline = definePipeline()
   .step("dldm-probe-cola", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm-cola.checkpoint", judge: "craft-judge.judge" })
   .step("ar-cola", ar, { codes: "tokenize-cola.codes" })
   .step("craft-eval-cola", craftEvalNoCalvin, { dataset: "craft-data.dataset", dldm: "dldm-cola.checkpoint", vdm: "dldm-cola.vdm", ar: "ar-cola.checkpoint", judge: "craft-judge.judge" })
+
+/**
+ * The fidelity comparison (issue 13, experiments/fidelity.ts): from one warm-up, the full dLDM (VDM + stop-grad +
+ * ControlNet, `dldm`) and a reconstruction-only continuation (`dldm-recon`: the same joint stage, steps, batch and
+ * learning rate with the diffusion loss weighted 0, VideoWorld 1-like) are probed side by side on the same held-out
+ * clips by the same judge. The pair differs only in the VDM's supervision of the codes.
+ */
+export const fidelityPipeline = definePipeline()
+  .step("craft-data", craftSource, {})
+  .step("vdm-pretrain", vdmPretrain, { videos: "craft-data.dataset" })
+  .step("warmup", warmupStage, { dataset: "craft-data.dataset" })
+  .step("dldm", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
+  .step("dldm-recon", dldmStage, { dataset: "craft-data.dataset", warmup: "warmup.checkpoint", vdm: "vdm-pretrain.checkpoint" })
+  .step("craft-judge", craftJudge, { dataset: "craft-data.dataset" })
+  .step("dldm-probe", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm.checkpoint", judge: "craft-judge.judge" })
+  .step("dldm-probe-recon", dldmProbe, { dataset: "craft-data.dataset", dldm: "dldm-recon.checkpoint", judge: "craft-judge.judge" })

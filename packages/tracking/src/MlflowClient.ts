@@ -28,6 +28,26 @@ export interface Experiment {
   readonly name: string
   readonly artifactLocation: string
   readonly lifecycleStage: string
+  readonly tags: Readonly<Record<string, string>>
+}
+
+/** An MLflow 3 logged model: a model with its own artifact root, linked to the run that produced it. */
+export interface LoggedModel {
+  readonly modelId: string
+  readonly experimentId: string
+  readonly name: string
+  readonly artifactUri: string
+  readonly status: string
+  readonly sourceRunId: string | undefined
+  readonly tags: Readonly<Record<string, string>>
+}
+
+export interface ModelVersion {
+  readonly name: string
+  readonly version: string
+  readonly source: string
+  readonly runId: string | undefined
+  readonly status: string
 }
 
 export interface RunInfo {
@@ -99,7 +119,7 @@ type Body = string | (() => Readable)
 type RetryMode = "idempotent" | "unsent-only"
 
 interface Call {
-  readonly method: "GET" | "POST" | "PUT"
+  readonly method: "GET" | "POST" | "PUT" | "PATCH"
   readonly path: string
   readonly query?: Readonly<Record<string, string | number | undefined>>
   readonly body?: Body
@@ -173,7 +193,26 @@ const decodeExperiment = (e: Record<string, unknown>): Experiment => ({
   experimentId: String(e.experiment_id),
   name: String(e.name),
   artifactLocation: String(e.artifact_location ?? ""),
-  lifecycleStage: String(e.lifecycle_stage ?? "active")
+  lifecycleStage: String(e.lifecycle_stage ?? "active"),
+  tags: record(e.tags)
+})
+
+const decodeLoggedModel = (m: { info: Record<string, unknown> }): LoggedModel => ({
+  modelId: String(m.info.model_id),
+  experimentId: String(m.info.experiment_id),
+  name: String(m.info.name ?? ""),
+  artifactUri: String(m.info.artifact_uri ?? ""),
+  status: String(m.info.status ?? ""),
+  sourceRunId: m.info.source_run_id === undefined ? undefined : String(m.info.source_run_id),
+  tags: record(m.info.tags)
+})
+
+const decodeModelVersion = (v: Record<string, unknown>): ModelVersion => ({
+  name: String(v.name),
+  version: String(v.version),
+  source: String(v.source ?? ""),
+  runId: v.run_id === undefined || v.run_id === "" ? undefined : String(v.run_id),
+  status: String(v.status ?? "")
 })
 
 /** Path of a run's artifact root inside the mlflow-artifacts proxy, from its `artifact_uri`. */
@@ -363,22 +402,48 @@ export class MlflowClient {
   }
 
   /** Race-safe: two processes creating the same experiment both end up with its one id. A deleted
-   * experiment of that name is restored, as `mlflow.set_experiment` would refuse to use it. */
-  async getOrCreateExperiment(name: string): Promise<string> {
+   * experiment of that name is restored, as `mlflow.set_experiment` would refuse to use it. `tags` are
+   * given to a new experiment and set on an existing one that lacks them (values it has are kept). */
+  async getOrCreateExperiment(name: string, tags: Readonly<Record<string, string>> = {}): Promise<string> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const existing = await this.getExperimentByName(name)
       if (existing !== undefined) {
         if (existing.lifecycleStage === "deleted") await this.#post("experiments/restore", { experiment_id: existing.experimentId })
+        for (const [key, value] of Object.entries(tags)) {
+          if (existing.tags[key] === undefined) await this.setExperimentTag(existing.experimentId, key, value)
+        }
         return existing.experimentId
       }
       try {
-        return await this.createExperiment(name)
+        return await this.createExperiment(name, tags)
       } catch (error) {
         // lost the race (or our create went through before a transient failure): look it up again
         if (!isErrorCode(error, "RESOURCE_ALREADY_EXISTS") && !isTransient(error)) throw error
       }
     }
     throw new MlflowApiError({ endpoint: "experiments/create", status: 409, errorCode: "RESOURCE_ALREADY_EXISTS", message: `could not get or create experiment ${JSON.stringify(name)}` })
+  }
+
+  async setExperimentTag(experimentId: string, key: string, value: string): Promise<void> {
+    validateKey("tag", key)
+    await this.#post("experiments/set-experiment-tag", { experiment_id: experimentId, key, value })
+  }
+
+  /** Every experiment (active only by default), across pages. */
+  async searchExperiments(options: { readonly filter?: string; readonly viewType?: "ACTIVE_ONLY" | "DELETED_ONLY" | "ALL" } = {}): Promise<Array<Experiment>> {
+    const out: Array<Experiment> = []
+    let token: string | undefined
+    do {
+      const r = await this.#post<{ experiments?: Array<Record<string, unknown>>; next_page_token?: string }>("experiments/search", {
+        max_results: 1000,
+        filter: options.filter,
+        view_type: options.viewType ?? "ACTIVE_ONLY",
+        page_token: token
+      })
+      out.push(...(r.experiments ?? []).map(decodeExperiment))
+      token = r.next_page_token || undefined
+    } while (token !== undefined)
+    return out
   }
 
   // ---- runs ------------------------------------------------------------------------------------
@@ -536,6 +601,79 @@ export class MlflowClient {
   }
 
   // ---- artifacts (mlflow-artifacts proxy) --------------------------------------------------------
+
+  // ---- logged models and the model registry (MLflow 3) ------------------------------------------
+
+  /** Creates a logged model (status PENDING) whose artifacts live under its own `artifactUri`. Not
+   * idempotent: not repeated after an ambiguous failure (a PENDING orphan is harmless, a duplicate READY
+   * one is not). */
+  async createLoggedModel(request: {
+    readonly experimentId: string
+    readonly name: string
+    readonly sourceRunId?: string
+    readonly modelType?: string
+    readonly tags?: Readonly<Record<string, string>>
+    readonly params?: Readonly<Record<string, string>>
+  }): Promise<LoggedModel> {
+    const kv = (r: Readonly<Record<string, string>> | undefined) => Object.entries(r ?? {}).map(([key, value]) => ({ key, value }))
+    const r = await this.#post<{ model: { info: Record<string, unknown> } }>("logged-models", {
+      experiment_id: request.experimentId,
+      name: request.name,
+      source_run_id: request.sourceRunId,
+      model_type: request.modelType,
+      tags: kv(request.tags),
+      params: kv(request.params)
+    }, "unsent-only")
+    return decodeLoggedModel(r.model)
+  }
+
+  async getLoggedModel(modelId: string): Promise<LoggedModel> {
+    const r = await this.#json<{ model: { info: Record<string, unknown> } }>({ method: "GET", path: `/api/2.0/mlflow/logged-models/${encodeURIComponent(modelId)}`, retry: "idempotent" })
+    return decodeLoggedModel(r.model)
+  }
+
+  /** Marks a logged model READY (its artifacts are complete) or UPLOAD_FAILED. */
+  async finalizeLoggedModel(modelId: string, status: "READY" | "UPLOAD_FAILED"): Promise<LoggedModel> {
+    // LoggedModelStatus in service.proto: PENDING = 1, READY = 2, UPLOAD_FAILED = 3
+    const r = await this.#json<{ model: { info: Record<string, unknown> } }>({
+      method: "PATCH",
+      path: `/api/2.0/mlflow/logged-models/${encodeURIComponent(modelId)}`,
+      body: JSON.stringify({ model_id: modelId, status: status === "READY" ? 2 : 3 }),
+      retry: "idempotent"
+    })
+    return decodeLoggedModel(r.model)
+  }
+
+  /** Records logged models as outputs of a run (the run page lists them under "Logged models"). */
+  async logRunOutputs(runId: string, models: ReadonlyArray<{ readonly modelId: string; readonly step?: number }>): Promise<void> {
+    await this.#post("runs/outputs", { run_id: runId, models: models.map((m) => ({ model_id: m.modelId, step: m.step ?? 0 })) })
+  }
+
+  /** Creates a registered model; one that exists already is fine. */
+  async ensureRegisteredModel(name: string): Promise<void> {
+    try {
+      await this.#post("registered-models/create", { name }, "unsent-only")
+    } catch (error) {
+      if (!isErrorCode(error, "RESOURCE_ALREADY_EXISTS")) throw error
+    }
+  }
+
+  /** A new version of registered model `name` from `source` (`runs:/…`, an artifact URI, or `models:/<model id>`). */
+  async createModelVersion(request: { readonly name: string; readonly source: string; readonly runId?: string; readonly modelId?: string; readonly description?: string }): Promise<ModelVersion> {
+    const r = await this.#post<{ model_version: Record<string, unknown> }>("model-versions/create", {
+      name: request.name,
+      source: request.source,
+      run_id: request.runId,
+      model_id: request.modelId,
+      description: request.description
+    }, "unsent-only")
+    return decodeModelVersion(r.model_version)
+  }
+
+  async searchModelVersions(filter: string): Promise<Array<ModelVersion>> {
+    const r = await this.#get<{ model_versions?: Array<Record<string, unknown>> }>("model-versions/search", { filter, max_results: 1000 })
+    return (r.model_versions ?? []).map(decodeModelVersion)
+  }
 
   /**
    * Uploads one file to `artifactPath` under the run's artifact root, streamed from disk. Files above the

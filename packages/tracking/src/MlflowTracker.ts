@@ -46,6 +46,33 @@ export type TrackingRecord =
   | { readonly t: "tags"; readonly ref: string; readonly tags: Readonly<Record<string, string>> }
   | { readonly t: "artifact"; readonly ref: string; readonly localPath: string; readonly artifactPath: string; readonly blob: boolean }
   | { readonly t: "end"; readonly ref: string; readonly status: RunStatus; readonly endTime: number }
+  /** an output logged as an MLflow 3 logged model of run `ref` (files uploaded under the model's own root) */
+  | {
+    readonly t: "model"
+    readonly ref: string
+    readonly name: string
+    readonly kind: string
+    readonly files: ReadonlyArray<{ readonly localPath: string; readonly artifactPath: string }>
+    readonly tags: Readonly<Record<string, string>>
+    readonly blob: boolean
+  }
+  /** a new version of registered model `name` from the logged model `output` of run `ref` */
+  | { readonly t: "register"; readonly ref: string; readonly name: string; readonly output: string }
+
+/** An output to keep as an MLflow logged model (a checkpoint): its files, paths relative to the model's root. */
+export interface ModelUpload {
+  /** the stage's output name, e.g. "checkpoint" (the run tag `vw2.model.<output>` names the logged model) */
+  readonly output: string
+  /** the output's artifact kind, e.g. "dldm-checkpoint" (the logged model's type) */
+  readonly kind: string
+  /** shown in MLflow's model list; MLflow forbids / : . % and quotes, which become "-" */
+  readonly name: string
+  readonly files: ReadonlyArray<CoreTracker.ArtifactUpload>
+  readonly tags?: Readonly<Record<string, string>>
+}
+
+/** The run tag that names the logged model of an output. */
+export const modelTag = (output: string) => `vw2.model.${output}`
 
 interface Queued {
   readonly record: TrackingRecord
@@ -94,6 +121,68 @@ interface OpenRunRecord {
   readonly pid: number
   readonly trackingUri: string
   readonly startedAt: number
+  /** absent in records written before vw2 kept them (then: this host, look the run up everywhere) */
+  readonly experiment?: string
+  readonly host?: string
+  readonly boot?: string
+  readonly pidns?: string
+}
+
+/** Which view the MLflow UI opens an experiment in (MLflow 3: `mlflow.experimentKind`; docs/engine.md, "Observers and tracking"). */
+export const experimentKindTag = { "mlflow.experimentKind": "custom_model_development" } as const
+/** The UI query that opens an experiment's model-training view: MLflow 3.17 takes the view from the URL's
+ * `workflowType` (or the browser's last choice, GenAI by default) rather than from the experiment's tag. */
+const trainingView = "?workflowType=machine_learning"
+
+/** This boot of this machine: a pid is only meaningful within one boot. */
+const bootToken = ((): string => {
+  try {
+    return fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
+  } catch {
+    // no /proc (macOS): the boot time, to the minute
+    return `t${Math.round((Date.now() / 1000 - os.uptime()) / 60)}`
+  }
+})()
+
+/** This process's pid namespace: a container sharing the host's name and kernel has pids of its own. */
+const pidNamespace = ((): string => {
+  try {
+    return fs.readlinkSync("/proc/self/ns/pid").replace(/\D/g, "")
+  } catch {
+    return "-"
+  }
+})()
+
+/**
+ * The driver process of a run, as the `vw2.driver` tag on every run: the next vw2 process on the same
+ * host closes RUNNING runs whose driver is gone (kill -9, power loss), whatever experiment or VW2_HOME
+ * they belong to.
+ */
+export const driverTag = (): string => `host=${os.hostname()} pid=${process.pid} boot=${bootToken} pidns=${pidNamespace}`
+const driverPattern = /^host=(\S+) pid=(\d+) boot=(\S+) pidns=(\S+)$/
+
+interface Driver {
+  readonly host?: string | undefined
+  readonly pid: number
+  readonly boot?: string | undefined
+  readonly pidns?: string | undefined
+}
+
+/**
+ * Whether a driver process is gone: true or false where this process can tell, undefined where it cannot
+ * (another host or container). Another boot means dead for an open-run record of this VW2_HOME (the machine
+ * rebooted); for a tag found on the server it may as well be another machine of the same name.
+ */
+const driverIsDead = (driver: Driver, anotherBoot: "dead" | "unknown"): boolean | undefined => {
+  if (driver.host !== undefined && driver.host !== os.hostname()) return undefined
+  if (driver.boot !== undefined && driver.boot !== bootToken) return anotherBoot === "dead" ? true : undefined
+  if (driver.pidns !== undefined && driver.pidns !== pidNamespace) return undefined
+  return !isProcessAlive(driver.pid)
+}
+
+const parseDriverTag = (tag: string | undefined) => {
+  const m = tag === undefined ? null : driverPattern.exec(tag)
+  return m === null ? undefined : { host: m[1]!, pid: Number(m[2]), boot: m[3]!, pidns: m[4]! }
 }
 
 export class MlflowTracker {
@@ -132,6 +221,8 @@ export class MlflowTracker {
   readonly #badKeys = new Set<string>()
   readonly #validKeys = new Set<string>()
   #firstExperimentUrl: string | undefined
+  /** RUNNING runs of dead drivers on this host were looked for (once per process) */
+  #sweptDeadDrivers = false
   #loop: Promise<void> | undefined
   readonly #onExit: () => void
 
@@ -182,7 +273,10 @@ export class MlflowTracker {
 
   /** The Tracker service. A bug or a full disk here must not fail the pipeline: every effect catches,
    * warns, and carries on (a run that could not be recorded gets a local id). */
-  get shape(): TrackerShape {
+  get shape(): TrackerShape & {
+    readonly logModel: (run: string, model: ModelUpload) => Effect.Effect<void>
+    readonly registerModel: (name: string, run: string, output: string) => Effect.Effect<string | undefined>
+  } {
     const safe = <A>(what: string, fallback: () => A, body: () => A | Promise<A>): Effect.Effect<A> =>
       Effect.promise(async () => {
         try {
@@ -201,6 +295,8 @@ export class MlflowTracker {
       logMetrics: (run, points) => safe("logging metrics", () => undefined, () => this.logMetrics(run, points)),
       setTags: (run, tags) => safe("setting tags", () => undefined, () => this.setTags(run, tags)),
       logArtifacts: (run, files) => safe("logging artifacts", () => undefined, () => this.logArtifacts(run, files)),
+      logModel: (run, model) => safe("logging a model", () => undefined, () => this.logModel(run, model)),
+      registerModel: (name, run, output) => safe("registering a model", () => undefined, () => this.registerModel(name, run, output)),
       endRun: (run, status) => safe("ending a run", () => undefined, () => this.endRun(run, status)),
       flush: safe("flushing", () => undefined, () => this.flush()),
       degraded: () => this.degraded()
@@ -242,13 +338,13 @@ export class MlflowTracker {
 
   startTrialRun(parent: string, info: CoreTracker.TrialRunInfo): Promise<string> {
     const tags = { "vw2.trial": info.trialId, "vw2.seed": String(info.seed), ...info.tags }
-    return this.#startRun(this.#experimentOf(parent), parent, `trial ${info.trialId} seed ${info.seed}`, tags, info.params)
+    return this.#startRun(this.#experimentOf(parent), parent, info.runName ?? `trial ${info.trialId} seed ${info.seed}`, tags, info.params)
   }
 
   startStageRun(parent: string, info: CoreTracker.StageRunInfo): Promise<string> {
     const cache = info.cache._tag === "miss" ? "miss" : `hit:${info.cache.producedBy ?? "unknown"}`
     const tags = { "vw2.step": info.step, "vw2.stage": info.stage, "vw2.stage_hash": info.stageHash, "vw2.cache": cache, ...info.tags }
-    return this.#startRun(this.#experimentOf(parent), parent, info.step, tags, info.params)
+    return this.#startRun(this.#experimentOf(parent), parent, info.runName ?? info.step, tags, info.params)
   }
 
   logMetrics(run: string, points: ReadonlyArray<MetricPoint>): void {
@@ -271,6 +367,29 @@ export class MlflowTracker {
       new Promise<void>((resolve) => this.#enqueue({ record: { t: "artifact", ref: run, localPath: file.localPath, artifactPath: file.artifactPath, blob: false }, settle: () => resolve() }))
     )
     return Promise.all(settled).then(() => undefined)
+  }
+
+  /**
+   * Logs an output as an MLflow 3 logged model of `run`: created with the run as its source, its files
+   * uploaded under the model's artifact root, then marked READY and listed as an output of the run; the
+   * run's tag `vw2.model.<output>` names it. Resolves once uploaded or copied into the spool.
+   */
+  logModel(run: string, model: ModelUpload): Promise<void> {
+    return new Promise<void>((resolve) =>
+      this.#enqueue({
+        record: { t: "model", ref: run, name: model.name, kind: model.kind, files: model.files.map((f) => ({ localPath: f.localPath, artifactPath: f.artifactPath })), tags: { ...model.tags, "vw2.output": model.output }, blob: false },
+        settle: () => resolve()
+      })
+    )
+  }
+
+  /**
+   * Registers the logged model of `output` of run `run` (a stage run, or for a cache hit the run that
+   * produced it) as a new version of registered model `name`, created when missing. Resolves with the
+   * version once delivered, or undefined when it was spooled or could not be registered (warned).
+   */
+  registerModel(name: string, run: string, output: string): Promise<string | undefined> {
+    return new Promise((resolve) => this.#enqueue({ record: { t: "register", ref: run, name, output }, settle: resolve }))
   }
 
   endRun(run: string, status: RunStatus): void {
@@ -326,13 +445,13 @@ export class MlflowTracker {
 
   #startRun(experiment: string, parent: string | undefined, runName: string, tags: Record<string, string>, params: Readonly<Record<string, string>>): Promise<string> {
     const ref = `${pendingPrefix}${randomUUID()}`
-    const goodTags = Object.fromEntries(Object.entries(tags).filter(([key]) => this.#keyOk("tag", key)))
+    const goodTags = Object.fromEntries(Object.entries({ ...tags, "vw2.driver": driverTag() }).filter(([key]) => this.#keyOk("tag", key)))
     const goodParams = Object.fromEntries(Object.entries(params).filter(([key]) => {
       const reason = invalidKeyReason(key)
       if (reason !== undefined) this.#warn(`dropping param ${JSON.stringify(key)}: ${reason}`)
       return reason === undefined
     }))
-    const record: OpenRunRecord = { ref, pid: process.pid, trackingUri: this.trackingUri, startedAt: Date.now() }
+    const record: OpenRunRecord = { ref, pid: process.pid, trackingUri: this.trackingUri, startedAt: Date.now(), experiment, host: os.hostname(), boot: bootToken, pidns: pidNamespace }
     fs.writeFileSync(path.join(this.#dir, "open-runs", `${ref}.json`), JSON.stringify(record))
     this.#experimentOfRef.set(ref, experiment)
     this.#refOf.set(ref, ref)
@@ -383,6 +502,7 @@ export class MlflowTracker {
   /** Writes items to the spool (copying artifact files, which may move once we return) and settles them. */
   #spoolItems(items: ReadonlyArray<Queued>): void {
     const records = items.map(({ record }) => {
+      if (record.t === "model" && !record.blob) return this.#spoolModelFiles(record)
       if (record.t !== "artifact" || record.blob) return record
       const blob = path.join(this.#dir, "blobs", `${randomUUID()}-${path.basename(record.localPath)}`)
       try {
@@ -400,6 +520,23 @@ export class MlflowTracker {
     }
     for (const record of records) if (record.t === "end") this.#forgetOpenRun(record.ref)
     for (const item of items) item.settle?.(undefined)
+  }
+
+  /** A model record whose files are copied into the spool's blobs (the originals may move once we return). */
+  #spoolModelFiles(record: Extract<TrackingRecord, { t: "model" }>): TrackingRecord | undefined {
+    const files: Array<{ localPath: string; artifactPath: string }> = []
+    try {
+      for (const file of record.files) {
+        const blob = path.join(this.#dir, "blobs", `${randomUUID()}-${path.basename(file.localPath)}`)
+        fs.copyFileSync(file.localPath, blob)
+        files.push({ localPath: blob, artifactPath: file.artifactPath })
+      }
+      return { ...record, files, blob: true }
+    } catch (error) {
+      for (const file of files) fs.rmSync(file.localPath, { force: true })
+      this.#warn(`model ${record.name} could not be spooled: ${(error as Error).message}`)
+      return undefined
+    }
   }
 
   #enterSpooling(items: ReadonlyArray<Queued>, why: string): void {
@@ -554,6 +691,11 @@ export class MlflowTracker {
         case "artifact":
           await this.#deliverArtifact(first)
           return [undefined]
+        case "model":
+          await this.#deliverModel(first)
+          return [undefined]
+        case "register":
+          return [await this.#deliverRegister(first)]
         case "end": {
           const runId = this.#resolve(first.ref)
           if (runId !== undefined) await this.client.updateRun(runId, { status: first.status, endTime: first.endTime })
@@ -627,9 +769,9 @@ export class MlflowTracker {
     if (known !== undefined) return known // created before a crash cut the replay short
     let experimentId = this.#experimentIds.get(record.experiment)
     if (experimentId === undefined) {
-      experimentId = await this.client.getOrCreateExperiment(record.experiment)
+      experimentId = await this.client.getOrCreateExperiment(record.experiment, experimentKindTag)
       this.#experimentIds.set(record.experiment, experimentId)
-      this.#firstExperimentUrl ??= `${this.trackingUri}/#/experiments/${experimentId}`
+      this.#firstExperimentUrl ??= `${this.trackingUri}/#/experiments/${experimentId}${trainingView}`
     }
     const tags: Record<string, string> = {}
     for (const [key, value] of Object.entries(record.tags)) tags[key] = this.#translateTagValue(value)
@@ -657,15 +799,59 @@ export class MlflowTracker {
     return runId
   }
 
-  async #deliverArtifact(record: Extract<TrackingRecord, { t: "artifact" }>): Promise<void> {
-    const runId = this.#resolve(record.ref)
-    if (runId === undefined) return
+  async #runInfoOf(runId: string): Promise<{ artifactUri: string; experimentId: string }> {
     let info = this.#runInfo.get(runId)
     if (info === undefined) {
       const run = await this.client.getRun(runId)
       info = { artifactUri: run.info.artifactUri, experimentId: run.info.experimentId }
       this.#runInfo.set(runId, info)
     }
+    return info
+  }
+
+  async #deliverModel(record: Extract<TrackingRecord, { t: "model" }>): Promise<void> {
+    const runId = this.#resolve(record.ref)
+    if (runId === undefined) return
+    const gone = record.files.filter((f) => !fs.existsSync(f.localPath))
+    if (gone.length > 0) {
+      this.#warn(`model ${record.name}: ${gone[0]!.localPath} is gone; not logged`)
+      return
+    }
+    const { experimentId } = await this.#runInfoOf(runId)
+    // A crash between create and READY leaves a PENDING model that the replay does not reuse: the UI shows
+    // it as pending, never as a usable model.
+    const model = await this.client.createLoggedModel({ experimentId, name: record.name.replace(/[/:.%"']/g, "-"), sourceRunId: runId, modelType: record.kind, tags: record.tags })
+    try {
+      for (const file of record.files) await this.client.uploadArtifact(model.artifactUri, file.localPath, file.artifactPath)
+    } catch (error) {
+      if (!isTransient(error)) await this.client.finalizeLoggedModel(model.modelId, "UPLOAD_FAILED").catch(() => undefined)
+      throw error
+    }
+    await this.client.finalizeLoggedModel(model.modelId, "READY")
+    await this.client.logRunOutputs(runId, [{ modelId: model.modelId }])
+    const output = record.tags["vw2.output"]
+    if (output !== undefined) await this.client.setTag(runId, modelTag(output), model.modelId)
+    if (record.blob) for (const file of record.files) fs.rmSync(file.localPath, { force: true })
+  }
+
+  async #deliverRegister(record: Extract<TrackingRecord, { t: "register" }>): Promise<string | undefined> {
+    const runId = this.#resolve(record.ref)
+    if (runId === undefined) return undefined
+    const run = await this.client.getRun(runId)
+    const modelId = run.tags[modelTag(record.output)]
+    if (modelId === undefined) {
+      this.#warn(`run ${runId} (${run.info.runName}) logged no model for output ${JSON.stringify(record.output)}; ${record.name} not registered`)
+      return undefined
+    }
+    await this.client.ensureRegisteredModel(record.name)
+    const version = await this.client.createModelVersion({ name: record.name, source: `models:/${modelId}`, runId, modelId })
+    return version.version
+  }
+
+  async #deliverArtifact(record: Extract<TrackingRecord, { t: "artifact" }>): Promise<void> {
+    const runId = this.#resolve(record.ref)
+    if (runId === undefined) return
+    const info = await this.#runInfoOf(runId)
     if (!fs.existsSync(record.localPath)) {
       this.#warn(`artifact ${record.localPath} is gone; not uploaded`)
       return
@@ -727,7 +913,12 @@ export class MlflowTracker {
     }
   }
 
-  /** Runs whose driver died without ending them (kill -9, power loss) are marked KILLED. */
+  /**
+   * Runs whose driver died without ending them (kill -9, power loss) are marked KILLED: first the open-run
+   * records of this VW2_HOME (a run whose id was never recorded, because the driver died while its create
+   * was in flight, is found by its create token), then every RUNNING run on the server whose `vw2.driver`
+   * is a dead process of this host (other experiments, other VW2_HOMEs).
+   */
   async #closeRunsOfDeadDrivers(): Promise<void> {
     const dir = path.join(this.#dir, "open-runs")
     for (const name of fs.readdirSync(dir)) {
@@ -738,22 +929,56 @@ export class MlflowTracker {
       } catch {
         continue
       }
-      if (isProcessAlive(record.pid) || record.trackingUri !== this.trackingUri) continue
-      const runId = this.#runIds.get(record.ref)
+      if (record.trackingUri !== this.trackingUri || driverIsDead(record, "dead") !== true) continue
+      let runId = this.#runIds.get(record.ref)
       // not created yet: its create may still sit in a spool segment nobody has replayed; keep it for then
       if (runId === undefined && this.#spoolHasSegments()) continue
       try {
-        if (runId !== undefined) {
-          const run = await this.client.getRun(runId)
-          if (run.info.status === "RUNNING") {
-            await this.client.updateRun(runId, { status: "KILLED", endTime: Date.now() })
-            this.#warn(`run ${runId} (${run.info.runName}) was left RUNNING by a vw2 process that died; marked KILLED`)
-          }
-        }
+        runId ??= await this.#findByCreateToken(record)
+        if (runId !== undefined) await this.#markKilled(runId)
         fs.rmSync(file, { force: true })
       } catch (error) {
         if (error instanceof MlflowApiError && error.errorCode === "RESOURCE_DOES_NOT_EXIST") fs.rmSync(file, { force: true })
         // otherwise: keep the record, retry on a later start
+      }
+    }
+    if (this.#sweptDeadDrivers) return
+    try {
+      await this.#closeRunsByDriverTag()
+      this.#sweptDeadDrivers = true
+    } catch (error) {
+      this.#warn(`could not look for runs left RUNNING by dead vw2 processes: ${(error as Error).message}`)
+    }
+  }
+
+  /** The run a create reached the server with, found by the token it carried (`vw2.create_token` = ref). */
+  async #findByCreateToken(record: OpenRunRecord): Promise<string | undefined> {
+    const experimentIds = record.experiment === undefined
+      ? (await this.client.searchExperiments()).map((e) => e.experimentId)
+      : [(await this.client.getExperimentByName(record.experiment))?.experimentId].filter((id): id is string => id !== undefined)
+    if (experimentIds.length === 0) return undefined
+    const found = await this.client.searchRuns({ experimentIds, filter: `tags.\`vw2.create_token\` = '${record.ref}'`, runViewType: "ALL", maxResults: 1 })
+    if (found[0] !== undefined) this.#rememberRunId(record.ref, found[0].info.runId)
+    return found[0]?.info.runId
+  }
+
+  async #markKilled(runId: string): Promise<void> {
+    const run = await this.client.getRun(runId)
+    if (run.info.status !== "RUNNING") return
+    await this.client.updateRun(runId, { status: "KILLED", endTime: Date.now() })
+    this.#warn(`run ${runId} (${run.info.runName}) was left RUNNING by a vw2 process that died; marked KILLED`)
+  }
+
+  async #closeRunsByDriverTag(): Promise<void> {
+    const experimentIds = (await this.client.searchExperiments()).map((e) => e.experimentId)
+    const host = os.hostname()
+    // LIKE narrows the search to this host; the tag is parsed again below (`_` in a host name is a wildcard)
+    const filter = `attributes.status = 'RUNNING' AND tags.\`vw2.driver\` LIKE 'host=${host.replace(/'/g, "")} %'`
+    for (let i = 0; i < experimentIds.length; i += 100) {
+      for (const run of await this.client.searchRuns({ experimentIds: experimentIds.slice(i, i + 100), filter })) {
+        const driver = parseDriverTag(run.tags["vw2.driver"])
+        if (driver === undefined || driverIsDead(driver, "unknown") !== true) continue
+        await this.#markKilled(run.info.runId)
       }
     }
   }

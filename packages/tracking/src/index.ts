@@ -1,7 +1,7 @@
 export * from "./MlflowError.ts"
 export * from "./MlflowClient.ts"
 export * from "./Validation.ts"
-export { type TrackingRecord, type MlflowTrackerOptions, MlflowTracker, layer, vw2Home } from "./MlflowTracker.ts"
+export { type TrackingRecord, type MlflowTrackerOptions, type ModelUpload, MlflowTracker, driverTag, experimentKindTag, layer, modelTag, vw2Home } from "./MlflowTracker.ts"
 export * from "./TrackerLayer.ts"
 export * from "./LocalServer.ts"
 export * from "./RunsTable.ts"

@@ -55,7 +55,7 @@ describe("MLflow Tracker layer", () => {
     const [parent, trial, train, reused] = await Promise.all([ids.parent, ids.trial, ids.train, ids.reused].map((id) => client.getRun(id)))
     const exp = await client.getExperimentByName(experiment)
     expect(new Set([parent, trial, train, reused].map((r) => r!.info.experimentId))).toEqual(new Set([exp!.experimentId]))
-    expect(ids.describe).toBe(`${uri}/#/experiments/${exp!.experimentId}`)
+    expect(ids.describe).toBe(`${uri}/#/experiments/${exp!.experimentId}?workflowType=machine_learning`)
 
     expect(parent!.tags["mlflow.parentRunId"]).toBeUndefined()
     expect(trial!.tags["mlflow.parentRunId"]).toBe(ids.parent)

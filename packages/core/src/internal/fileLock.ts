@@ -2,7 +2,8 @@
  * Inter-process lock files for the artifact store: `open(O_CREAT|O_EXCL)` creates the lock atomically and
  * its content names the holder (host + pid). A lock whose holder is a dead process on this host (kill -9 of
  * a driver) is stale and taken over at once; a holder on another host (a shared store) must refresh the
- * file's mtime, and a lock not refreshed for `staleAfterMs` is taken over.
+ * file's mtime, and a lock not refreshed for `staleAfterMs` is taken over. `removeIfStale` lets the next run
+ * sweep every stale lock at start, also those of invocations it will never lock (already published).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -63,30 +64,60 @@ export const tryLock = (file: string): boolean => {
       } catch {
         continue // released meanwhile: try again
       }
-      if (!isStale(file)) return false
-      // Take over a stale lock: move it aside, then check that what was moved is the stale lock we judged;
-      // if another process replaced it in between, put its fresh lock back and keep waiting.
-      const aside = `${file}.stale-${process.pid}-${Date.now()}`
-      try {
-        fs.renameSync(file, aside)
-      } catch {
-        return false
-      }
-      const moved = fs.readFileSync(aside, "utf8")
-      if (moved !== staleContent) {
-        try {
-          fs.linkSync(aside, file)
-        } catch {
-          // a third process created a lock meanwhile; it holds it now
-        }
-        fs.rmSync(aside, { force: true })
-        return false
-      }
-      fs.rmSync(aside, { force: true })
+      if (!isStale(file) || !removeJudged(file, staleContent)) return false
     }
   }
   return false
 }
+
+/**
+ * Removes `file` if it still holds `judged` (the content found stale): moves it aside, then checks that
+ * what was moved is that content; if another process replaced it in between, its fresh lock is put back.
+ */
+const removeJudged = (file: string, judged: string): boolean => {
+  const aside = `${file}.stale-${process.pid}-${Date.now()}`
+  try {
+    fs.renameSync(file, aside)
+  } catch {
+    return false
+  }
+  let moved: string | undefined
+  try {
+    moved = fs.readFileSync(aside, "utf8")
+  } catch {
+    moved = undefined
+  }
+  if (moved !== judged) {
+    try {
+      fs.linkSync(aside, file)
+    } catch {
+      // a third process created a lock meanwhile; it holds it now
+    }
+    fs.rmSync(aside, { force: true })
+    return false
+  }
+  fs.rmSync(aside, { force: true })
+  return true
+}
+
+/** Removes the lock if it is stale (its holder is dead on this host, or silent for too long); never a live holder's. */
+export const removeIfStale = (file: string): boolean => {
+  let content: string
+  try {
+    content = fs.readFileSync(file, "utf8")
+  } catch {
+    return false
+  }
+  return isStale(file) && removeJudged(file, content)
+}
+
+/** `<lock>.stale-<pid>-<time>`: a lock moved aside by a process that died before removing it. */
+export const asideOwnerPid = (name: string): number | undefined => {
+  const match = /\.lock\.stale-(\d+)-\d+$/.exec(name)
+  return match === null ? undefined : Number(match[1])
+}
+
+export const isProcessAlive = (pid: number): boolean => isAlive(pid)
 
 export const refreshLock = (file: string): void => {
   const now = new Date()

@@ -96,7 +96,7 @@ export const generateMiniCalvinStage = defineStage({
         }
         const stats = manifest.stats as { episodes: number; frames: number }
         const openxStats = openx.stats as { episodes: number; frames: number }
-        ctx.metrics({ episodes: stats.episodes, frames: stats.frames, openx_episodes: openxStats.episodes, openx_frames: openxStats.frames, generate_seconds: seconds }, 0)
+        ctx.metrics({ "minicalvin/episodes": stats.episodes, "minicalvin/frames": stats.frames, "minicalvin/openx_episodes": openxStats.episodes, "minicalvin/openx_frames": openxStats.frames, "minicalvin/generate_seconds": seconds }, 0)
         ctx.log(`generated ${stats.episodes} MiniCALVIN episodes (${stats.frames} frames) and an Open-X stand-in of ${openxStats.episodes} episodes in ${seconds.toFixed(2)} s`)
       },
       catch: (e) => new StageError({ stage: "generate-minicalvin", message: e instanceof Error ? e.message : String(e), cause: e })

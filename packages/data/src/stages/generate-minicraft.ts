@@ -74,7 +74,7 @@ export const generateMiniCraftStage = defineStage({
           ctx.upload("dataset/contact-sheet.png")
         }
         const stats = manifest.stats as { episodes: number; frames: number }
-        ctx.metrics({ episodes: stats.episodes, frames: stats.frames, generate_seconds: seconds }, 0)
+        ctx.metrics({ "minicraft/episodes": stats.episodes, "minicraft/frames": stats.frames, "minicraft/generate_seconds": seconds }, 0)
         ctx.log(`generated ${stats.episodes} MiniCraft episodes (${stats.frames} frames) in ${seconds.toFixed(2)} s`)
       },
       catch: (e) => new StageError({ stage: "generate-minicraft", message: e instanceof Error ? e.message : String(e), cause: e })

@@ -55,7 +55,7 @@ export const importVideoStage = defineStage({
         fs.writeFileSync(path.join(dir, "contact-sheet.png"), datasetContactSheet(dir))
         ctx.upload("dataset/contact-sheet.png")
         const stats = manifest.stats as { episodes: number; frames: number }
-        ctx.metrics({ episodes: stats.episodes, frames: stats.frames }, 0)
+        ctx.metrics({ "import-video/episodes": stats.episodes, "import-video/frames": stats.frames }, 0)
       },
       catch: (e) => new StageError({ stage: "import-video", message: e instanceof Error ? e.message : String(e), cause: e })
     })

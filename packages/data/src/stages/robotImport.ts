@@ -21,7 +21,7 @@ export const runRobotImport = (
       const started = performance.now()
       const manifest = importInto(input, ctx.outputDir("dataset"))
       const stats = manifest.stats as { episodes: number; frames: number }
-      ctx.metrics({ episodes: stats.episodes, frames: stats.frames, import_seconds: (performance.now() - started) / 1000 }, 0)
+      ctx.metrics({ [`${stage}/episodes`]: stats.episodes, [`${stage}/frames`]: stats.frames, [`${stage}/import_seconds`]: (performance.now() - started) / 1000 }, 0)
       ctx.log(`imported ${stats.episodes} ${source} episodes (${stats.frames} frames) from ${input}`)
     },
     catch: (e) => new StageError({ stage, message: e instanceof Error ? e.message : String(e), cause: e })

@@ -89,7 +89,7 @@ export async function runTokenize(ctx: StageContext, config: TokenizeConfig, dat
     writeFileSync(tmp, JSON.stringify(manifest, null, 2) + "\n")
     renameSync(tmp, join(out, "codes.json"))
     const total = listed.reduce((a, e) => a + e.clips, 0)
-    ctx.metrics({ episodes: listed.length, clips: total }, 0)
+    ctx.metrics({ "tokenize/episodes": listed.length, "tokenize/clips": total }, 0)
     ctx.log(`tokenize: ${listed.length} episodes, ${total} clips × ${model.geo.codesPerClip} codes (vocab ${model.geo.vocabulary})`)
   } finally {
     model.dispose()

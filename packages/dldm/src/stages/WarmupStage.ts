@@ -10,7 +10,7 @@ import { Dldm } from "../Dldm.ts"
 import { DldmConfigSchema, validateDldmConfig, type DldmConfig } from "../DldmConfig.ts"
 import { saveDldm } from "../checkpoint.ts"
 import { nonNegInt, nonNegative, int, withDefault } from "../internal/schema.ts"
-import { batchTensor, endlessBatches, openClips } from "../train/data.ts"
+import { batchTensor, endlessBatches, mixedBatches, openClips } from "../train/data.ts"
 import { colourAugment } from "../train/augment.ts"
 import { runSteps } from "../train/loop.ts"
 import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
@@ -40,7 +40,15 @@ export const WarmupConfigSchema = Schema.Struct({
 })
 export type WarmupConfig = typeof WarmupConfigSchema.Type
 
-export async function runWarmup(ctx: StageContext, config: WarmupConfig, datasetDir: string): Promise<void> {
+/** Robot clips mixed into the warm-up (MiniCALVIN / CALVIN frames), so the codes the CALVIN head reads come from a
+ * dLDM that has seen robot motion (issue 13; docs/paper.md "CALVIN"). */
+export interface RobotMix {
+  readonly dir: string
+  readonly craftWeight: number
+  readonly robotWeight: number
+}
+
+export async function runWarmup(ctx: StageContext, config: WarmupConfig, datasetDir: string, robot?: RobotMix): Promise<void> {
   if (config.lpipsWeight > 0) {
     throw new Error(
       `warmup.lpipsWeight = ${config.lpipsWeight}: the perceptual term needs a differentiable LPIPS feature network in tfjs, ` +
@@ -50,17 +58,27 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
   const model = config.model as DldmConfig
   validateDldmConfig(model, "warmup.model")
   const backend = await useBackend(ctx)
-  const clips = openClips(datasetDir, model, { split: config.split, clipStride: config.clipStride || undefined })
-  ctx.log(`warmup: ${clips.count} clips of ${model.frames} frames; ${config.steps} steps at batch ${config.optim.batchSize}`)
+  const clipOptions = { split: config.split, clipStride: config.clipStride || undefined }
+  const clips = openClips(datasetDir, model, clipOptions, "craft")
+  const robotClips = robot === undefined ? undefined : openClips(robot.dir, model, clipOptions, "robot")
+  ctx.log(
+    `warmup: ${clips.count} clips of ${model.frames} frames` +
+      (robotClips === undefined ? "" : ` + ${robotClips.count} robot clips, weights ${robot!.craftWeight}:${robot!.robotWeight}`) +
+      `; ${config.steps} steps at batch ${config.optim.batchSize}`
+  )
   const dldm = new Dldm(Init.seeded(ctx.seed), model)
   const optimizer = makeOptimizer(config.optim)
   const lr = makeSchedule(config.optim, config.steps)
-  const batches = endlessBatches(clips, config.optim.batchSize, ctx.seed)
+  const batches =
+    robotClips === undefined
+      ? endlessBatches(clips, config.optim.batchSize, ctx.seed)
+      : mixedBatches([{ clips, weight: robot!.craftWeight }, { clips: robotClips, weight: robot!.robotWeight }], config.optim.batchSize, ctx.seed)
   const variables = dldm.trainableVariables()
   const out = ctx.outputDir("checkpoint")
   try {
     const result = await runSteps(
       ctx,
+      "warmup",
       config.steps,
       (step) => {
         if (dldm.latentNorm !== undefined && config.latentNormFreeze < 1 && step === Math.floor(config.latentNormFreeze * config.steps)) {
@@ -111,4 +129,25 @@ export const warmupStage = defineStage({
   outputs: { checkpoint: "dldm-checkpoint" },
   resources: () => ({ cpus: 1 }),
   run: (ctx, config, inputs) => runStageBody("warmup", ctx, (c) => runWarmup(c, config, inputs.dataset.dir))
+})
+
+export const WarmupRobotMixConfigSchema = Schema.Struct({
+  ...WarmupConfigSchema.fields,
+  /** mixture weights: expected fraction of training clips from each source ∝ weight */
+  craftWeight: withDefault(Schema.Finite.check(Schema.isGreaterThan(0)), 3),
+  robotWeight: withDefault(Schema.Finite.check(Schema.isGreaterThan(0)), 1)
+})
+
+/** `warmup` on Craft clips mixed with robot demos (same frame size), for pipelines whose dLDM also tokenizes CALVIN. */
+export const warmupRobotMixStage = defineStage({
+  name: "warmup",
+  version: "4",
+  config: WarmupRobotMixConfigSchema,
+  inputs: { dataset: "video-dataset", robot: "robot-dataset" },
+  outputs: { checkpoint: "dldm-checkpoint" },
+  resources: () => ({ cpus: 1 }),
+  run: (ctx, config, inputs) =>
+    runStageBody("warmup", ctx, (c) =>
+      runWarmup(c, config, inputs.dataset.dir, { dir: inputs.robot.dir, craftWeight: config.craftWeight, robotWeight: config.robotWeight })
+    )
 })

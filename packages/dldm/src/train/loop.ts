@@ -1,5 +1,6 @@
 /**
- * The step loop every dLDM stage shares: per-step metrics to the tracker, progress, step timing,
+ * The step loop every dLDM stage shares: per-step metrics to the tracker (as `<metricPrefix>/<name>`: each
+ * stage owns its metric names, docs/experiments.md "Metric names"), progress, step timing,
  * periodic checkpoints, and cancellation through the stage's AbortSignal (checked between steps; the
  * event loop gets a turn after every step so an interrupt is seen promptly).
  */
@@ -21,6 +22,8 @@ export class Interrupted extends Error {
 
 export async function runSteps(
   ctx: StageContext,
+  /** the stage's metric namespace, e.g. "warmup" → `warmup/loss` */
+  metricPrefix: string,
   steps: number,
   body: (step: number) => Record<string, number>,
   checkpoint?: { readonly every: number; readonly write: (step: number) => Promise<void> }
@@ -40,7 +43,7 @@ export async function runSteps(
     }
     if (step === 0) first = values
     last = values
-    ctx.metrics({ ...values, step_ms: ms }, step)
+    ctx.metrics(Object.fromEntries(Object.entries({ ...values, step_ms: ms }).map(([k, v]) => [`${metricPrefix}/${k}`, v])), step)
     ctx.progress(step + 1, steps, Object.entries(values).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(" "))
     if (checkpoint !== undefined && checkpoint.every > 0 && (step + 1) % checkpoint.every === 0 && step + 1 < steps) {
       await checkpoint.write(step + 1)

@@ -5,6 +5,8 @@
  * Inputs: the tokenized demos ("code-dataset"), the demos themselves ("robot-dataset": actions, robot_obs),
  * the AR trained on those codes ("ar-checkpoint"). Outputs: the head ("action-head-checkpoint") and the
  * protocol report ("eval-report": calvin.json, read by craft-eval for the final table).
+ * Metrics: this stage is the one owner of `calvin/*` (`calvin/l2` while training, `calvin/heldout_l2*`,
+ * `calvin/success_k`, `calvin/avg_len`); craft-eval shows the report in its table but logs none of them.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -139,7 +141,7 @@ export const calvinHead = defineStage({
                 )
             })
             if (step % train.logEvery === 0 || step === train.steps - 1) {
-              ctx.metrics({ "calvin_head/l2": r.loss }, step)
+              ctx.metrics({ "calvin/l2": r.loss }, step)
               await new Promise<void>((resolve) => setImmediate(resolve))
             }
             ctx.progress(step + 1, train.steps + config.protocol.chains, `l2 ${r.loss.toFixed(4)}`)
@@ -147,7 +149,7 @@ export const calvinHead = defineStage({
           await saveCheckpoint(ctx.outputDir("head"), { model: head, config: arch })
           if (heldOut !== undefined) {
             const e = heldOutErrors(head, data, heldOut)
-            ctx.metrics({ "calvin_head/heldout_l2": e.own, "calvin_head/heldout_l2_swapped_codes": e.swapped, "calvin_head/heldout_l2_mean_action": e.meanAction }, train.steps)
+            ctx.metrics({ "calvin/heldout_l2": e.own, "calvin/heldout_l2_swapped_codes": e.swapped, "calvin/heldout_l2_mean_action": e.meanAction }, train.steps)
             ctx.log(`calvin-head: held-out l2 ${e.own.toFixed(4)} (another transition's codes ${e.swapped.toFixed(4)}, mean action ${e.meanAction.toFixed(4)}) on ${heldOut.count} test transitions`)
           }
 

@@ -5,7 +5,8 @@
  * (the exact MiniCraft judge then reports beside it as a diagnostic, `craft_exact/...`), else with the exact
  * judge; the user's ONNX step classifier when given; SSIM and LPIPS against the ground truth. Writes the paper-layout table (markdown + JSON, with
  * the CALVIN results of `calvin-head`), side-by-side rollout GIFs and the step-wise success plot; logs
- * `craft/<task>/step_k`, `ssim`, `lpips`, `calvin/success_k`, `calvin/avg_len`.
+ * `craft/<task>/step_k`, `craft/ssim`, `craft/lpips` and the `lowfi/…`, `craft_exact/…`, `craft_classifier/…`
+ * counterparts (the CALVIN numbers are calvin-head's metrics, not logged again here).
  * AR sampling defaults to temperature 1 with top-k 20: greedy decoding collapses onto a few codes.
  */
 import * as fs from "node:fs"
@@ -120,7 +121,9 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
     })
     const clipStep = decoder.framesPerClip - 1
     const lowFi = decoder.kind === "vdm" && config.compareLowFi ? await loadClipDecoder(inputs.dldm.dir, undefined, { steps: 1, cfg: 0, seed: ctx.seed }) : undefined
-    const evaluateWith = async (clipDecoder: ClipDecoder, label: string) => {
+    // progress counts episodes over both passes (decoder, then low-fi), so it never runs backwards
+    const passes = lowFi === undefined ? 1 : 2
+    const evaluateWith = async (clipDecoder: ClipDecoder, label: string, pass: number) => {
       const rollouts = new Map<string, Rollout>()
       const evaluation = await evaluateCraft({
         episodes,
@@ -145,7 +148,7 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
           return fromUnitFloat(r.frames, r.frameCount, height, width)
         },
         onEpisode: (o, i) => {
-          ctx.progress(i + 1, episodes.length, `${label} ${o.id}: ${o.completedPrefix}/${o.steps} steps, SSIM ${o.ssim.toFixed(3)}`)
+          ctx.progress(pass * episodes.length + i + 1, passes * episodes.length, `${label} ${o.id}: ${o.completedPrefix}/${o.steps} steps, SSIM ${o.ssim.toFixed(3)}`)
           ctx.log(
             `${label} ${o.id}: judge ${o.completedPrefix}/${o.steps} (ground truth ${o.groundTruthPrefix}/${o.steps}), SSIM ${o.ssim.toFixed(3)}, ` +
               `${o.generatedFrames} frames, stopped by ${rollouts.get(o.id)?.stoppedBy}`
@@ -154,8 +157,8 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
       })
       return { evaluation, rollouts }
     }
-    const { evaluation: result, rollouts } = await evaluateWith(decoder, decoder.kind)
-    const lowFiResult = lowFi === undefined ? undefined : (await evaluateWith(lowFi, "low-fi")).evaluation
+    const { evaluation: result, rollouts } = await evaluateWith(decoder, decoder.kind, 0)
+    const lowFiResult = lowFi === undefined ? undefined : (await evaluateWith(lowFi, "low-fi", 1)).evaluation
     lowFi?.dispose()
 
     // the user's step classifier, when given: the paper's judge, as a second opinion on the same videos
@@ -173,17 +176,13 @@ export const runCraftEval = async (ctx: StageContext, config: CraftEvalConfig, i
 
     const metrics: Record<string, number> = {}
     for (const t of result.tasks) t.stepSuccessPct.forEach((p, k) => (metrics[`craft/${t.task}/step_${k + 1}`] = p))
-    if (result.ssim._tag === "available") metrics["ssim"] = result.ssim.value
-    if (result.lpips._tag === "available") metrics["lpips"] = result.lpips.value
+    if (result.ssim._tag === "available") metrics["craft/ssim"] = result.ssim.value
+    if (result.lpips._tag === "available") metrics["craft/lpips"] = result.lpips.value
     if (classifierTasks._tag === "available") for (const t of classifierTasks.value) t.stepSuccessPct.forEach((p, k) => (metrics[`craft_classifier/${t.task}/step_${k + 1}`] = p))
     if (lowFiResult !== undefined) {
       for (const t of lowFiResult.tasks) t.stepSuccessPct.forEach((p, k) => (metrics[`lowfi/craft/${t.task}/step_${k + 1}`] = p))
       if (lowFiResult.ssim._tag === "available") metrics["lowfi/ssim"] = lowFiResult.ssim.value
       if (lowFiResult.lpips._tag === "available") metrics["lowfi/lpips"] = lowFiResult.lpips.value
-    }
-    if (calvin !== undefined) {
-      calvin.successRates.forEach((r, k) => (metrics[`calvin/success_${k + 1}`] = 100 * r))
-      metrics["calvin/avg_len"] = calvin.avgLen
     }
     const finalStepMean = (tasks: ReadonlyArray<{ stepSuccessPct: ReadonlyArray<number> }>) => tasks.reduce((s, t) => s + t.stepSuccessPct[t.stepSuccessPct.length - 1]!, 0) / tasks.length
     const gtMean = finalStepMean(result.groundTruthTasks)

@@ -1,6 +1,6 @@
 /** The stages the VideoWorld 2 DAG is built from, imported in one place. */
 export { calvinSource, craftSource } from "../DataSources.ts"
-export { dldmStage, openxCotrainStage, runTokenize, tokenizeStage, warmupStage } from "@vw2/dldm"
+export { dldmStage, openxCotrainStage, runTokenize, tokenizeStage, warmupRobotMixStage as warmupRobotMix, warmupStage } from "@vw2/dldm"
 export { vdmPretrain } from "@vw2/diffusion"
 export { ar } from "@vw2/ar"
 export {
