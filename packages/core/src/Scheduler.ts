@@ -408,6 +408,8 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             { localPath: path.join(entry, "manifest.json"), artifactPath: "manifest.json" },
             ...ran.value.uploads.filter((u) => fs.existsSync(path.join(entry, u))).map((u) => ({ localPath: path.join(entry, u), artifactPath: u }))
           ])
+          // the stage's log (worker stdout/stderr and ctx.log lines) beside its outputs, as for a failed stage
+          if (logLines.length > 0) yield* uploadText(tracker, stageRunId, "stage.log", logLines.slice(-stageLogLines).join("\n") + "\n")
           // checkpoints become models of this run, uploaded in the background: a published entry never moves,
           // and the tracker's flush at the end of the run waits for them
           if (tracker.logModel !== undefined) {

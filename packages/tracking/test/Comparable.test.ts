@@ -28,7 +28,7 @@ afterAll(async () => {
   fs.rmSync(home, { recursive: true, force: true })
 })
 
-const sweep = (name: string) => defineExperiment({ name, pipeline, config, sweep: { grid: { "train.lr": [0.1, 0.2, 0.4] } }, seeds: [1, 2] })
+const sweep = (name: string) => defineExperiment({ name, pipeline, config, sweep: { grid: { "train.lr": [0.1, 0.2, 0.4] }, objective: { metric: "score/accuracy", mode: "max" } }, seeds: [1, 2] })
 
 /** Runs the plan; returns its summary with the experiment run's real MLflow id (a slow server may have made it provisional). */
 const run = async (experiment: ReturnType<typeof sweep>, overrides: ReadonlyArray<Override> = []): Promise<RunSummary> => {
@@ -143,6 +143,8 @@ describe("comparable runs in MLflow", () => {
       expect(value(train, key), key).toBeGreaterThanOrEqual(0)
     }
     expect((await client.getMetricHistory(train.info.runId, "system/system_memory_usage_megabytes")).length).toBeGreaterThanOrEqual(2)
+    // a stage that succeeded keeps its log too
+    expect(await readArtifact(train, "stage.log")).toContain("trained with lr=0.4")
 
     // the dataset is shared by all six trials: one run computed it, the other five copy its metrics
     const dataRuns = lrs.flatMap((lr) => seeds.map((seed) => stages.get(`data · lr=${lr} seed=${seed}`)!))
