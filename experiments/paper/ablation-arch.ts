@@ -7,26 +7,27 @@
  *   all three                  control branch fed by the low-fi video of detached codes, detached again
  * The "no VDM" row (VideoWorld 1-like) is the first branch of experiments/paper/baselines.ts.
  *
- *   [VW2_PRESET=paper] npx vw2 run experiments/paper/ablation-arch.ts
+ *   npx vw2 run experiments/paper/ablation-arch.ts [--preset paper]
  */
-import { defineExperiment } from "@vw2/core"
-import { craftPipeline, craftPresets, presetFromEnv } from "@vw2/pipelines"
+import { defineExperiment, type ExperimentPreset } from "@vw2/core"
+import { byPreset, craftPipeline, craftPresets, type PresetName } from "@vw2/pipelines"
 
-const preset = presetFromEnv()
-const base = craftPresets[preset]
-const dit = base.dldm.dit ?? {}
-const control = (enabled: boolean, stopGradient: boolean) => ({ ...dit, control: { ...dit.control, enabled, stopGradient } })
-
-export const architectureRows = [
-  { ...base.dldm, dit: control(false, true), reconstructionWeight: 1 },
-  { ...base.dldm, dit: control(false, true), reconstructionWeight: 0 },
-  { ...base.dldm, dit: control(true, false), hintFromDetachedCodes: false },
-  { ...base.dldm, dit: control(true, true), hintFromDetachedCodes: true }
-]
+/** The four rows, each a whole dLDM config built from the preset's base. */
+export const architectureRows = (preset: PresetName) => {
+  const base = craftPresets[preset]
+  const dit = base.dldm.dit ?? {}
+  const control = (enabled: boolean, stopGradient: boolean) => ({ ...dit, control: { ...dit.control, enabled, stopGradient } })
+  return [
+    { ...base.dldm, dit: control(false, true), reconstructionWeight: 1 },
+    { ...base.dldm, dit: control(false, true), reconstructionWeight: 0 },
+    { ...base.dldm, dit: control(true, false), hintFromDetachedCodes: false },
+    { ...base.dldm, dit: control(true, true), hintFromDetachedCodes: true }
+  ]
+}
 
 export default defineExperiment({
-  name: `paper-ablation-arch-${preset}`,
+  name: "paper-ablation-arch",
   pipeline: craftPipeline,
-  config: base,
-  sweep: { grid: { dldm: architectureRows } }
+  presets: byPreset((preset): ExperimentPreset<typeof craftPipeline> => ({ config: craftPresets[preset], sweep: { grid: { dldm: architectureRows(preset) } } })),
+  defaultPreset: "mini"
 })

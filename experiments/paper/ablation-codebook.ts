@@ -3,17 +3,15 @@
  * Every point keeps 4 FSQ dimensions, since the VDM's code input width is fixed by its pre-training; 8 codes
  * need fewer than 4 levels of ≥ 2, so the smallest point is 2⁴ = 16.
  *
- *   [VW2_PRESET=paper] npx vw2 run experiments/paper/ablation-codebook.ts
+ *   npx vw2 run experiments/paper/ablation-codebook.ts [--preset paper]
  */
 import { defineExperiment } from "@vw2/core"
-import { craftPipeline, craftPresets, presetFromEnv } from "@vw2/pipelines"
-
-const preset = presetFromEnv()
-const base = craftPresets[preset]
+import { craftPipeline, craftPresets } from "@vw2/pipelines"
 
 export default defineExperiment({
-  name: `paper-ablation-codebook-${preset}`,
+  name: "paper-ablation-codebook",
   pipeline: craftPipeline,
-  config: base,
+  presets: { mini: { config: craftPresets.mini }, paper: { config: craftPresets.paper } },
+  defaultPreset: "mini",
   sweep: { grid: { "warmup.model.fsqLevels": [[2, 2, 2, 2], [8, 5, 5, 5], [8, 8, 8, 8], [16, 16, 16, 16]] } }
 })

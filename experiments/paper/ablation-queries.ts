@@ -1,16 +1,15 @@
 /**
  * Ablation (d), learnable queries N per transition: 1 / 2 / 4 / 8.
  *
- *   [VW2_PRESET=paper] npx vw2 run experiments/paper/ablation-queries.ts
+ *   npx vw2 run experiments/paper/ablation-queries.ts [--preset paper]
  */
 import { defineExperiment } from "@vw2/core"
-import { craftPipeline, craftPresets, presetFromEnv } from "@vw2/pipelines"
-
-const preset = presetFromEnv()
+import { craftPipeline, craftPresets } from "@vw2/pipelines"
 
 export default defineExperiment({
-  name: `paper-ablation-queries-${preset}`,
+  name: "paper-ablation-queries",
   pipeline: craftPipeline,
-  config: craftPresets[preset],
+  presets: { mini: { config: craftPresets.mini }, paper: { config: craftPresets.paper } },
+  defaultPreset: "mini",
   sweep: { grid: { "warmup.model.queries": [1, 2, 4, 8] } }
 })

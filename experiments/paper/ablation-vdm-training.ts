@@ -1,16 +1,15 @@
 /**
  * Ablation (e), how the VDM is trained in the joint stage: random init / frozen / LoRA / full fine-tuning.
  *
- *   [VW2_PRESET=paper] npx vw2 run experiments/paper/ablation-vdm-training.ts
+ *   npx vw2 run experiments/paper/ablation-vdm-training.ts [--preset paper]
  */
 import { defineExperiment } from "@vw2/core"
-import { craftPipeline, craftPresets, presetFromEnv } from "@vw2/pipelines"
-
-const preset = presetFromEnv()
+import { craftPipeline, craftPresets } from "@vw2/pipelines"
 
 export default defineExperiment({
-  name: `paper-ablation-vdm-training-${preset}`,
+  name: "paper-ablation-vdm-training",
   pipeline: craftPipeline,
-  config: craftPresets[preset],
+  presets: { mini: { config: craftPresets.mini }, paper: { config: craftPresets.paper } },
+  defaultPreset: "mini",
   sweep: { grid: { "dldm.dit.training.mode": ["random", "frozen", "lora", "full"] } }
 })

@@ -3,15 +3,14 @@
  * LAPA/Moto-like (T = 2, reconstruction), CoLA-like (VDM supervision, T = 2, no low-fi branch).
  * Each baseline is a branch of one DAG sharing the Craft data (and the VDM prior for CoLA).
  *
- *   [VW2_PRESET=paper] npx vw2 run experiments/paper/baselines.ts
+ *   npx vw2 run experiments/paper/baselines.ts [--preset paper]
  */
 import { defineExperiment } from "@vw2/core"
-import { baselinesPipeline, baselinesPresets, presetFromEnv } from "@vw2/pipelines"
-
-const preset = presetFromEnv()
+import { baselinesPipeline, baselinesPresets } from "@vw2/pipelines"
 
 export default defineExperiment({
-  name: `paper-baselines-${preset}`,
+  name: "paper-baselines",
   pipeline: baselinesPipeline,
-  config: baselinesPresets[preset]
+  presets: { mini: { config: baselinesPresets.mini }, paper: { config: baselinesPresets.paper } },
+  defaultPreset: "mini"
 })

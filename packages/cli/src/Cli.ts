@@ -62,28 +62,19 @@ const verboseFlag = Flag.Boolean("verbose").pipe(
 )
 
 const presetFlag = Flag.String("preset").pipe(
-  Flag.withDescription("size preset the experiment file declares (e.g. mini | paper); sets VW2_PRESET for the driver and every worker"),
+  Flag.withDescription("preset the experiment file declares (defineExperiment({ presets }), e.g. mini | paper; default: its defaultPreset)"),
   Flag.optional
 )
 
-/** Loads the experiment, applies and validates --set overrides, and plans: every config error surfaces here.
- * A preset is an environment variable (not a config key) because experiment files choose their whole config
- * from it at import time, in the driver and in every worker alike; workers inherit the driver's environment. */
+/** Loads the experiment (at the chosen preset), applies and validates --set overrides, and plans: every config
+ * error surfaces here. The preset is chosen here once; workers get resolved configs, never the preset name. */
 const loadAndPlan = (file: string, sets: ReadonlyArray<string>, preset: Option.Option<string>) =>
   Effect.gen(function*() {
     const absolute = path.resolve(file)
     if (!fs.existsSync(absolute)) return yield* new UsageError({ message: `${file}: no such experiment file` })
     if (fs.statSync(absolute).isDirectory()) return yield* new UsageError({ message: `${file}: is a directory, expected an experiment file (.ts)` })
-    if (Option.isSome(preset)) process.env.VW2_PRESET = preset.value
     const overrides = yield* Effect.try({ try: () => sets.map(parseOverride), catch: (e) => e as ConfigError })
-    const watched = watchPresetReads()
-    const experiment = yield* loadExperiment(absolute).pipe(Effect.ensuring(Effect.sync(watched.stop)))
-    if (Option.isSome(preset) && !watched.read()) {
-      return yield* new UsageError({
-        message: `${file}: --preset ${preset.value} has no effect: this experiment file does not read VW2_PRESET (it has one size; ` +
-          `files that offer presets call presetFromEnv() from @vw2/pipelines, e.g. experiments/paper/*.ts)`
-      })
-    }
+    const experiment = yield* loadExperiment(absolute, Option.getOrUndefined(preset))
     const plan = yield* Effect.try({
       try: () => planExperiment(experiment, overrides),
       catch: (e) => (e instanceof ConfigError ? e : new UsageError({ message: e instanceof Error ? e.message : String(e) }))
@@ -94,36 +85,9 @@ const loadAndPlan = (file: string, sets: ReadonlyArray<string>, preset: Option.O
     Effect.mapError((e) => (e instanceof ConfigError ? new UsageError({ message: `${file}: ${e.message}` }) : e))
   )
 
-/**
- * Notes whether the experiment file reads VW2_PRESET while it is imported (presets are chosen at import),
- * so `--preset` on a file without presets is an error instead of silently running its only size.
- */
-const watchPresetReads = () => {
-  const original = process.env
-  let read = false
-  process.env = new Proxy(original, {
-    get: (target, key) => {
-      if (key === "VW2_PRESET") read = true
-      return Reflect.get(target, key)
-    },
-    has: (target, key) => {
-      if (key === "VW2_PRESET") read = true
-      return Reflect.has(target, key)
-    },
-    // a copy of the whole environment ({ ...process.env }) may be read later: give it the benefit of the doubt
-    ownKeys: (target) => {
-      const keys = Reflect.ownKeys(target)
-      if (keys.includes("VW2_PRESET")) read = true
-      return keys
-    }
-  })
-  return {
-    read: () => read,
-    stop: () => {
-      process.env = original
-    }
-  }
-}
+/** The chosen preset as plan-document field and experiment-run tag (absent for a file with one size). */
+const presetField = (experiment: Experiment) => (experiment.preset === undefined ? {} : { preset: experiment.preset })
+const presetTag = (experiment: Experiment): Record<string, string> => (experiment.preset === undefined ? {} : { "vw2.preset": experiment.preset })
 
 const plan = Command.make("plan", {
   file: fileArg,
@@ -134,10 +98,10 @@ const plan = Command.make("plan", {
 }, (flags) =>
   Effect.gen(function*() {
     configureTensorflowLogs(flags.verbose)
-    const { absolute, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
+    const { absolute, experiment, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
     const store = ArtifactStore.makeArtifactStore()
     const backend = yield* Effect.promise(() => probeTfBackend({ verbose: flags.verbose }))
-    const doc = { ...planDocument(plan, absolute, store.root, store.isPublished), tfBackend: backend.line }
+    const doc = { ...planDocument(plan, absolute, store.root, store.isPublished), ...presetField(experiment), tfBackend: backend.line }
     yield* Console.log(flags.json ? JSON.stringify(doc, null, 2) : renderPlan(doc))
   }).pipe(
     Effect.catchTags({ UsageError: reportBadInput, ExperimentLoadError: reportBadInput })
@@ -248,7 +212,7 @@ const run = Command.make("run", {
       rayAddress: flags.rayAddress._tag === "Some" ? flags.rayAddress.value : undefined
     })
     const storeShape = ArtifactStore.makeArtifactStore()
-    yield* runWithRecord(absolute, plan, storeShape, executorLayer, (log) => selectTracker({ noTrack: flags.noTrack, log }), flags.verbose, registrations).pipe(
+    yield* runWithRecord(absolute, plan, storeShape, executorLayer, (log) => selectTracker({ noTrack: flags.noTrack, log }), flags.verbose, registrations, presetTag(experiment)).pipe(
       Effect.catchDefect((defect) => (isExecutorStartFailure(defect) ? reportBadInput({ message: condenseStartFailure(defect.message) }) : Effect.die(defect)))
     )
   }).pipe(
@@ -282,7 +246,9 @@ const runWithRecord = (
   /** the tracker's layer, given where its status lines go (above the live progress table) */
   trackerLayer: (log: ((line: string) => void) | undefined) => ReturnType<typeof selectTracker>,
   verbose = false,
-  registrations: ReadonlyArray<Registration> = []
+  registrations: ReadonlyArray<Registration> = [],
+  /** `vw2.preset`, when the experiment has presets */
+  presetTags: Readonly<Record<string, string>> = {}
 ) =>
   Effect.gen(function*() {
     const progress = progressObserver(verbose)
@@ -332,7 +298,7 @@ const runWithRecord = (
         plan,
         experimentFile: file,
         observer,
-        tags: { "vw2.command": base.command, "vw2.file": file, ...backend.tags, ...context.tags },
+        tags: { "vw2.command": base.command, "vw2.file": file, ...presetTags, ...backend.tags, ...context.tags },
         artifacts: context.artifacts
       })
       // one model version per invocation of the step (each trial's checkpoint; a cached one is its producer's)

@@ -12,6 +12,8 @@ export interface PlanDocument {
   readonly file: string
   readonly store: string
   readonly configHash: string
+  /** the preset chosen (--preset, else the file's defaultPreset); absent for a file with one size */
+  readonly preset?: string
   /** the tfjs backend this machine's stages select, e.g. "tensorflow (native, libtensorflow 2.21.0)" */
   readonly tfBackend?: string
   readonly steps: ReadonlyArray<string>
@@ -92,7 +94,7 @@ export const renderPlan = (doc: PlanDocument, options: RenderPlanOptions = {}): 
     table = byStep.toString()
   }
   const lines = [
-    `experiment ${doc.experiment}  (${doc.file})`,
+    `experiment ${doc.experiment}${doc.preset === undefined ? "" : `  preset ${doc.preset}`}  (${doc.file})`,
     `config hash ${doc.configHash.slice(0, 16)}  store ${doc.store}${doc.tfBackend === undefined ? "" : `  tfjs ${doc.tfBackend}`}`,
     ...doc.pinnedAxes.map((axis) => `pinned by --set: ${axis}`),
     table

@@ -57,26 +57,6 @@ export default defineExperiment({ name: "bad", pipeline, config: { ...baseConfig
     expect(r.status).toBe(2)
     expect(r.stderr).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:\\d+`))
   })
-
-  it("refuses --preset for a file that has no presets, and passes it to one that reads VW2_PRESET", () => {
-    const box = sandbox("preset")
-    const none = vw2(box, ["plan", fixture, "--preset", "paper"])
-    expect(none.status).toBe(2)
-    expect(none.stderr).toContain("--preset paper has no effect")
-    const file = write("presets.ts", `
-import { defineExperiment } from "@vw2/core"
-import { baseConfig, pipeline } from ${JSON.stringify(fixture)}
-const preset = process.env.VW2_PRESET ?? "small"
-if (preset !== "small" && preset !== "large") throw new TypeError(\`VW2_PRESET=\${preset}: expected one of small, large\`)
-export default defineExperiment({ name: \`presets-\${preset}\`, pipeline, config: { ...baseConfig, source: { ...baseConfig.source, count: preset === "large" ? 50 : 5 } } })
-`)
-    const large = vw2(box, ["plan", file, "--preset", "large", "--json"])
-    expect(large.status).toBe(0)
-    expect(JSON.parse(large.stdout)).toMatchObject({ experiment: "presets-large", config: { source: { count: 50 } } })
-    const wrong = vw2(box, ["plan", file, "--preset", "huge"])
-    expect(wrong.status).toBe(2)
-    expect(wrong.stderr).toContain("VW2_PRESET=huge: expected one of small, large")
-  })
 })
 
 describe("an executor that cannot start", () => {

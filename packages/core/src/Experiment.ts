@@ -9,9 +9,21 @@
  *     seeds: [0, 1]
  *   })
  *
+ * An experiment at several sizes declares presets instead of `config`; each preset gives its config and may
+ * give its own sweep, seeds or executor (the shared ones apply otherwise). `vw2 plan|run FILE --preset NAME`
+ * picks one (default: `defaultPreset`); see docs/experiments.md, "Presets".
+ *
+ *   export default defineExperiment({
+ *     name: "paper-main",                         // runs as paper-main-mini / paper-main-paper
+ *     pipeline,
+ *     presets: { mini: { config: miniConfig }, paper: { config: paperConfig, seeds: [0] } },
+ *     defaultPreset: "mini"
+ *   })
+ *
  * The config type is derived from the pipeline's stages, so a wrong key or type fails `tsc`; at run time
  * the same config is validated with each stage's Schema (see Config.ts) before anything runs.
  */
+import { Data } from "effect"
 import { ConfigError } from "./Config.ts"
 import type { ConfigPaths, PathValue } from "./ConfigPath.ts"
 import type { AnyPipeline, StepsOf, StepsRecord } from "./Pipeline.ts"
@@ -64,6 +76,8 @@ export interface Experiment<P extends AnyPipeline = AnyPipeline> {
   /** Trial seeds; each sweep point runs once per seed. Default [0]. */
   readonly seeds?: ReadonlyArray<number>
   readonly executor?: ExecutorChoice
+  /** The preset this experiment was chosen as (`ExperimentWithPresets`); absent for a file with one size. */
+  readonly preset?: string
 }
 
 export interface ExperimentDefinition<P extends AnyPipeline> {
@@ -75,22 +89,129 @@ export interface ExperimentDefinition<P extends AnyPipeline> {
   readonly executor?: ExecutorChoice
 }
 
-/** Declares an experiment; checks the shape that types cannot (name, seeds) right away. */
-export const defineExperiment = <P extends AnyPipeline>(definition: ExperimentDefinition<P>): Experiment<P> => {
-  if (typeof definition.name !== "string" || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name)) {
+/** What one preset of an experiment sets. The pipeline is shared by every preset, so a worker finds a step's
+ * stage without knowing the preset: the preset only changes configs, which reach workers resolved. */
+export interface ExperimentPreset<P extends AnyPipeline> {
+  readonly config: ConfigOfPipeline<P>
+  /** replaces the experiment's shared `sweep` for this preset */
+  readonly sweep?: Sweep<ConfigOfPipeline<P>>
+  /** replaces the experiment's shared `seeds` for this preset */
+  readonly seeds?: ReadonlyArray<number>
+  readonly executor?: ExecutorChoice
+}
+
+export interface PresetsDefinition<P extends AnyPipeline, N extends string> {
+  /** base name: the experiment runs as `<name>-<preset>` (sizes are not comparable, so each gets its own MLflow experiment) */
+  readonly name: string
+  readonly pipeline: P
+  readonly presets: { readonly [K in N]: ExperimentPreset<P> }
+  /** the preset `vw2 plan|run` uses without `--preset` */
+  readonly defaultPreset: NoInfer<N>
+  /** shared by every preset that does not set its own */
+  readonly sweep?: Sweep<ConfigOfPipeline<P>>
+  readonly seeds?: ReadonlyArray<number>
+  readonly executor?: ExecutorChoice
+}
+
+/** An experiment file's value when it declares presets: every preset already resolved and checked. */
+export interface ExperimentWithPresets<P extends AnyPipeline = AnyPipeline, N extends string = string> {
+  readonly _tag: "ExperimentWithPresets"
+  readonly name: string
+  readonly pipeline: P
+  readonly presets: { readonly [K in N]: Experiment<P> }
+  readonly defaultPreset: N
+}
+
+/** What an experiment file may export: one experiment, or one per preset. */
+export type ExperimentFileValue = Experiment | ExperimentWithPresets
+
+const namePattern = /^[A-Za-z0-9][\w.-]*$/
+
+const checkSeeds = (seeds: ReadonlyArray<number> | undefined, source: string): void => {
+  if (seeds === undefined) return
+  if (!Array.isArray(seeds) || seeds.length === 0) throw new TypeError(`${source}: seeds must be a non-empty array`)
+  for (const [i, seed] of seeds.entries()) {
+    if (!Number.isSafeInteger(seed)) throw new TypeError(`${source}: seeds[${i}] must be an integer`)
+  }
+  checkDistinctSeeds(seeds, source)
+}
+
+const checkNameAndPipeline = (definition: { readonly name: unknown; readonly pipeline: unknown }): void => {
+  if (typeof definition.name !== "string" || !namePattern.test(definition.name)) {
     throw new TypeError(`defineExperiment: name must match /^[A-Za-z0-9][\\w.-]*$/, got ${JSON.stringify(definition.name)}`)
   }
   if (!isPipeline(definition.pipeline)) throw new TypeError(`defineExperiment(${definition.name}): pipeline must come from definePipeline()`)
-  if (definition.seeds !== undefined) {
-    if (!Array.isArray(definition.seeds) || definition.seeds.length === 0) {
-      throw new TypeError(`defineExperiment(${definition.name}): seeds must be a non-empty array`)
-    }
-    for (const [i, seed] of definition.seeds.entries()) {
-      if (!Number.isSafeInteger(seed)) throw new TypeError(`defineExperiment(${definition.name}): seeds[${i}] must be an integer`)
-    }
-    checkDistinctSeeds(definition.seeds, `defineExperiment(${definition.name})`)
+}
+
+const definePresets = <P extends AnyPipeline, N extends string>(definition: PresetsDefinition<P, N>): ExperimentWithPresets<P, N> => {
+  const source = `defineExperiment(${definition.name})`
+  if ("config" in definition) throw new TypeError(`${source}: give either config or presets, not both (each preset has its config)`)
+  const names = Object.keys(definition.presets ?? {}) as Array<N>
+  if (typeof definition.presets !== "object" || definition.presets === null || names.length === 0) {
+    throw new TypeError(`${source}: presets must be a non-empty object, e.g. { mini: { config }, paper: { config } }`)
   }
-  return { _tag: "Experiment", ...definition }
+  for (const name of names) {
+    if (!namePattern.test(name)) throw new TypeError(`${source}: preset name ${JSON.stringify(name)} must match /^[A-Za-z0-9][\\w.-]*$/`)
+  }
+  if (!names.includes(definition.defaultPreset)) {
+    throw new TypeError(`${source}: defaultPreset ${JSON.stringify(definition.defaultPreset)} is not one of its presets (${names.join(", ")})`)
+  }
+  const resolve = (name: N): Experiment<P> => {
+    const preset = definition.presets[name]
+    if (typeof preset !== "object" || preset === null || !("config" in preset)) throw new TypeError(`${source}: presets.${name} must be { config, sweep?, seeds?, executor? }`)
+    const sweep = preset.sweep ?? definition.sweep
+    const seeds = preset.seeds ?? definition.seeds
+    const executor = preset.executor ?? definition.executor
+    checkSeeds(seeds, `${source}, preset ${name}`)
+    return {
+      _tag: "Experiment",
+      name: `${definition.name}-${name}`,
+      pipeline: definition.pipeline,
+      config: preset.config,
+      ...(sweep === undefined ? {} : { sweep }),
+      ...(seeds === undefined ? {} : { seeds }),
+      ...(executor === undefined ? {} : { executor }),
+      preset: name
+    }
+  }
+  return {
+    _tag: "ExperimentWithPresets",
+    name: definition.name,
+    pipeline: definition.pipeline,
+    presets: Object.fromEntries(names.map((name) => [name, resolve(name)])) as { readonly [K in N]: Experiment<P> },
+    defaultPreset: definition.defaultPreset
+  }
+}
+
+/**
+ * Declares an experiment; checks the shape that types cannot (name, seeds, preset names) right away. With
+ * `config` it is one experiment; with `presets` one per preset (`ExperimentWithPresets`).
+ */
+export const defineExperiment = <P extends AnyPipeline, const N extends string = never>(
+  definition: ExperimentDefinition<P> | PresetsDefinition<P, N>
+): [N] extends [never] ? Experiment<P> : ExperimentWithPresets<P, N> => {
+  checkNameAndPipeline(definition)
+  if ("presets" in definition) return definePresets(definition) as never
+  checkSeeds(definition.seeds, `defineExperiment(${definition.name})`)
+  return { _tag: "Experiment", ...definition } as never
+}
+
+/** `--preset` named a preset the experiment does not have, or the experiment has none. */
+export class PresetError extends Data.TaggedError("PresetError")<{ readonly message: string }> {}
+
+/**
+ * The experiment to plan: the named preset (default: the file's `defaultPreset`). A preset asked of a file
+ * with one size fails rather than silently running that size.
+ */
+export const selectPreset = (value: ExperimentFileValue, preset: string | undefined): Experiment => {
+  if (value._tag === "Experiment") {
+    if (preset === undefined) return value
+    throw new PresetError({ message: `preset ${preset} asked for, but experiment ${value.name} has no presets (it has one size; files that offer sizes declare defineExperiment({ presets }), e.g. experiments/paper/*.ts)` })
+  }
+  const name = preset ?? value.defaultPreset
+  const chosen = Object.hasOwn(value.presets, name) ? value.presets[name] : undefined
+  if (chosen === undefined) throw new PresetError({ message: `unknown preset ${JSON.stringify(name)}: experiment ${value.name} has presets ${Object.keys(value.presets).join(", ")}` })
+  return chosen
 }
 
 /**
@@ -113,3 +234,6 @@ export const checkDistinctSeeds = (seeds: ReadonlyArray<number>, source: string)
 
 export const isExperiment = (u: unknown): u is Experiment =>
   typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "Experiment"
+
+export const isExperimentWithPresets = (u: unknown): u is ExperimentWithPresets =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "ExperimentWithPresets"

@@ -1,14 +1,16 @@
 /**
  * Loads an experiment file (`export default defineExperiment(...)`). The CLI, the inline executor and
  * every worker import the same file, so the stage a worker runs is exactly the one the planner hashed.
+ * A file with presets is resolved to the preset asked for (the CLI's `--preset`); workers need none, since
+ * every preset shares the pipeline and a worker gets its step's resolved config in its spec.
  */
 import { Data, Effect } from "effect"
 import { registerHooks } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import type { Experiment } from "./Experiment.ts"
-import { isExperiment } from "./Experiment.ts"
-import type { PipelineStep } from "./Pipeline.ts"
+import type { Experiment, ExperimentFileValue } from "./Experiment.ts"
+import { isExperiment, isExperimentWithPresets, selectPreset } from "./Experiment.ts"
+import type { AnyPipeline, PipelineStep } from "./Pipeline.ts"
 
 export class ExperimentLoadError extends Data.TaggedError("ExperimentLoadError")<{
   readonly file: string
@@ -52,7 +54,8 @@ const syntaxErrorLocation = (error: unknown): string | undefined => {
   return [`${file}:${match[2]}`, ...excerpt].map((line) => `  ${line}`).join("\n")
 }
 
-export const loadExperimentPromise = async (file: string): Promise<Experiment> => {
+/** The file's export as declared: one experiment, or one per preset. */
+export const loadExperimentFilePromise = async (file: string): Promise<ExperimentFileValue> => {
   const absolute = path.resolve(file)
   installWorkspaceFallback()
   let module: Record<string, unknown>
@@ -64,22 +67,26 @@ export const loadExperimentPromise = async (file: string): Promise<Experiment> =
     throw error
   }
   const candidate = module.default ?? module.experiment
-  if (!isExperiment(candidate)) {
+  if (!isExperiment(candidate) && !isExperimentWithPresets(candidate)) {
     throw new TypeError(`${absolute}: expected \`export default defineExperiment({...})\` (or an export named \`experiment\`)`)
   }
   return candidate
 }
 
-export const loadExperiment = (file: string): Effect.Effect<Experiment, ExperimentLoadError> =>
+/** The experiment to plan: the file's only one, or its preset `preset` (default: the file's defaultPreset). */
+export const loadExperimentPromise = async (file: string, preset?: string): Promise<Experiment> =>
+  selectPreset(await loadExperimentFilePromise(file), preset)
+
+export const loadExperiment = (file: string, preset?: string): Effect.Effect<Experiment, ExperimentLoadError> =>
   Effect.tryPromise({
-    try: () => loadExperimentPromise(file),
+    try: () => loadExperimentPromise(file, preset),
     catch: (cause) => {
       const message = cause instanceof Error ? cause.message : String(cause)
       return new ExperimentLoadError({ file, message: message.startsWith(file) ? message : `${file}: ${message}` })
     }
   })
 
-export const findStep = (experiment: Experiment, step: string): PipelineStep => {
+export const findStep = (experiment: { readonly name: string; readonly pipeline: AnyPipeline }, step: string): PipelineStep => {
   const found = experiment.pipeline.steps.find((s) => s.name === step)
   if (found === undefined) {
     throw new TypeError(`experiment ${experiment.name} has no step ${JSON.stringify(step)} (steps: ${experiment.pipeline.steps.map((s) => s.name).join(", ")})`)

@@ -1,7 +1,8 @@
 /**
  * Configs of the VideoWorld 2 pipelines at two sizes. `mini`: MiniCraft/MiniCALVIN at 32×32 with tiny
  * models, sized so the whole DAG runs in minutes on a 2-core CPU. `paper`: the paper's sizes (docs/paper.md
- * "Training recipe") for GPU clusters. Experiment files pick one with `presetFromEnv()` (VW2_PRESET).
+ * "Training recipe") for GPU clusters. Experiment files declare both as presets (`defineExperiment({ presets })`)
+ * and `vw2 plan|run FILE --preset paper` picks one (docs/experiments.md, "Presets").
  */
 import type { ConfigOfPipeline } from "@vw2/core"
 import { miniStageConfigs, paperStageConfigs } from "@vw2/dldm"
@@ -19,12 +20,12 @@ import type {
 export type PresetName = "mini" | "paper"
 export const presetNames: ReadonlyArray<PresetName> = ["mini", "paper"]
 
-/** The preset named by VW2_PRESET (default mini); a wrong name fails with the accepted ones. */
-export const presetFromEnv = (env: Readonly<Record<string, string | undefined>> = process.env): PresetName => {
-  const value = env["VW2_PRESET"] ?? "mini"
-  if (!(presetNames as ReadonlyArray<string>).includes(value)) throw new TypeError(`VW2_PRESET=${value}: expected one of ${presetNames.join(", ")}`)
-  return value as PresetName
-}
+/**
+ * One entry per size, built by `make`: for experiment files whose presets differ in more than the config (a
+ * sweep built from the preset's base config, e.g. experiments/paper/ablation-arch.ts).
+ *   presets: byPreset((preset) => ({ config: craftPresets[preset], sweep: ... }))
+ */
+export const byPreset = <T>(make: (preset: PresetName) => T): { readonly [K in PresetName]: T } => ({ mini: make("mini"), paper: make("paper") })
 
 type Vw2Config = ConfigOfPipeline<typeof videoWorld2Pipeline>
 type OpenXConfig = ConfigOfPipeline<typeof videoWorld2OpenXPipeline>

@@ -4,27 +4,15 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { pathToFileURL } from "node:url"
-import { type Experiment, isExperiment, parseOverride, planExperiment } from "@vw2/core"
+import { type Experiment, loadExperimentFilePromise, loadExperimentPromise, parseOverride, planExperiment } from "@vw2/core"
 import { describe, expect, it } from "vitest"
-import { presetFromEnv } from "../src/Presets.ts"
+import { craftPresets, mainTablePresets, presetNames } from "../src/Presets.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
 const files = ["experiments/quickstart.ts", ...fs.readdirSync(path.join(root, "experiments/paper")).filter((f) => f.endsWith(".ts")).map((f) => `experiments/paper/${f}`)]
 
-/** Import an experiment file afresh with VW2_PRESET set (the query string defeats the module cache). */
-const load = async (file: string, preset: string): Promise<Experiment> => {
-  const previous = process.env["VW2_PRESET"]
-  process.env["VW2_PRESET"] = preset
-  try {
-    const module = (await import(`${pathToFileURL(path.join(root, file)).href}?preset=${preset}`)) as { default: unknown }
-    if (!isExperiment(module.default)) throw new Error(`${file}: default export is not an experiment`)
-    return module.default
-  } finally {
-    if (previous === undefined) delete process.env["VW2_PRESET"]
-    else process.env["VW2_PRESET"] = previous
-  }
-}
+/** The experiment a file declares at `preset` (undefined: a file with one size), as `vw2 plan --preset` loads it. */
+const load = (file: string, preset: string | undefined): Promise<Experiment> => loadExperimentPromise(path.join(root, file), preset)
 
 describe("experiment files", () => {
   it("covers the paper's tables", () => {
@@ -42,12 +30,13 @@ describe("experiment files", () => {
   })
 
   for (const file of files) {
-    for (const preset of file.includes("quickstart") ? ["mini"] : ["mini", "paper"]) {
-      it(`${file} plans at the ${preset} preset`, async () => {
+    for (const preset of file.includes("quickstart") ? [undefined] : presetNames) {
+      it(`${file} plans at the ${preset ?? "only"} preset`, async () => {
         const experiment = await load(file, preset)
         const plan = planExperiment(experiment)
         expect(plan.invocations.length).toBeGreaterThan(0)
-        if (!file.includes("quickstart")) expect(plan.experiment).toContain(preset)
+        expect(experiment.preset).toBe(preset)
+        if (preset !== undefined) expect(plan.experiment).toMatch(new RegExp(`-${preset}$`))
         // every step of the pipeline is planned, and every input is wired to an upstream invocation
         expect(new Set(plan.invocations.map((i) => i.step))).toEqual(new Set(experiment.pipeline.steps.map((s) => s.name)))
         const hashes = new Set(plan.invocations.map((i) => i.hash))
@@ -63,7 +52,7 @@ describe("experiment files", () => {
   })
 
   it("a wrong override fails validation with its path", async () => {
-    const experiment = await load("experiments/quickstart.ts", "mini")
+    const experiment = await load("experiments/quickstart.ts", undefined)
     expect(() => planExperiment(experiment, [parseOverride("ar.train.steps=-3")])).toThrow(/ar\.train\.steps/)
     const changed = planExperiment(experiment, [parseOverride("ar.train.lr=0.001")])
     const base = planExperiment(experiment)
@@ -74,8 +63,26 @@ describe("experiment files", () => {
     for (const step of ["ar", "craft-eval"]) expect(b.get(step)).not.toBe(a.get(step))
   })
 
-  it("rejects an unknown preset name", () => {
-    expect(() => presetFromEnv({ VW2_PRESET: "huge" })).toThrow(/VW2_PRESET=huge: expected one of mini, paper/)
-    expect(presetFromEnv({})).toBe("mini")
+  it("declares mini and paper in every paper file, mini by default, and the preset's configs", async () => {
+    for (const file of files.filter((f) => f.startsWith("experiments/paper/"))) {
+      const value = await loadExperimentFilePromise(path.join(root, file))
+      expect(value._tag, file).toBe("ExperimentWithPresets")
+      if (value._tag !== "ExperimentWithPresets") continue
+      expect(Object.keys(value.presets).sort(), file).toEqual(["mini", "paper"])
+      expect(value.defaultPreset, file).toBe("mini")
+      expect((await load(file, undefined)).preset, file).toBe("mini")
+    }
+    // the preset picks the config: the paper AR is Cosmos-AR-4B-wide, the mini one tiny
+    const main = (preset: string) => load("experiments/paper/main.ts", preset).then((e) => planExperiment(e).config["ar"] as { model: { dim: number } })
+    expect((await main("paper")).model.dim).toBe(mainTablePresets.paper.ar.model?.dim)
+    expect((await main("mini")).model.dim).toBe(mainTablePresets.mini.ar.model?.dim)
+    // a sweep built from the preset's base config: the arch rows carry that preset's DiT width
+    const arch = planExperiment(await load("experiments/paper/ablation-arch.ts", "paper"))
+    for (const trial of arch.trials) expect(arch.invocations.find((i) => i.hash === trial.invocations["dldm"])!.config).toMatchObject({ dit: { width: craftPresets.paper.dldm.dit?.width } })
+  })
+
+  it("rejects an unknown preset naming the accepted ones, and a preset for a file with one size", async () => {
+    await expect(load("experiments/paper/main.ts", "huge")).rejects.toThrow(/unknown preset "huge": experiment paper-main has presets mini, paper/)
+    await expect(load("experiments/quickstart.ts", "paper")).rejects.toThrow(/preset paper asked for, but experiment quickstart has no presets/)
   })
 })

@@ -9,7 +9,7 @@ import { Effect, Exit, Fiber } from "effect"
 import * as fs from "node:fs"
 import * as readline from "node:readline"
 import { runStageInProcess } from "../internal/runStage.ts"
-import { findStep, loadExperimentPromise } from "../Loader.ts"
+import { findStep, loadExperimentFilePromise } from "../Loader.ts"
 import type { WorkerEvent, WorkerSpec } from "./protocol.ts"
 import { checkWorkerSpec, workerExitCodes } from "./protocol.ts"
 
@@ -42,7 +42,9 @@ const runSpec = async (raw: unknown): Promise<number> => {
   let stage
   try {
     spec = checkWorkerSpec(raw)
-    const experiment = await loadExperimentPromise(spec.experimentFile)
+    // every preset of a file shares its pipeline, so the step's stage does not depend on the preset; its
+    // config does, and arrives resolved in the spec (docs/experiments.md, "Presets")
+    const experiment = await loadExperimentFilePromise(spec.experimentFile)
     stage = findStep(experiment, spec.step).stage
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
