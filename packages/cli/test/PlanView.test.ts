@@ -21,6 +21,7 @@ const doc = (steps: ReadonlyArray<string>, trials: number): PlanDocument => {
     configHash: "c".repeat(64),
     steps,
     config: {},
+    pinnedAxes: [],
     trials: planned,
     invocations,
     summary: { trials, invocations: invocations.length, trialSteps: trials * steps.length, cached: steps.length, toRun: invocations.length - steps.length }
@@ -47,5 +48,11 @@ describe("renderPlan", () => {
     const many = renderPlan(doc(["craft-data", "warmup", "dldm", "tokenize", "ar", "craft-eval", "dldm-probe"], 12), { width: 80 })
     expect(widest(many)).toBeLessThanOrEqual(80)
     expect(many).toMatch(/… 9 more trials \(vw2 plan --json lists all\)/)
+  })
+  it("names the preset and every sweep axis a --set pinned", () => {
+    const plan = { ...doc(["data", "train"], 1), preset: "paper", pinnedAxes: ["train.lr: grid of 3 value(s) → --set train.lr=0.1"] }
+    const text = renderPlan(plan, { width: 100 })
+    expect(text.split("\n")[0]).toBe("experiment demo  preset paper  (/x/demo.ts)")
+    expect(text).toContain("pinned by --set: train.lr: grid of 3 value(s) → --set train.lr=0.1")
   })
 })
