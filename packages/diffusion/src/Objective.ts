@@ -13,6 +13,11 @@ export interface LossOptions {
   readonly objective?: FlowObjectiveConfig
   /** drop the context per sample with dit.config.contextDropout (default true; false for evaluation) */
   readonly train?: boolean
+  /** probability of dropping the hint for a training sample (its control residuals zeroed; independent of the
+   * context dropout). Ours: the joint stage's `hintDropout`; default 0 (authors: the hint is always given) */
+  readonly hintDropout?: number
+  /** [B, T, H, W, C] per-element loss weight (see `rectifiedFlowObjective`); omitted = uniform (authors) */
+  readonly elementWeight?: tf.Tensor
   /** explicit draws, for exact tests */
   readonly noise?: tf.Tensor
   readonly sigmaNormal?: tf.Tensor
@@ -36,16 +41,21 @@ export const rectifiedFlowLoss = (
 ): FlowLossParts => {
   const b = x0.shape[0]!
   const p = dit.config.contextDropout
-  const keep = (options.train ?? true) && p > 0 && context !== undefined ? keepMask(b, p, options.seed + 104729) : undefined
+  const train = options.train ?? true
+  const keep = train && p > 0 && context !== undefined ? keepMask(b, p, options.seed + 104729) : undefined
+  const ph = options.hintDropout ?? 0
+  const hintKeep = train && ph > 0 && hint !== undefined ? keepMask(b, ph, options.seed + 130363) : undefined
   try {
-    return rectifiedFlowObjective(dit.velocityNet(context, hint, keep), x0, {
+    return rectifiedFlowObjective(dit.velocityNet(context, hint, keep, hintKeep), x0, {
       seed: options.seed,
       config: options.objective ?? defaultFlowObjective,
       ...(options.noise !== undefined ? { noise: options.noise } : {}),
-      ...(options.sigmaNormal !== undefined ? { sigmaNormal: options.sigmaNormal } : {})
+      ...(options.sigmaNormal !== undefined ? { sigmaNormal: options.sigmaNormal } : {}),
+      ...(options.elementWeight !== undefined ? { elementWeight: options.elementWeight } : {})
     })
   } finally {
     keep?.dispose()
+    hintKeep?.dispose()
   }
 }
 

@@ -266,6 +266,9 @@ export const rectifiedFlowObjective = (
     readonly noise?: tf.Tensor
     readonly sigmaNormal?: tf.Tensor
     readonly config?: FlowObjectiveConfig
+    /** [B, T, H, W, C] per-element weight of the loss (not of the logged mse), e.g. more weight on pixels that
+     * move; omitted = 1 everywhere (authors) */
+    readonly elementWeight?: tf.Tensor
   }
 ): FlowLossParts => {
   const config = options.config ?? defaultFlowObjective
@@ -284,7 +287,8 @@ export const rectifiedFlowObjective = (
     // x0_pred − x0 = s_pred − s: the error is the same in data and signal space
     const sq = tf.mul(tf.square(tf.sub(pred, signal)), lossFrames)
     const perElementCount = (x0.size / T) * (T - config.conditionFrames)
-    const weighted = tf.mul(sq, expandToVideo(lossWeight(sigma, config.sigmaData ?? 1), x0.shape))
+    const sqWeighted = options.elementWeight === undefined ? sq : tf.mul(sq, options.elementWeight)
+    const weighted = tf.mul(sqWeighted, expandToVideo(lossWeight(sigma, config.sigmaData ?? 1), x0.shape))
     const loss = tf.div(tf.sum(weighted), perElementCount) as tf.Scalar
     const mse = tf.div(tf.sum(sq), perElementCount) as tf.Scalar
     return { loss, sigma, mse }

@@ -62,6 +62,15 @@ export const codePositionFeatures = (visibleFrom: ReadonlyArray<number>, queries
     return tf.expandDims(tf.concat([frame, slot], 1), 0)
   })
 
+/**
+ * The parameters through which the codes act (`VideoDiT.namedParams` names): the code projection, the code
+ * modulation, and each block's cross-attention with its AdaLN gate (base and control branch). After
+ * `vdm-pretrain` (no codes) the cross-attention gates are still at their zero init: this is the part of the DiT
+ * that starts from nothing in the joint stage (the joint stage's `codePathLrScale`).
+ */
+export const readsCodes = (name: string): boolean =>
+  name.startsWith("code_proj.") || name.startsWith("code_modulation.") || /(^|\.)(cross_attn|adaln_modulation_cross_attn)\./.test(name)
+
 /** Everything the network reads in one call. */
 export interface DiTInput {
   /** [B, T, H, W, C] network input ((1 − t)·x_σ, conditioning frames clean) */
@@ -76,6 +85,9 @@ export interface DiTInput {
   readonly hint?: tf.Tensor
   /** [B] 1 = keep the context, 0 = drop it (classifier-free-guidance training) */
   readonly contextKeep?: tf.Tensor
+  /** [B] 1 = keep the hint, 0 = drop it (the control branch's residuals zeroed: as if no hint were given);
+   * hint dropout in the joint stage, so the codes must carry the motion for those samples */
+  readonly hintKeep?: tf.Tensor
 }
 
 /** Sinusoidal timestep features → MLP (Cosmos `t_embedder`): [B, Tn] → emb [B, Tn, D] (+ AdaLN-LoRA [B, Tn, 3D]). */
@@ -390,10 +402,12 @@ export class VideoDiT extends Module {
         this.control !== undefined && input.hint !== undefined
           ? this.control.residuals(xPatches, patchify(this.prepareHint(input.hint), this.patch), prepared)
           : []
+      const hintKeep = input.hintKeep === undefined ? undefined : tf.reshape(input.hintKeep, [b, 1, 1, 1])
+      const dropHint = (r: tf.Tensor) => (hintKeep === undefined ? r : tf.mul(r, hintKeep))
       let hidden = tf.add(this.x_embedder.call(xPatches), positions)
       this.blocks.forEach((block, i) => {
         const next = block.call(hidden, prepared.emb, prepared.adalnLora, context, masks)
-        hidden = residuals[i] !== undefined ? tf.add(next, residuals[i]!) : next
+        hidden = residuals[i] !== undefined ? tf.add(next, dropHint(residuals[i]!)) : next
       })
       const out = this.final_layer.call(hidden, prepared.emb, prepared.adalnLora) // [B, Tn, P, p·C]
       return unpatchify(out, this.patch, { rows: h / c.patchSpatial, cols: w / c.patchSpatial, channels: c.inChannels })
@@ -401,8 +415,8 @@ export class VideoDiT extends Module {
   }
 
   /** This network as the objective's/sampler's `VelocityNet`, with its context and hint bound. */
-  velocityNet(context: CodeContext | undefined, hint: tf.Tensor | undefined, contextKeep?: tf.Tensor): VelocityNet {
-    return ({ x, time, conditionMask }) => this.call({ x, time, conditionMask, context, hint, contextKeep })
+  velocityNet(context: CodeContext | undefined, hint: tf.Tensor | undefined, contextKeep?: tf.Tensor, hintKeep?: tf.Tensor): VelocityNet {
+    return ({ x, time, conditionMask }) => this.call({ x, time, conditionMask, context, hint, contextKeep, hintKeep })
   }
 }
 

@@ -26,6 +26,12 @@ export const paperStageConfigs = {
     optim: { ...paperOptim, lr: 1e-4, warmupSteps: 2000 },
     diffusionWeight: 10,
     reconstructionWeight: 1,
+    // the authors' joint training: the mini defaults (hint dropout, motion weighting, …) are ours
+    dldmLrScale: 1,
+    codePathLrScale: 1,
+    hintDropout: 0,
+    motionWeight: 0,
+    colourAugment: 0,
     dit: paperDiT
   } satisfies StageConfigInput<typeof dldmStage>,
   "openx-cotrain": {
@@ -33,6 +39,12 @@ export const paperStageConfigs = {
     optim: { ...paperOptim, lr: 1e-4, warmupSteps: 2000 },
     diffusionWeight: 10,
     reconstructionWeight: 1,
+    // the authors' joint training: the mini defaults (hint dropout, motion weighting, …) are ours
+    dldmLrScale: 1,
+    codePathLrScale: 1,
+    hintDropout: 0,
+    motionWeight: 0,
+    colourAugment: 0,
     dit: paperDiT,
     craftWeight: 1,
     openxWeight: 1

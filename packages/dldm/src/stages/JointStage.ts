@@ -4,17 +4,18 @@
  * Both train encoder + queries + decoder + DiT (+ control branch, + code projection) with one AdamW, and
  * write the dLDM ("dldm-checkpoint") and the fine-tuned DiT ("vdm-checkpoint"). AdamW moments restart at
  * each stage (the checkpoints carry weights, not optimiser state). Before and after training, a held-out
- * probe logs how much the DiT's x0 error depends on the codes (`vdm/code_drop_gain`) against
+ * probe logs how much the DiT's x0 error depends on the codes (`dldm/code_drop_gain`) against
  * repeat-the-first-frame (docs/paper.md §Components, "VDM"; issue 13).
  */
 import { defineStage, type StageContext } from "@vw2/core"
-import { ditConfigSchema, preconditionings, miniDiT, prepareVdm, readVdmCheckpointConfig, saveVdmCheckpoint, type FlowObjectiveConfig, type VideoDiT, type VideoDiTConfig, validateFlowObjective } from "@vw2/diffusion"
+import { ditConfigSchema, preconditionings, miniDiT, prepareVdm, readsCodes, readVdmCheckpointConfig, saveVdmCheckpoint, type FlowObjectiveConfig, type VideoDiT, type VideoDiTConfig, validateFlowObjective } from "@vw2/diffusion"
 import { Dataset, shuffledBatches } from "@vw2/data"
 import { clipScale, computeGradients, globalNorm } from "@vw2/nn"
 import type * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { loadDldm, saveDldm } from "../checkpoint.ts"
-import { PositiveNumber, int, nonNegInt, nonNegative, positive, withDefault } from "../internal/schema.ts"
+import { PositiveNumber, UnitInterval, int, nonNegInt, nonNegative, positive, withDefault } from "../internal/schema.ts"
+import { colourAugment } from "../train/augment.ts"
 import { batchTensor, endlessBatches, mixedBatches, openClips } from "../train/data.ts"
 import { codeUse, detachedHint, jointLoss, type CodeUse } from "../train/joint.ts"
 import type { Dldm } from "../Dldm.ts"
@@ -38,25 +39,47 @@ const FlowObjectivePartial = Schema.Struct({
 })
 
 const jointFields = {
-  /** mini default: 150 steps at batch 2 ≈ 57 s process CPU on the 2-core machine (native, measured under load ≈ 5);
-   * 10 steps left the codes unread (issue 13) */
+  /** mini default: 150 steps (at batch 2 ≈ 57 s process CPU on the 2-core machine, native, load ≈ 5; batch 4 about
+   * twice that); 10 steps left the codes unread (issue 13) */
   steps: int(150),
-  /** authors' dLDM optimiser: AdamW lr 1e-4 (batch 128), wd 0.1, betas (0.9, 0.99) */
-  optim: withDefault(OptimConfigSchema, { lr: 1e-3, batchSize: 2 }),
-  /** the dLDM's learning rate relative to optim.lr (ours; authors: 1, one AdamW for everything). Below 1 the
-   * codes move less while the DiT learns to read them */
-  dldmLrScale: positive(1),
+  /** authors' dLDM optimiser: AdamW lr 1e-4 (batch 128), wd 0.1, betas (0.9, 0.99). Mini: batch 4 — at batch 2
+   * whether the DiT learns to read the codes within 150 steps was a coin flip between seeds (code_drop_gain 9.6 /
+   * 0.3 %, seeds 0 / 1), at 4 it is 2.5 / 7.5 % with a lower x0 error (scripts/vdm-code-use.ts) */
+  optim: withDefault(OptimConfigSchema, { lr: 1e-3, batchSize: 4 }),
+  /** the dLDM's learning rate relative to optim.lr (ours; authors: 1, one AdamW for everything). Mini 0.1: codes
+   * that move under the DiT while it learns to read them stayed unread (train-clip code_drop_gain −6 % at 1, +3 %
+   * at 0.1, scripts/vdm-code-use.ts) */
+  dldmLrScale: positive(0.1),
+  /** the learning rate of the DiT's code path (code projection, code modulation, cross-attention and its gates:
+   * @vw2/diffusion `readsCodes`) relative to optim.lr (ours; authors: 1). It starts from nothing after
+   * vdm-pretrain, while the rest of the DiT is already trained */
+  codePathLrScale: positive(1),
   /** authors: loss = 10 · diffusion + reconstruction */
   diffusionWeight: nonNegative(10),
   reconstructionWeight: nonNegative(1),
   /** hint decoded from stop-gradient codes (authors' code); only matters with dit.control.stopGradient = false */
   hintFromDetachedCodes: withDefault(Schema.Boolean, true),
+  /** probability of dropping the ControlNet hint for a training sample (ours; authors: 0, always given). The
+   * hint (low-fi video decoded from the codes) carries the motion, so without dropout the DiT's code path has
+   * nothing left to learn; dropped samples make the codes carry it. Mini 0.5 (without it: code_drop_gain 3.6 %
+   * with the hint carrying 34 %) */
+  hintDropout: withDefault(UnitInterval, 0.5),
+  /** extra diffusion-loss weight on pixels that moved since the first frame (train/joint.ts `motionWeights`; ours;
+   * authors: 0): the codes only tell where things move, and most pixels never do. Mini 1 (0: code_drop_gain
+   * ≤ 2.5 %; 4: 16 % on seed 0 but x0 l1 .031 vs .022 and seed 1 1.2 %). It biases the x0 estimate towards
+   * motion where the codes leave it unsure (l1 at σ = 1 .023–.025 vs .021 without) */
+  motionWeight: nonNegative(1),
+  /** strength of a per-clip colour transform of the training clips, as in warm-up (train/augment.ts; ours; 0 = off,
+   * the authors'): the DiT learns to read the codes beside colours it will not see in the train split. Mini 1 */
+  colourAugment: nonNegative(1),
   /** the DiT's switches (control branch, stop-grad, grayscale, causal cross-attention, training mode);
    * architecture fields are taken from the vdm checkpoint */
   dit: withDefault(ditConfigSchema(miniDiT), {}),
   /** the diffusion objective: the vdm checkpoint's (residual and scalings are part of what its weights
-   * mean), with the fields given here replacing its (e.g. the training σ distribution) */
-  objective: withDefault(FlowObjectivePartial, {}),
+   * mean), with the fields given here replacing its (e.g. the training σ distribution). Default pMean 0, the
+   * authors' value: the mini vdm-pretrain trains at p_mean −2 (σ ≈ 0.14), where the noisy frames show the motion
+   * and the codes have nothing to add; around σ = 1 they do */
+  objective: withDefault(FlowObjectivePartial, { pMean: 0 }),
   split: withDefault(Schema.String, "train"),
   /** held-out check after training (issue 13): x0 error at σ with and without the codes on clips of `split`;
    * 0 clips = off */
@@ -122,14 +145,17 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
     }
     // one AdamW per model (same settings; the dLDM's rate × dldmLrScale), one global-norm clip over both;
     // names prefixed so they cannot collide
+    // (and the DiT's code path × codePathLrScale)
     const dldmVars = new Map<string, tf.Variable>()
     const ditVars = new Map<string, tf.Variable>()
+    const codePathVars = new Map<string, tf.Variable>()
     for (const [k, v] of dldm.trainableVariables()) dldmVars.set(`dldm.${k}`, v)
-    for (const [k, v] of dit.trainableVariables()) ditVars.set(`dit.${k}`, v)
-    const variables = new Map([...dldmVars, ...ditVars])
+    for (const [k, v] of dit.trainableVariables()) (readsCodes(k) ? codePathVars : ditVars).set(`dit.${k}`, v)
+    const variables = new Map([...dldmVars, ...ditVars, ...codePathVars])
     const optimizers = [
       { vars: dldmVars, opt: makeOptimizer(config.optim), scale: config.dldmLrScale },
-      { vars: ditVars, opt: makeOptimizer(config.optim), scale: 1 }
+      { vars: ditVars, opt: makeOptimizer(config.optim), scale: 1 },
+      { vars: codePathVars, opt: makeOptimizer(config.optim), scale: config.codePathLrScale }
     ]
     const lr = makeSchedule(config.optim, config.steps)
     const outDldm = ctx.outputDir("checkpoint")
@@ -144,10 +170,13 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
       probe?.(0)
       const result = await runSteps(
         ctx,
+        stage,
         config.steps,
         (step) => {
           const batch: Batch = batches.next().value!
-          const video = batchTensor(batch)
+          const raw = batchTensor(batch)
+          const video = config.colourAugment > 0 ? colourAugment(raw, config.colourAugment, ctx.seed * 1_000_003 + step) : raw
+          if (video !== raw) raw.dispose()
           const hint = detachedHint(dldm, dit, video, true)
           try {
             const r = computeGradients(variables, () => {
@@ -155,6 +184,8 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
                 diffusionWeight: config.diffusionWeight,
                 reconstructionWeight: config.reconstructionWeight,
                 hintFromDetachedCodes: config.hintFromDetachedCodes,
+                hintDropout: config.hintDropout,
+                motionWeight: config.motionWeight,
                 codeContext: true,
                 objective,
                 seed: ctx.seed * 1_000_003 + step,
@@ -205,9 +236,10 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
 
 /**
  * The held-out check, or undefined when off or the split has no clip: logs at `step`, per σ in probe.sigmas,
- * the DiT's x0 error with codes and hint (`vdm/x0_err_sigma1`: l1, `vdm/x0_mse_sigma1`), with the codes
- * dropped (hint kept), with codes and hint dropped, repeat-the-first-frame (`vdm/repeat_err`), and the relative
- * change when the codes are dropped (`vdm/code_drop_gain` = mse without codes / mse with codes − 1 at σ = 1).
+ * the DiT's x0 error with codes and hint (`dldm/x0_err_sigma1`: l1, `dldm/x0_mse_sigma1`; `openx-cotrain/…` in that
+ * stage), with the codes dropped (hint kept), with codes and hint dropped, repeat-the-first-frame (`dldm/repeat_err`),
+ * and the relative change when the codes are dropped (`dldm/code_drop_gain` = mse without codes / mse with codes − 1
+ * at σ = 1). Named by the stage, not `vdm/`: vdm-pretrain owns its own held-out `vdm/x0_err_*`.
  */
 function heldOutProbe(
   ctx: StageContext,
@@ -235,17 +267,17 @@ function heldOutProbe(
         const gain = (e: "l1" | "mse", without: CodeUse["noCodes"]) => without[e] / u.full[e] - 1
         ctx.metrics(
           {
-            [`vdm/x0_err_${tag}`]: u.full.l1,
-            [`vdm/x0_mse_${tag}`]: u.full.mse,
-            [`vdm/x0_err_${tag}_nocodes`]: u.noCodes.l1,
-            [`vdm/x0_mse_${tag}_nocodes`]: u.noCodes.mse,
-            [`vdm/x0_err_${tag}_nocond`]: u.noCondition.l1,
-            [`vdm/x0_mse_${tag}_nocond`]: u.noCondition.mse,
-            [sigma === 1 ? "vdm/code_drop_gain" : `vdm/code_drop_gain_${tag}`]: gain("mse", u.noCodes),
-            [`vdm/code_drop_gain_l1_${tag}`]: gain("l1", u.noCodes),
-            [`vdm/cond_drop_gain_${tag}`]: gain("mse", u.noCondition),
-            "vdm/repeat_err": u.repeat.l1,
-            "vdm/repeat_mse": u.repeat.mse
+            [`${stage}/x0_err_${tag}`]: u.full.l1,
+            [`${stage}/x0_mse_${tag}`]: u.full.mse,
+            [`${stage}/x0_err_${tag}_nocodes`]: u.noCodes.l1,
+            [`${stage}/x0_mse_${tag}_nocodes`]: u.noCodes.mse,
+            [`${stage}/x0_err_${tag}_nocond`]: u.noCondition.l1,
+            [`${stage}/x0_mse_${tag}_nocond`]: u.noCondition.mse,
+            [sigma === 1 ? `${stage}/code_drop_gain` : `${stage}/code_drop_gain_${tag}`]: gain("mse", u.noCodes),
+            [`${stage}/code_drop_gain_l1_${tag}`]: gain("l1", u.noCodes),
+            [`${stage}/cond_drop_gain_${tag}`]: gain("mse", u.noCondition),
+            [`${stage}/repeat_err`]: u.repeat.l1,
+            [`${stage}/repeat_mse`]: u.repeat.mse
           },
           step
         )

@@ -27,8 +27,15 @@ export interface JointLossOptions {
   readonly seed: number
   /** draw the CFG context dropout (training) */
   readonly train: boolean
+  /** probability of dropping the ControlNet hint for a training sample, so the codes must carry the motion there
+   * (ours; authors: 0). Only drawn when `train` */
+  readonly hintDropout?: number
   /** the ControlNet hint computed beforehand (`detachedHint`), used as is; omit to decode it inside the loss */
   readonly hint?: tf.Tensor | undefined
+  /** extra diffusion-loss weight on pixels that differ from the first frame (by > 0.05 in a channel): weight
+   * 1 + motionWeight there, 1 elsewhere (ours; authors: 0). Most pixels never move; their loss says nothing
+   * about the codes */
+  readonly motionWeight?: number
 }
 
 export interface JointLoss {
@@ -48,9 +55,27 @@ export function jointLoss(dldm: Dldm, dit: VideoDiT, video: tf.Tensor, o: JointL
       : o.hint ?? hintOf(dldm, video, o.hintFromDetachedCodes ? stopGradient(f.codes) : f.codes)
     const context = o.codeContext ? { codes: f.codes, visibleFrom: codeVisibility(dldm.geo.transitions, dldm.config.temporalCompression) } : undefined
     const x0 = tf.sub(tf.mul(video, 2), 1)
-    const parts = rectifiedFlowLoss(dit, x0, context, hint, { seed: o.seed, objective: o.objective, train: o.train })
+    const elementWeight = (o.motionWeight ?? 0) > 0 ? motionWeights(video, o.motionWeight!) : undefined
+    const parts = rectifiedFlowLoss(dit, x0, context, hint, {
+      seed: o.seed,
+      objective: o.objective,
+      train: o.train,
+      hintDropout: o.hintDropout ?? 0,
+      ...(elementWeight !== undefined ? { elementWeight } : {})
+    })
     const loss = tf.add(tf.mul(parts.loss, o.diffusionWeight), tf.mul(reconstruction, o.reconstructionWeight)) as tf.Scalar
     return { loss, diffusion: parts.loss, reconstruction, mse: parts.mse }
+  })
+}
+
+/** video [B, T, H, W, 3] in [0, 1] → [B, T, H, W, 3] loss weights: 1 + `extra` where any channel differs from frame 0 by > 0.05. */
+export function motionWeights(video: tf.Tensor, extra: number): tf.Tensor {
+  return tf.tidy(() => {
+    const t = video.shape[1]!
+    const first = tf.slice(video, [0, 0, 0, 0, 0], [-1, 1, -1, -1, -1])
+    const change = tf.max(tf.abs(tf.sub(video, tf.concat(new Array<tf.Tensor>(t).fill(first), 1))), 4, true) // [B, T, H, W, 1]
+    const moved = tf.cast(tf.greater(change, 0.05), "float32")
+    return tf.add(1, tf.mul(tf.concat([moved, moved, moved], 4), extra))
   })
 }
 
