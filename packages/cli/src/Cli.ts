@@ -330,7 +330,8 @@ const runWithRecord = (
     for (const r of summary.results) counts[r.status] = (counts[r.status] ?? 0) + 1
     recordEnd(summary.status === "succeeded" ? "succeeded" : "failed", counts, summary.experimentRunId)
     yield* Console.log(renderSummary(summary, { logFile: logs.fileFor, trials: plan.trials, width: process.stdout.columns, verbose }))
-    if (trackerName !== undefined) yield* Console.log(`tracking: ${trackerName}`)
+    // described now: the experiment exists, so the URL opens it (in MLflow's model-training view)
+    if (trackerName !== undefined) yield* Console.log(`tracking: ${tracker?.describe() ?? trackerName}`)
     for (const line of registered) yield* Console.log(line)
     if (tracker?.degraded() === true) yield* Console.error("vw2: the tracker could not reach its backend; records were spooled and will be delivered later")
     if (summary.status !== "succeeded") process.exitCode = exitCodes.stageFailed

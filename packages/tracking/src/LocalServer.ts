@@ -383,6 +383,8 @@ const startDetached = async (options: LocalServerOptions, dir: string, stateFile
   const store = resolveStore(bin, options.store ?? storeFromEnv(), options.log)
   const app = resolveApp(bin, options.app ?? appFromEnv(), options.log)
   touchLease(dir)
+  // a first start creates the database; killed mid-migration it leaves tables no later start can create again
+  const freshDatabase = !fs.existsSync(databaseFile(dir))
   // the keeper is the detached group leader: it stops mlflow after idleMinutes without a vw2 client
   const child = spawn(process.execPath, [keeperScript, dir, String(idleMinutes()), bin, ...serverArgs(dir, port, workers, store, app)], {
     cwd: dir,
@@ -402,12 +404,35 @@ const startDetached = async (options: LocalServerOptions, dir: string, stateFile
     touchLease(dir)
   } catch (error) {
     fs.rmSync(stateFile, { force: true })
-    if (pid > 0 && isProcessAlive(pid)) process.kill(-pid, "SIGTERM")
+    if (pid > 0 && isProcessAlive(pid)) await stopGroup(pid)
+    if (freshDatabase) {
+      for (const suffix of ["", "-wal", "-shm", "-journal"]) fs.rmSync(databaseFile(dir) + suffix, { force: true })
+    }
     throw error
   } finally {
     clearInterval(starting)
   }
   return { url, port, pid, reused: false, dir, store, app, workers }
+}
+
+/** SIGTERM to the process group of `pid`, SIGKILL after 10 s; resolves once its leader is gone. */
+const stopGroup = async (pid: number): Promise<void> => {
+  try {
+    process.kill(-pid, "SIGTERM")
+  } catch {
+    return
+  }
+  const deadline = Date.now() + 10_000
+  while (isProcessAlive(pid) && Date.now() < deadline) await sleep(100)
+  if (isProcessAlive(pid)) {
+    try {
+      process.kill(-pid, "SIGKILL")
+    } catch {
+      // gone between the check and the kill
+    }
+    const killed = Date.now() + 5_000
+    while (isProcessAlive(pid) && Date.now() < killed) await sleep(50)
+  }
 }
 
 /** Stops the detached server of `home`, if one runs. Returns whether one was stopped. */
