@@ -1,27 +1,17 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { ConfigError, parseOverride } from "../src/Config.ts"
+import { parseOverride } from "../src/Config.ts"
 import { defineExperiment } from "../src/Experiment.ts"
 import { makeInlineExecutor } from "../src/InlineExecutor.ts"
 import { planExperiment } from "../src/Planner.ts"
 import { baseConfig, pipeline } from "./fixtures/experiment.ts"
-import { readLog, runInProcess, tempDir } from "./helpers.ts"
+import { configErrorOf, readLog, runInProcess, tempDir } from "./helpers.ts"
 import * as path from "node:path"
 
 const experiment = (extra: Partial<Parameters<typeof defineExperiment<typeof pipeline>>[0]> = {}) =>
   defineExperiment({ name: "planner-test", pipeline, config: baseConfig, ...extra })
 
 const hashesByStep = (plan: ReturnType<typeof planExperiment>) => plan.trials[0]!.invocations
-
-const configErrorOf = (f: () => unknown): ConfigError => {
-  try {
-    f()
-  } catch (error) {
-    if (error instanceof ConfigError) return error
-    throw error
-  }
-  throw new Error("expected a ConfigError")
-}
 
 describe("planner hashing", () => {
   it("gives the same invocation hashes for the same config written differently", () => {

@@ -1,22 +1,13 @@
 /** The planner defects of issue 14: duplicate seeds, `--set` on a swept path, the path of a non-finite number. */
 import { describe, expect, it } from "vitest"
-import { ConfigError, parseOverride } from "../src/Config.ts"
+import { parseOverride } from "../src/Config.ts"
 import { defineExperiment } from "../src/Experiment.ts"
 import { planExperiment } from "../src/Planner.ts"
 import { baseConfig, pipeline } from "./fixtures/experiment.ts"
+import { configErrorOf } from "./helpers.ts"
 
 const experiment = (extra: Partial<Parameters<typeof defineExperiment<typeof pipeline>>[0]> = {}) =>
   defineExperiment({ name: "planner-defects", pipeline, config: baseConfig, ...extra })
-
-const configErrorOf = (f: () => unknown): ConfigError => {
-  try {
-    f()
-  } catch (error) {
-    if (error instanceof ConfigError) return error
-    throw error
-  }
-  throw new Error("expected a ConfigError")
-}
 
 describe("duplicate seeds", () => {
   it("are rejected by defineExperiment, naming the second one's path", () => {

@@ -6,6 +6,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as ArtifactStore from "../src/ArtifactStore.ts"
+import { ConfigError } from "../src/Config.ts"
 import type { Experiment } from "../src/Experiment.ts"
 import type { ExecutorShape } from "../src/Executor.ts"
 import { Executor } from "../src/Executor.ts"
@@ -88,4 +89,15 @@ export const runInProcess = (options: RunInProcess): Effect.Effect<RunSummary, u
   return runPlan({ plan, experimentFile: fixtureFile, ...(options.observer ? { observer: options.observer } : {}), metricsFlushMs: 50 }).pipe(
     Effect.provide(Layer.mergeAll(ArtifactStore.layer(options.home), Layer.succeed(Executor, options.executor), Layer.succeed(Tracker, tracker)))
   )
+}
+
+/** The ConfigError `f` throws (anything else is rethrown; no error fails the test). */
+export const configErrorOf = (f: () => unknown): ConfigError => {
+  try {
+    f()
+  } catch (error) {
+    if (error instanceof ConfigError) return error
+    throw error
+  }
+  throw new Error("expected a ConfigError")
 }
