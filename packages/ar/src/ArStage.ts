@@ -60,6 +60,7 @@ export type ArStageConfig = typeof ArStageConfig.Type
 
 export const ar = defineStage({
   name: "ar",
+  headline: ["ar/heldout/top1_over_unigram", "ar/heldout/top1", "ar/loss"],
   version: "2",
   config: ArStageConfig,
   inputs: { codes: "code-dataset" },

@@ -37,15 +37,22 @@ const formatValue = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v
  */
 export const headlineMetrics = (
   metrics: Readonly<Record<string, number>>,
-  owner: { readonly step: string; readonly stage: string },
+  owner: { readonly step: string; readonly stage: string; readonly headline?: ReadonlyArray<string> },
   max = 3
 ): Array<readonly [string, number]> => {
   const strip = (key: string) => (key.startsWith(`${owner.step}/`) ? key.slice(owner.step.length + 1) : key.startsWith(`${owner.stage}/`) ? key.slice(owner.stage.length + 1) : key)
   const byShown = new Map(Object.entries(metrics).map(([key, value]) => [strip(key), value]))
-  return rankMetricKeys([...byShown.keys()]).slice(0, max).map((key) => [key, byShown.get(key)!] as const)
+  // the stage's declared headline first (in its order), then the ranking fills what room is left
+  const declared = (owner.headline ?? []).map(strip).filter((key) => byShown.has(key))
+  const rest = rankMetricKeys([...byShown.keys()]).filter((key) => !declared.includes(key))
+  return [...declared, ...rest].slice(0, max).map((key) => [key, byShown.get(key)!] as const)
 }
 
-export const formatMetrics = (metrics: Readonly<Record<string, number>>, owner: { readonly step: string; readonly stage: string }, max = 3): string =>
+export const formatMetrics = (
+  metrics: Readonly<Record<string, number>>,
+  owner: { readonly step: string; readonly stage: string; readonly headline?: ReadonlyArray<string> },
+  max = 3
+): string =>
   headlineMetrics(metrics, owner, max).map(([k, v]) => `${k}=${formatValue(v)}`).join(" ")
 
 const label = (inv: PlannedInvocation) => `${inv.step} ${inv.hash.slice(0, 8)}${inv.trials.length > 1 ? ` (${inv.trials.length} trials)` : ` ${inv.trials[0]}`}`

@@ -41,6 +41,12 @@ describe("headline metrics", () => {
     // a step running another stage (ar-calvin runs `ar`, which logs `ar/…`)
     expect(headlineMetrics({ "ar/loss": 3, "ar/lr": 1 }, { step: "ar-calvin", stage: "ar" })).toEqual([["loss", 3]])
   })
+
+  it("shows a stage's declared headline first, in its order, skipping keys it has not logged", () => {
+    const values = { "probe/codes/perplexity": 80, "probe/step/over_chance": 2, "probe/phase/accuracy": 0.8, "probe/x": 1 }
+    const owner = { step: "dldm-probe", stage: "dldm-probe", headline: ["probe/step/over_chance", "probe/nosuch", "probe/codes/perplexity"] }
+    expect(headlineMetrics(values, owner, 3)).toEqual([["probe/step/over_chance", 2], ["probe/codes/perplexity", 80], ["probe/x", 1]])
+  })
 })
 
 describe("lineProgress", () => {
@@ -99,6 +105,7 @@ describe("summary", () => {
     step,
     stage,
     trials: trialIds,
+    headline: [],
     status,
     durationMs: 1234,
     metrics

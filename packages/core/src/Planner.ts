@@ -42,6 +42,8 @@ export interface PlannedInvocation {
   readonly inputs: Readonly<Record<string, PlannedInput>>
   readonly outputs: Readonly<Record<string, ArtifactKind>>
   readonly resources: Resources
+  /** the stage's declared headline metrics (`defineStage({ headline })`), empty when it declares none */
+  readonly headline: ReadonlyArray<string>
   /** invocation hashes this one waits for */
   readonly dependsOn: ReadonlyArray<string>
   /** ids of the trials that use it; the first one "owns" its tracker run */
@@ -230,6 +232,7 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
             inputs,
             outputs: step.stage.outputs as Record<string, ArtifactKind>,
             resources: resourcesOf(step.stage, slice.value),
+            headline: step.stage.headline ?? [],
             dependsOn: [...new Set(Object.values(inputs).map((i) => i.hash))]
           },
           trials: [id]

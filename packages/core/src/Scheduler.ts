@@ -41,6 +41,8 @@ export interface InvocationResult {
   readonly step: string
   readonly stage: string
   readonly trials: ReadonlyArray<string>
+  /** the stage's declared headline metrics */
+  readonly headline: ReadonlyArray<string>
   readonly status: InvocationStatus
   readonly durationMs?: number
   readonly gpus?: ReadonlyArray<string>
@@ -226,6 +228,7 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
           step: inv.step,
           stage: inv.stage,
           trials: inv.trials,
+          headline: inv.headline,
           metrics: previous?.metrics ?? {},
           ...previous,
           ...detail,
@@ -247,7 +250,8 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
           "vw2.stage_version": inv.stageVersion,
           "vw2.stage_hash": inv.hash,
           "vw2.step": inv.step,
-          "vw2.cache": cache._tag === "miss" ? "miss" : `hit:${cache.producedBy ?? "unknown"}`
+          "vw2.cache": cache._tag === "miss" ? "miss" : `hit:${cache.producedBy ?? "unknown"}`,
+          ...(inv.headline.length === 0 ? {} : { "vw2.headline": inv.headline.join(",") })
         }
       })
 

@@ -83,6 +83,9 @@ export interface StageDefinition<
   /** false when the stage's result does not depend on the trial seed (it is then shared across seeds). Default true. */
   readonly seeded?: boolean
   readonly resources?: (config: S["Type"]) => Partial<Resources>
+  /** The metric keys worth a glance, most telling first (the run summary and the live table show these before
+   * any other; stage runs carry them as the `vw2.headline` tag). Not hashed: it changes what is shown. */
+  readonly headline?: ReadonlyArray<string>
   readonly run: (ctx: StageContext, config: S["Type"], inputs: InputsOf<I>) => Effect.Effect<void, StageError>
 }
 
@@ -126,6 +129,9 @@ export const defineStage = <
   if (definition.seeded !== undefined && typeof definition.seeded !== "boolean") throw new TypeError(`${where}: seeded must be a boolean`)
   if (definition.resources !== undefined && typeof definition.resources !== "function") {
     throw new TypeError(`${where}: resources must be a function of the config`)
+  }
+  if (definition.headline !== undefined && (!Array.isArray(definition.headline) || definition.headline.some((k) => typeof k !== "string" || k === ""))) {
+    throw new TypeError(`${where}: headline must be an array of metric keys`)
   }
   if (typeof definition.run !== "function") throw new TypeError(`${where}: run must be a function returning an Effect`)
   return definition

@@ -144,6 +144,7 @@ const probeHeldOut = (ctx: StageContext, dit: VideoDiT, dataset: Dataset, config
 
 export const vdmPretrain = defineStage({
   name: "vdm-pretrain",
+  headline: ["vdm/x0_mse_sigma1", "vdm/repeat_mse", "vdm/loss"],
   version: "2",
   config: VdmPretrainConfig,
   inputs: { videos: "video-dataset" },

@@ -85,10 +85,16 @@ const maxHeadlineMetrics = 8
 
 /**
  * The default metric columns: bookkeeping and constant columns left out (they compare nothing), then per
- * step (in the order steps ran) its most telling, shallowest keys — one per step when many steps have
+ * step (in the order steps ran) the keys its stage declared as headline (`defineStage({ headline })`, the
+ * stage runs' `vw2.headline` tag), then its most telling, shallowest keys — one per step when many steps have
  * metrics, two otherwise — at most `maxHeadlineMetrics`.
  */
-export const headlineColumns = (rows: ReadonlyArray<RunsTableRow>, keys: ReadonlyArray<string>, stepOrder: ReadonlyArray<string>): Array<string> => {
+export const headlineColumns = (
+  rows: ReadonlyArray<RunsTableRow>,
+  keys: ReadonlyArray<string>,
+  stepOrder: ReadonlyArray<string>,
+  declared: ReadonlyArray<string> = []
+): Array<string> => {
   const varies = (key: string) => rows.length < 2 || new Set(rows.map((r) => r.metrics[key] ?? "∅")).size > 1
   const candidates = keys.filter(varies)
   const stepOf = (key: string) => stepOrder.find((s) => key.startsWith(`${s}/`)) ?? key.split("/")[0]!
@@ -97,7 +103,11 @@ export const headlineColumns = (rows: ReadonlyArray<RunsTableRow>, keys: Readonl
   const order = [...bySteps.keys()].sort((a, b) => (stepOrder.indexOf(a) + 1 || Infinity) - (stepOrder.indexOf(b) + 1 || Infinity))
   const perStep = order.length > maxHeadlineMetrics / 2 ? 1 : 2
   // later steps are evaluations: when there are more steps than columns, keep the last ones
-  return order.flatMap((step) => rankMetricKeys(bySteps.get(step)!.slice().sort()).slice(0, perStep)).slice(-maxHeadlineMetrics)
+  const pick = (stepKeys: ReadonlyArray<string>) => {
+    const first = declared.filter((key) => stepKeys.includes(key))
+    return [...first, ...rankMetricKeys(stepKeys.slice().sort()).filter((key) => !first.includes(key))]
+  }
+  return order.flatMap((step) => pick(bySteps.get(step)!).slice(0, perStep)).slice(-maxHeadlineMetrics)
 }
 
 export const runsTable = async (experiment: string, options: RunsTableOptions): Promise<RunsTable> => {
@@ -128,6 +138,14 @@ export const runsTable = async (experiment: string, options: RunsTableOptions): 
     }
 
     const stepOrder = [...new Set(runs.filter(isStage).map(stepOf))]
+    // the stages' declared headline metrics, in the table's key space (trial rows: `<step>/<metric>`)
+    const declared = [
+      ...new Set(
+        runs.filter(isStage).flatMap((run) =>
+          (run.tags["vw2.headline"] ?? "").split(",").filter((key) => key !== "").map((key) => (level === "trial" ? stepMetricKey(stepOf(run), key) : key))
+        )
+      )
+    ]
     const rows: Array<RunsTableRow> = []
     for (const run of runs.filter(level === "trial" ? isTrial : isStage)) {
       if (options.includeUnfinished === false && run.info.status !== "FINISHED") continue
@@ -177,7 +195,7 @@ export const runsTable = async (experiment: string, options: RunsTableOptions): 
     const patterns = options.metrics ?? []
     const allKeys = new Set(rows.flatMap((r) => Object.keys(r.metrics)))
     const unmatchedMetrics = patterns.filter((p) => ![...allKeys].some((key) => matches(p, key)))
-    const shownMetrics = patterns.length > 0 ? metricKeys : headlineColumns(rows, metricKeys, stepOrder)
+    const shownMetrics = patterns.length > 0 ? metricKeys : headlineColumns(rows, metricKeys, stepOrder, declared)
     // stage level with --metric: the stage runs that logged one of them (the other steps' runs are noise)
     const shownRows = level === "stage" && patterns.length > 0 ? rows.filter((r) => Object.keys(r.metrics).length > 0) : rows
     return { experiment, experimentId: found.experimentId, level, differingParams, metricKeys, shownMetrics, unmatchedMetrics, rows: shownRows }

@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
-import { distinctHeaders, formatRunsTable, MlflowClient, runsTable, stepMetricKey } from "../src/index.ts"
+import { distinctHeaders, formatRunsTable, headlineColumns, MlflowClient, runsTable, stepMetricKey } from "../src/index.ts"
 
 const repo = path.resolve(import.meta.dirname, "../../..")
 const uri = inject("mlflowUri")
@@ -174,6 +174,19 @@ describe("vw2 runs table", () => {
     expect(table.unmatchedMetrics).toEqual(["nosuch", "zz/*"])
     expect(table.shownMetrics).toEqual(table.metricKeys)
     expect(table.metricKeys).toContain("ar/loss")
+  })
+})
+
+describe("headline columns", () => {
+  it("puts each step's declared headline before the ranked keys, and never a key that does not vary", () => {
+    const row = (i: number) => ({
+      runId: `r${i}`, runName: `t${i}`, status: "FINISHED", startTime: i, parentRunId: "p", params: {},
+      metrics: { "probe/codes/perplexity": 80 + i, "probe/step/over_chance": 2 + i, "probe/loss": i, "probe/fixed": 1 }
+    })
+    const rows = [row(0), row(1)]
+    const keys = Object.keys(rows[0]!.metrics)
+    expect(headlineColumns(rows, keys, ["probe"])).toEqual(["probe/loss", "probe/codes/perplexity"])
+    expect(headlineColumns(rows, keys, ["probe"], ["probe/step/over_chance", "probe/fixed"])).toEqual(["probe/step/over_chance", "probe/loss"])
   })
 })
 

@@ -296,6 +296,7 @@ function heldOutProbe(
 
 export const dldmStage = defineStage({
   name: "dldm",
+  headline: ["dldm/loss", "dldm/code_drop_gain", "dldm/x0_mse_sigma1"],
   version: "2",
   config: DldmStageConfigSchema,
   inputs: { dataset: "video-dataset", warmup: "dldm-checkpoint", vdm: "vdm-checkpoint" },
@@ -307,6 +308,7 @@ export const dldmStage = defineStage({
 
 export const openxCotrainStage = defineStage({
   name: "openx-cotrain",
+  headline: ["openx-cotrain/loss", "openx-cotrain/code_drop_gain", "openx-cotrain/x0_mse_sigma1"],
   version: "2",
   config: OpenxCotrainConfigSchema,
   inputs: { craft: "video-dataset", openx: "robot-dataset", checkpoint: "dldm-checkpoint", vdm: "vdm-checkpoint" },

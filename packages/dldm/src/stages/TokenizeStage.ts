@@ -98,6 +98,7 @@ export async function runTokenize(ctx: StageContext, config: TokenizeConfig, dat
 
 export const tokenizeStage = defineStage({
   name: "tokenize",
+  headline: ["tokenize/clips"],
   // 2: the episode's tail is a held clip (tail "hold")
   version: "2",
   config: TokenizeConfigSchema,

@@ -121,6 +121,7 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
 
 export const warmupStage = defineStage({
   name: "warmup",
+  headline: ["warmup/loss"],
   // 2: latentNorm / flowWarp in the model, running statistics in the checkpoint; 3: conv-unet decoder, frozen latentNorm;
   // 4: frame-difference encoder tokens and the Q-Former's difference context in the mini preset
   version: "4",
@@ -141,6 +142,7 @@ export const WarmupRobotMixConfigSchema = Schema.Struct({
 /** `warmup` on Craft clips mixed with robot demos (same frame size), for pipelines whose dLDM also tokenizes CALVIN. */
 export const warmupRobotMixStage = defineStage({
   name: "warmup",
+  headline: ["warmup/loss"],
   version: "4",
   config: WarmupRobotMixConfigSchema,
   inputs: { dataset: "video-dataset", robot: "robot-dataset" },

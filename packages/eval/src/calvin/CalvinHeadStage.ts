@@ -92,6 +92,7 @@ export const loadCalvinHead = async (dir: string): Promise<CalvinHead> => {
 
 export const calvinHead = defineStage({
   name: "calvin-head",
+  headline: ["calvin/avg_len", "calvin/success_1", "calvin/heldout_l2", "calvin/heldout_l2_swapped_codes"],
   version: "2",
   config: CalvinHeadStageConfig,
   inputs: { codes: "code-dataset", demos: "robot-dataset", ar: "ar-checkpoint" },

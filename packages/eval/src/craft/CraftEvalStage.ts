@@ -278,6 +278,7 @@ const fail = (cause: unknown) => new StageError({ stage: "craft-eval", message: 
 const craftEvalStage = <const I extends Readonly<Record<string, ArtifactKind>>>(inputs: I) =>
   defineStage({
     name: "craft-eval",
+    headline: ["craft/ssim", "craft/judge_on_ground_truth"],
     version: "2",
     config: CraftEvalConfig,
     inputs,

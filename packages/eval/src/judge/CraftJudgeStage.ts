@@ -136,6 +136,7 @@ export const runCraftJudge = async (ctx: StageContext, config: CraftJudgeConfig,
 /** The craft judge stage: dataset in, `judge` checkpoint out (wire `judge` into craft-eval and dldm-probe). */
 export const craftJudge = defineStage({
   name: "craft-judge",
+  headline: ["judge/calib/pass_all", "judge/calib/ground_truth", "judge/calib/frozen_hand"],
   // 2: border-linked hand mask, travel window to the end of the new state's run, test-weighted appearances
   version: "2",
   config: CraftJudgeConfig,

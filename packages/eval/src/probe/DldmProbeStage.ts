@@ -76,6 +76,7 @@ const fail = (cause: unknown) => new StageError({ stage: "dldm-probe", message: 
 /** dldm-probe with judged rollouts (the `judge` output of `craft-judge`). */
 export const dldmProbe = defineStage({
   name: "dldm-probe",
+  headline: ["probe/teacher_forced/swapped_over_own_pct", "probe/step/over_chance", "probe/codes/perplexity", "probe/rollout/oracle/step_1"],
   version: "1",
   config: DldmProbeConfig,
   inputs: { dataset: "video-dataset", dldm: "dldm-checkpoint", judge: "judge-checkpoint" },
@@ -87,6 +88,7 @@ export const dldmProbe = defineStage({
 /** dldm-probe without a judge (reconstruction, usage and linear probes only). */
 export const dldmProbeNoJudge = defineStage({
   name: "dldm-probe",
+  headline: ["probe/teacher_forced/swapped_over_own_pct", "probe/step/over_chance", "probe/codes/perplexity", "probe/rollout/oracle/step_1"],
   version: "1",
   config: DldmProbeConfig,
   inputs: { dataset: "video-dataset", dldm: "dldm-checkpoint" },
