@@ -15,7 +15,7 @@ export interface SummaryOptions {
   readonly verbose?: boolean
 }
 
-const trialsCell = (r: InvocationResult, trials: ReadonlyArray<PlannedTrial>): string => {
+const trialsCell = (r: InvocationResult, trials: ReadonlyArray<PlannedTrial>, labels: ReadonlyMap<string, string>): string => {
   if (r.trials.length === trials.length) return r.trials.length === 1 ? "" : `all ${trials.length}`
   if (r.trials.length > 1) {
     // an invocation the trials of one seed share (a step the sweep does not touch): name that seed
@@ -24,17 +24,18 @@ const trialsCell = (r: InvocationResult, trials: ReadonlyArray<PlannedTrial>): s
     return `${seed}(${r.trials.length} trials)`
   }
   const trial = trials.find((t) => t.id === r.trials[0])
-  return trial === undefined ? (r.trials[0] ?? "") : trialLabels(trials).get(trial.id) ?? trial.id
+  return trial === undefined ? (r.trials[0] ?? "") : labels.get(trial.id) ?? trial.id
 }
 
 export const renderSummary = (summary: RunSummary, options: SummaryOptions = {}): string => {
   const width = Math.max(60, options.width ?? 100)
   const trials = options.trials ?? []
   const swept = trials.length > 1
+  const labels = trialLabels(trials)
   const rows = summary.results.map((r) => ({
     step: r.step,
     hash: r.hash.slice(0, 8),
-    trial: swept ? trialsCell(r, trials) : "",
+    trial: swept ? trialsCell(r, trials, labels) : "",
     status: r.status,
     time: r.durationMs === undefined ? "" : formatMs(r.durationMs),
     metrics: formatMetrics(r.metrics, r, 4)

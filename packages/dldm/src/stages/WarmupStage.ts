@@ -142,8 +142,9 @@ export const WarmupRobotMixConfigSchema = Schema.Struct({
 /** `warmup` on Craft clips mixed with robot demos (same frame size), for pipelines whose dLDM also tokenizes CALVIN. */
 export const warmupRobotMixStage = defineStage({
   name: "warmup",
-  headline: ["warmup/loss"],
-  version: "4",
+  // the same training code as warmupStage: one version, bumped in one place
+  headline: warmupStage.headline,
+  version: warmupStage.version,
   config: WarmupRobotMixConfigSchema,
   inputs: { dataset: "video-dataset", robot: "robot-dataset" },
   outputs: { checkpoint: "dldm-checkpoint" },
