@@ -213,7 +213,7 @@ describe("ray executor", () => {
       spec: {
         protocol: 1, experimentFile: fixtureFile, step: "a", config: { scale: 1, gpus: 0, sleepMs: 0, gate: true, tag, burst: 0 }, seed: 0,
         invocationHash: "f".repeat(64), inputs: { numbers: { dir: numbers, kind: "numbers", hash: "0".repeat(64) } },
-        outputRoot: path.join(home, "out"), scratchDir: path.join(home, "scratch"), cpus: 1
+        outputRoot: path.join(home, "out"), scratchDir: path.join(home, "scratch"), resumeDir: path.join(home, "resume"), cpus: 1
       },
       resources: { cpus: 1, gpus: 0, memoryMb: 0 },
       maxRetries: 0,

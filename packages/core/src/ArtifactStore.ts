@@ -95,6 +95,10 @@ export interface ArtifactStoreShape {
    * locks another host stopped refreshing; returns how many it removed */
   readonly cleanStaleStaging: Effect.Effect<number>
   readonly runsDir: string
+  /** where an invocation keeps its mid-stage checkpoints until it publishes (`<home>/resume/<hash>`) */
+  readonly resumeDirOf: (hash: string) => string
+  /** drops an invocation's mid-stage checkpoints (after it published) */
+  readonly dropResume: (hash: string) => Effect.Effect<void>
 }
 
 export class ArtifactStore extends Context.Service<ArtifactStore, ArtifactStoreShape>()("@vw2/core/ArtifactStore") {}
@@ -137,7 +141,8 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
     tmp: path.join(root, "tmp"),
     locks: path.join(root, "locks"),
     trash: path.join(root, "trash"),
-    runs: path.join(root, "runs")
+    runs: path.join(root, "runs"),
+    resume: path.join(root, "resume")
   }
   for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true })
   let stagingCounter = 0
@@ -319,7 +324,13 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
     return removed
   })
 
-  return { root, entryDir, isPublished, verify, readManifest, stage, discard, publish, lock, cleanStaleStaging, runsDir: dirs.runs }
+  const resumeDirOf = (hash: string) => {
+    if (!hashPattern.test(hash)) throw new TypeError(`not an invocation hash: ${hash}`)
+    return path.join(dirs.resume, hash)
+  }
+  const dropResume = (hash: string) => Effect.promise(() => fsp.rm(resumeDirOf(hash), { recursive: true, force: true }))
+
+  return { root, entryDir, isPublished, verify, readManifest, stage, discard, publish, lock, cleanStaleStaging, runsDir: dirs.runs, resumeDirOf, dropResume }
 }
 
 export const layer = (home?: string): Layer.Layer<ArtifactStore> => Layer.sync(ArtifactStore, () => makeArtifactStore(home))

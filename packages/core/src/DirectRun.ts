@@ -55,6 +55,7 @@ export const runStageDirect = async (
         inputs: resolved,
         outputRoot: run.outputRoot,
         scratchDir: path.join(root, "scratch"),
+        resumeDir: path.join(root, "resume"),
         gpus: [],
         cpus: 1,
         ...(signal === undefined ? {} : { signal })

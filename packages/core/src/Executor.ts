@@ -44,6 +44,10 @@ export interface InvocationRequest {
   readonly outputRoot: string
   /** scratch directory, removed by the scheduler afterwards */
   readonly scratchDir: string
+  /** the invocation's resume directory (mid-stage checkpoints): survives crashes, removed once it publishes */
+  readonly resumeDir: string
+  /** an early-stopping rung: the stage trains to this step, checkpoints and returns without outputs */
+  readonly pauseAtStep?: number
   readonly resources: Resources
 }
 
@@ -55,7 +59,9 @@ export const invocationFields = (request: InvocationRequest) => ({
   invocationHash: request.invocationHash,
   inputs: request.inputs,
   outputRoot: request.outputRoot,
-  scratchDir: request.scratchDir
+  scratchDir: request.scratchDir,
+  resumeDir: request.resumeDir,
+  ...(request.pauseAtStep === undefined ? {} : { pauseAtStep: request.pauseAtStep })
 })
 
 export interface InvocationOutcome {

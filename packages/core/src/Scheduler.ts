@@ -354,6 +354,7 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
                 return
               }
               case "upload":
+              case "checkpoint":
                 return
             }
           }
@@ -367,6 +368,7 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             inputs: inputsOf(inv),
             outputRoot: staging.outputRoot,
             scratchDir: staging.scratchDir,
+            resumeDir: store.resumeDirOf(inv.hash),
             resources: inv.resources
           }
           const ran = yield* Effect.exit(executor.run(request, onEvent))
@@ -408,6 +410,8 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             return "failed" as const
           }
           const entry = store.entryDir(inv.hash)
+          // the published outputs supersede the mid-stage checkpoints
+          yield* store.dropResume(inv.hash)
           yield* tracker.logArtifacts(stageRunId, [
             { localPath: path.join(entry, "manifest.json"), artifactPath: "manifest.json" },
             ...ran.value.uploads.filter((u) => fs.existsSync(path.join(entry, u))).map((u) => ({ localPath: path.join(entry, u), artifactPath: u }))

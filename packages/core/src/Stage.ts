@@ -44,6 +44,17 @@ export interface StageContext {
   readonly outputDir: (output: string) => string
   /** Scratch space that is discarded after the invocation. */
   readonly scratchDir: string
+  /** Directory that survives a crash, kill -9 or Ctrl-C of this invocation: keyed by its invocation hash under the
+   * store's `resume/<hash>/`, never published, removed once the invocation publishes (`vw2 gc` removes orphans).
+   * Mid-stage checkpoints live here (docs/engine.md, "Mid-stage checkpoints"). */
+  readonly resumeDir: string
+  /** Reports a durable mid-stage checkpoint at `step` of `total` (the plan and `vw2 status` show
+   * "resumable at step k/K"). Call it only once the checkpoint is complete on disk. */
+  readonly checkpointed: (step: number, total: number) => void
+  /** Set by the engine for an early-stopping rung: train up to this step, checkpoint it (`checkpointed`) and
+   * return without writing outputs; the engine records the invocation as paused there, not published, and
+   * may run it again later (resuming from `resumeDir`) to a later rung or to the end. */
+  readonly pauseAtStep?: number
   /** Devices granted by the executor (`CUDA_VISIBLE_DEVICES` is set to `gpus.join(",")` in workers). */
   readonly devices: { readonly gpus: ReadonlyArray<string>; readonly cpus: number }
   readonly progress: (done: number, total: number, message?: string) => void

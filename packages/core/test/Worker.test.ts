@@ -21,6 +21,7 @@ const runWorker = (spec: Partial<WorkerSpec>, env: NodeJS.ProcessEnv = {}) => {
     inputs: {},
     outputRoot: path.join(dir, "out"),
     scratchDir: path.join(dir, "scratch"),
+    resumeDir: path.join(dir, "resume"),
     gpus: [],
     cpus: 1,
     ...spec

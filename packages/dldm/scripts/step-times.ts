@@ -32,6 +32,8 @@ async function run(stage: AnyStage, config: unknown, inputs: Record<string, stri
       return path.join(out, name)
     },
     scratchDir: root,
+    resumeDir: path.join(out, ".resume"),
+    checkpointed: () => {},
     devices: { gpus: [], cpus: 1 },
     progress: () => {},
     metrics: (values) => {

@@ -66,7 +66,7 @@ def require(header: dict[str, Any], field: str, kind: type, what: str) -> Any:
 def check_submit(header: dict[str, Any]) -> None:
     require(header, "id", str, "a string")
     spec = require(header, "spec", dict, "an object (the worker spec)")
-    for field in ("experimentFile", "step", "invocationHash", "outputRoot", "scratchDir"):
+    for field in ("experimentFile", "step", "invocationHash", "outputRoot", "scratchDir", "resumeDir"):
         if not isinstance(spec.get(field), str) or spec.get(field) == "":
             raise ProtocolError(f"submit.spec.{field} must be a non-empty string")
     resources = require(header, "resources", dict, "an object { cpus, gpus, memoryMb }")

@@ -19,6 +19,8 @@ export interface StageRunSpec {
   readonly inputs: Readonly<Record<string, InputArtifact>>
   readonly outputRoot: string
   readonly scratchDir: string
+  readonly resumeDir: string
+  readonly pauseAtStep?: number
   readonly gpus: ReadonlyArray<string>
   readonly cpus: number
   /** an outside cancellation the stage sees as ctx.signal (direct runs); executors interrupt instead */
@@ -48,6 +50,7 @@ export const runStageInProcess = (
     }
     fs.mkdirSync(spec.outputRoot, { recursive: true })
     fs.mkdirSync(spec.scratchDir, { recursive: true })
+    fs.mkdirSync(spec.resumeDir, { recursive: true })
 
     const ctx: StageContext = {
       invocationHash: spec.invocationHash,
@@ -60,6 +63,9 @@ export const runStageInProcess = (
         return dir
       },
       scratchDir: spec.scratchDir,
+      resumeDir: spec.resumeDir,
+      checkpointed: (step, total) => emit({ type: "checkpoint", step, total }),
+      ...(spec.pauseAtStep === undefined ? {} : { pauseAtStep: spec.pauseAtStep }),
       devices: { gpus: spec.gpus, cpus: spec.cpus },
       progress: (done, total, message) => emit(message === undefined ? { type: "progress", done, total } : { type: "progress", done, total, message }),
       metrics: (values, step) => {

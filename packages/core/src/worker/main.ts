@@ -67,6 +67,8 @@ const runSpec = async (raw: unknown): Promise<number> => {
         inputs: spec.inputs,
         outputRoot: spec.outputRoot,
         scratchDir: spec.scratchDir,
+        resumeDir: spec.resumeDir,
+        ...(spec.pauseAtStep === undefined ? {} : { pauseAtStep: spec.pauseAtStep }),
         gpus: spec.gpus,
         cpus: spec.cpus
       },

@@ -15,12 +15,14 @@
  *     "inputs": { "dataset": { "dir": "/abs/.vw2/store/<h>/dataset", "kind": "toy-dataset", "hash": "<h>" } },
  *     "outputRoot": "/abs/.vw2/tmp/<h>-x/",                  // staging dir: output <name> goes to <outputRoot>/<name>
  *     "scratchDir": "/abs/.vw2/tmp/<h>-x.scratch",          // deleted by the parent afterwards
+ *     "resumeDir": "/abs/.vw2/resume/<h>",                  // survives crashes; mid-stage checkpoints
+ *     "pauseAtStep": 200,                                    // optional: an early-stopping rung to stop at
  *     "gpus": ["0"],                                         // also exported by the parent as CUDA_VISIBLE_DEVICES
  *     "cpus": 1,
  *     "eventsFd": 3 }                                        // optional; default 1 (stdout)
  *
  * Events: one JSON object per line on `eventsFd`, each with `"vw2": 1` and a `type` (`WorkerEvent` below):
- *   started → (progress | metrics | log | upload)* → done | failed.
+ *   started → (progress | metrics | log | upload | checkpoint)* → done | failed.
  *   Lines on that fd that are not JSON objects with "vw2": 1 (e.g. a native library printing to stdout when
  *   eventsFd is 1) must be treated as log text by the parent. stderr is free-form log text.
  *
@@ -57,6 +59,8 @@ export interface WorkerSpec {
   readonly inputs: Readonly<Record<string, InputArtifactSpec>>
   readonly outputRoot: string
   readonly scratchDir: string
+  readonly resumeDir: string
+  readonly pauseAtStep?: number
   readonly gpus: ReadonlyArray<string>
   readonly cpus: number
   readonly eventsFd?: number
@@ -68,6 +72,8 @@ export type StageEvent =
   | { readonly type: "metrics"; readonly step: number; readonly timestamp: number; readonly values: Readonly<Record<string, number>> }
   | { readonly type: "log"; readonly message: string; readonly timestamp: number }
   | { readonly type: "upload"; readonly path: string }
+  /** a durable mid-stage checkpoint at `step` of `total` now sits in the invocation's resume directory */
+  | { readonly type: "checkpoint"; readonly step: number; readonly total: number }
 
 export type WorkerEvent =
   | (StageEvent & { readonly vw2: 1 })
@@ -99,10 +105,11 @@ export const checkWorkerSpec = (u: unknown): WorkerSpec => {
   if (typeof u !== "object" || u === null) return fail("(root)", "a JSON object")
   const spec = u as Record<string, unknown>
   if (spec.protocol !== 1) fail("protocol", "1")
-  for (const key of ["experimentFile", "step", "invocationHash", "outputRoot", "scratchDir"]) {
+  for (const key of ["experimentFile", "step", "invocationHash", "outputRoot", "scratchDir", "resumeDir"]) {
     if (typeof spec[key] !== "string" || spec[key] === "") fail(key, "a non-empty string")
   }
   if (!Number.isSafeInteger(spec.seed)) fail("seed", "an integer")
+  if (spec.pauseAtStep !== undefined && (!Number.isSafeInteger(spec.pauseAtStep) || (spec.pauseAtStep as number) < 1)) fail("pauseAtStep", "a positive integer")
   if (!Number.isInteger(spec.cpus) || (spec.cpus as number) < 0) fail("cpus", "a non-negative integer")
   if (!Array.isArray(spec.gpus) || !spec.gpus.every((g) => typeof g === "string")) fail("gpus", "an array of strings")
   if (typeof spec.inputs !== "object" || spec.inputs === null) fail("inputs", "an object")

@@ -17,6 +17,8 @@ export const contextIn = (root: string, step = "data") => {
       return dir
     },
     scratchDir: path.join(root, "scratch"),
+    resumeDir: path.join(root, "resume"),
+    checkpointed: () => undefined,
     devices: { gpus: [], cpus: 1 },
     progress: (done) => void progress.push(done),
     metrics: (values) => void metrics.push({ ...values }),
