@@ -20,7 +20,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { type LocalApp, type LocalStore, MlflowClient, MlflowTracker, ensureLocalServer, localApps, localStores, stopLocalServer } from "../packages/tracking/src/index.ts"
+import { Effect } from "effect"
+import { type LocalApp, type LocalStore, ensureLocalServer, localApps, localStores, makeMlflowClient, makeMlflowTracker, stopLocalServer } from "../packages/tracking/src/index.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const python = path.join(root, ".venvs/mlflow/bin/python")
@@ -90,12 +91,12 @@ const log = (line: string) => process.stderr.write(`${line}\n`)
 
 /** Client-side cost alone: validation, splitting and serialisation of the request bodies (no server). */
 const serialiseRate = () => {
-  const client = new MlflowClient({ trackingUri: "http://127.0.0.1:9", auth: undefined })
+  const client = makeMlflowClient({ trackingUri: "http://127.0.0.1:9", auth: undefined })
   const data = series(points)
   const t = performance.now()
   const bodies = client.prepareLogBatch("0".repeat(32), { metrics: data })
   const rate = perSecond(points, performance.now() - t)
-  void client.close()
+  void Effect.runPromise(client.close())
   return { ts_serialise_points_per_s: rate, requests_per_100k: Math.round((bodies.length * 100_000) / points) }
 }
 
@@ -103,7 +104,17 @@ const benchConfig = async (config: ServerConfig): Promise<Record<string, number 
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-bench-mlflow-"))
   try {
     const server = await ensureLocalServer({ home, portRange: [5500, 5599], store: config.store, workers: config.workers, ...(config.app === undefined ? {} : { app: config.app }) })
-    const client = new MlflowClient({ trackingUri: server.url, auth: undefined })
+    const rest = makeMlflowClient({ trackingUri: server.url, auth: undefined })
+    // the bench is a script: each call runs its effect
+    const client = {
+      version: () => Effect.runPromise(rest.version()),
+      getOrCreateExperiment: (name: string) => Effect.runPromise(rest.getOrCreateExperiment(name)),
+      getMetricHistory: (runId: string, key: string) => Effect.runPromise(rest.getMetricHistory(runId, key)),
+      createRun: (request: { experimentId: string; runName: string }) => Effect.runPromise(rest.createRun(request)),
+      prepareLogBatch: rest.prepareLogBatch.bind(rest),
+      sendLogBatch: (body: string) => Effect.runPromise(rest.sendLogBatch(body)),
+      close: () => Effect.runPromise(rest.close())
+    }
     const row: Record<string, number | string> = {
       config: `${server.store}:${server.workers}:${server.app}`,
       server: `mlflow ${await client.version()}, ${server.store === "bulk-sqlite" ? "vw2 bulk SQLite store plugin" : "stock SQLite store"}, ${server.app === "fast-log-batch" ? "vw2 fast log-batch app" : "stock app"}, ${server.workers} worker(s)`,
@@ -120,13 +131,17 @@ const benchConfig = async (config: ServerConfig): Promise<Record<string, number 
 
     // 1. TS tracker (what stages use): logMetrics in slices as the engine does, then flush
     {
-      const tracker = await MlflowTracker.open({ trackingUri: server.url, home })
-      const parent = await tracker.startExperimentRun({ experiment: "bench", configHash: "b".repeat(64), params: {}, tags: {} })
       const data = series(points)
-      const m = await measure(server.pid, async () => {
-        for (let i = 0; i < data.length; i += 500) tracker.logMetrics(parent, data.slice(i, i + 500))
-        await tracker.flush()
-      })
+      const { parent, m } = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const tracker = yield* makeMlflowTracker({ trackingUri: server.url, home })
+        const parent = yield* tracker.startExperimentRun({ experiment: "bench", configHash: "b".repeat(64), params: {}, tags: {} })
+        const m = yield* Effect.promise(() => measure(server.pid, () => Effect.runPromise(Effect.gen(function*() {
+          for (let i = 0; i < data.length; i += 500) yield* tracker.logMetrics(parent, data.slice(i, i + 500))
+          yield* tracker.flush
+        }))))
+        yield* tracker.endRun(parent, "FINISHED")
+        return { parent, m }
+      })))
       row.ts_tracker_points_per_s = perSecond(points, m.wallMs)
       // what bounds the rate: CPU per 1000 points on each side, and the rate those allow when the
       // machine's cores do nothing else (an estimate, not a measurement)
@@ -136,8 +151,6 @@ const benchConfig = async (config: ServerConfig): Promise<Record<string, number 
       row.cpu_bound_points_per_s_if_idle = Math.round(
         Math.min((os.cpus().length * 1000 * points) / (m.serverCpuMs + m.clientCpuMs), (server.workers * 1000 * points) / m.serverCpuMs)
       )
-      tracker.endRun(parent, "FINISHED")
-      await tracker.close()
       await verify(parent, points)
     }
 

@@ -1,10 +1,11 @@
 /**
- * Run progress as SchedulerObservers: a live, redrawn table on a TTY (log-update), plain timestamped lines
- * otherwise (CI logs, pipes). Both show per-invocation status, elapsed time, a progress bar with an ETA
- * where the stage reports steps, and its headline metrics.
+ * Run progress as observers of the run-event stream (core's RunEvent.ts): a live, redrawn table on a TTY
+ * (log-update), plain timestamped lines otherwise (CI logs, pipes). Both show per-invocation status, elapsed
+ * time, a progress bar with an ETA where the stage reports steps, and its headline metrics.
  */
-import type { InvocationStatus, PlannedInvocation, RunSummary, SchedulerObserver } from "@vw2/core"
+import type { InvocationStatus, PlannedInvocation, RunEvent, RunObserver } from "@vw2/core"
 import { rankMetricKeys } from "@vw2/tracking"
+import { Effect } from "effect"
 import { createLogUpdate } from "log-update"
 import { isTensorflowNoise } from "./TfBackend.ts"
 
@@ -16,7 +17,9 @@ const icons: Record<InvocationStatus, string> = {
   done: "✓",
   failed: "✗",
   skipped: "-",
-  interrupted: "■"
+  interrupted: "■",
+  paused: "‖",
+  stopped: "◌"
 }
 
 export const formatMs = (ms: number): string => {
@@ -103,6 +106,24 @@ export const formatProgress = (track: ProgressTrack, now: number, barWidth = 12)
   return `${"█".repeat(filled)}${"░".repeat(barWidth - filled)} ${String(Math.floor(100 * track.fraction)).padStart(3)}%${eta === undefined ? "" : ` ETA ${formatMs(eta)}`}`
 }
 
+/**
+ * Follows a run's events for an observer that works per invocation: learns the plan's invocations from
+ * `run-started`, and hands every later event that is about one of them to `on` with that invocation.
+ */
+export const perInvocation = (
+  on: (event: RunEvent, inv: PlannedInvocation | undefined) => void
+): ((event: RunEvent) => void) => {
+  let byHash = new Map<string, PlannedInvocation>()
+  return (event) => {
+    if (event.type === "run-started") byHash = new Map(event.plan.invocations.map((inv) => [inv.hash, inv]))
+    const hash = "invocation" in event ? event.invocation : undefined
+    on(event, hash === undefined ? undefined : byHash.get(hash))
+  }
+}
+
+/** An observer from a synchronous handler (terminal output, files). */
+const syncObserver = (handle: (event: RunEvent) => void): RunObserver => ({ onEvent: (event) => Effect.sync(() => handle(event)) })
+
 interface Row {
   readonly inv: PlannedInvocation
   status: InvocationStatus
@@ -122,13 +143,19 @@ const fit = (line: string, width: number) => (line.length <= width ? line : `${l
  * event, so whatever starts the run (the tracker, the executor) can print first; `print` puts a line above
  * the table without leaving a stale copy of it behind.
  */
-export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { readonly stop: () => void; readonly print: (line: string) => void } => {
+export const ttyProgress = (stream: NodeJS.WriteStream): RunObserver & {
+  readonly stop: () => void
+  readonly print: (line: string) => void
+  /** shows the tracker's delivery state (MLflow starting / up / spooling / degraded) in the footer */
+  readonly watchTracker: (state: () => string | undefined) => void
+} => {
   const log = createLogUpdate(stream, { showCursor: true })
   const rows = new Map<string, Row>()
   let started: number | undefined
   let timer: NodeJS.Timeout | undefined
   let ticker: NodeJS.Timeout | undefined
   let stopped = false
+  let trackerState: (() => string | undefined) | undefined
   const render = () => {
     if (started === undefined) return
     const now = Date.now()
@@ -138,7 +165,7 @@ export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { r
     for (const r of all) counts.set(r.status, (counts.get(r.status) ?? 0) + 1)
     const budget = Math.max(5, (stream.rows ?? 30) - 4)
     // running first, then recently finished, then the rest: what matters fits on screen
-    const order: Record<InvocationStatus, number> = { running: 0, waiting: 1, failed: 2, done: 3, interrupted: 4, skipped: 5, cached: 6, pending: 7 }
+    const order: Record<InvocationStatus, number> = { running: 0, waiting: 1, failed: 2, done: 3, paused: 4, interrupted: 5, stopped: 6, skipped: 7, cached: 8, pending: 9 }
     const shown = all.slice().sort((a, b) => order[a.status] - order[b.status]).slice(0, budget)
     const labelWidth = Math.min(34, Math.floor(width / 3), Math.max(...shown.map((r) => label(r.inv).length), 10))
     // most telling first, so a narrow terminal cuts the stage's message, not the bar
@@ -152,7 +179,8 @@ export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { r
       return fit(`${icons[r.status]} ${fit(label(r.inv), labelWidth).padEnd(labelWidth)} ${r.status.padEnd(8)} ${elapsed.padStart(7)}${gpus}${bar}${metrics === "" ? "" : `  ${metrics}`}${message}`, width)
     })
     if (all.length > shown.length) lines.push(`  … ${all.length - shown.length} more`)
-    lines.push(fit(`${formatMs(now - started)}  ` + [...counts.entries()].map(([s, n]) => `${s} ${n}`).join(" · "), width))
+    const tracking = trackerState?.()
+    lines.push(fit(`${formatMs(now - started)}  ` + [...counts.entries()].map(([s, n]) => `${s} ${n}`).join(" · ") + (tracking === undefined ? "" : ` · MLflow ${tracking}`), width))
     log(lines.join("\n"))
   }
   const begin = () => {
@@ -176,30 +204,43 @@ export const ttyProgress = (stream: NodeJS.WriteStream): SchedulerObserver & { r
     render()
     if (started !== undefined) log.done()
   }
+  const handle = perInvocation((event, inv) => {
+    switch (event.type) {
+      case "run-started":
+        return schedule()
+      case "run-ended":
+        return stop()
+      case "status": {
+        if (inv === undefined) return
+        const row = rows.get(inv.hash) ?? { inv, status: event.status, metrics: {} }
+        row.status = event.status
+        if (event.status === "running") row.startedAt = Date.now()
+        if (["done", "failed", "interrupted", "paused"].includes(event.status)) row.endedAt = Date.now()
+        if (event.gpus !== undefined) row.gpus = event.gpus
+        if (event.note !== undefined) row.note = event.note
+        rows.set(inv.hash, row)
+        return schedule()
+      }
+      case "progress": {
+        const row = inv === undefined ? undefined : rows.get(inv.hash)
+        if (row !== undefined) (row.progress ??= new ProgressTrack()).update(event.done, event.total, event.message, Date.now())
+        return schedule()
+      }
+      case "metrics": {
+        const row = inv === undefined ? undefined : rows.get(inv.hash)
+        if (row !== undefined) Object.assign(row.metrics, event.values)
+        return schedule()
+      }
+      default:
+        return
+    }
+  })
   return {
-    onStart: () => schedule(),
-    onStatus: (inv, status, detail) => {
-      const row = rows.get(inv.hash) ?? { inv, status, metrics: {} }
-      row.status = status
-      if (status === "running") row.startedAt = Date.now()
-      if (["done", "failed", "interrupted"].includes(status)) row.endedAt = Date.now()
-      if (detail.gpus !== undefined) row.gpus = detail.gpus
-      if (detail.note !== undefined) row.note = detail.note
-      rows.set(inv.hash, row)
-      schedule()
-    },
-    onProgress: (inv, done, total, message) => {
-      const row = rows.get(inv.hash)
-      if (row !== undefined) (row.progress ??= new ProgressTrack()).update(done, total, message, Date.now())
-      schedule()
-    },
-    onMetrics: (inv, values) => {
-      const row = rows.get(inv.hash)
-      if (row !== undefined) Object.assign(row.metrics, values)
-      schedule()
-    },
-    onEnd: () => stop(),
+    ...syncObserver(handle),
     stop,
+    watchTracker: (state) => {
+      trackerState = state
+    },
     print: (line) => {
       if (started === undefined || stopped) return void stream.write(`${line}\n`)
       log.clear()
@@ -219,54 +260,56 @@ export interface LineProgressOptions {
 }
 
 /** One line per event worth keeping in a log: status changes, throttled metrics and progress, stage log lines. */
-export const lineProgress = (write: (line: string) => void, options: LineProgressOptions = {}): SchedulerObserver => {
+export const lineProgress = (write: (line: string) => void, options: LineProgressOptions = {}): RunObserver => {
   const started = Date.now()
   const lastMetricsLine = new Map<string, number>()
   const lastProgressLine = new Map<string, number>()
   const tracks = new Map<string, ProgressTrack>()
   const runningSince = new Map<string, number>()
   const stamp = () => `[${formatMs(Date.now() - started).padStart(7)}]`
-  return {
-    onStatus: (inv, status, detail) => {
-      if (status === "pending") return
-      if (status === "running") runningSince.set(inv.hash, Date.now())
-      const since = runningSince.get(inv.hash)
-      const parts = [stamp(), icons[status], label(inv), status]
-      if (detail.gpus !== undefined && detail.gpus.length > 0) parts.push(`CUDA_VISIBLE_DEVICES=${detail.gpus.join(",")}`)
-      if ((status === "done" || status === "failed") && since !== undefined) parts.push(formatMs(Date.now() - since))
-      if (detail.note !== undefined) parts.push(`(${detail.note})`)
-      if (detail.error !== undefined) parts.push(`: ${detail.error}`)
-      write(parts.join(" "))
-    },
-    onProgress: (inv, done, total, message) => {
-      const now = Date.now()
-      const track = tracks.get(inv.hash) ?? new ProgressTrack()
-      tracks.set(inv.hash, track)
-      track.update(done, total, message, now)
-      const last = lastProgressLine.get(inv.hash)
-      if (last !== undefined && now - last < (options.progressEveryMs ?? 10_000) && track.fraction < 1) return
-      lastProgressLine.set(inv.hash, now)
-      write(`${stamp()}   ${inv.step} ${formatProgress(track, now)}${track.message ? ` ${track.message}` : ""}`)
-    },
-    onMetrics: (inv, values, step) => {
-      const last = lastMetricsLine.get(inv.hash) ?? 0
-      if (Date.now() - last < 1000) return
-      lastMetricsLine.set(inv.hash, Date.now())
-      write(`${stamp()}   ${inv.step} step ${step}: ${formatMetrics(values, inv, 6)}`)
-    },
-    onLog: (inv, message) => {
-      if (options.stageLogs === false) return
-      if (options.verbose !== true && isTensorflowNoise(message)) return
-      write(`${stamp()}   ${inv.step} | ${message}`)
+  return syncObserver(perInvocation((event, inv) => {
+    if (inv === undefined) return
+    switch (event.type) {
+      case "status": {
+        const { status } = event
+        if (status === "pending") return
+        if (status === "running") runningSince.set(inv.hash, Date.now())
+        const since = runningSince.get(inv.hash)
+        const parts = [stamp(), icons[status], label(inv), status]
+        if (event.gpus !== undefined && event.gpus.length > 0) parts.push(`CUDA_VISIBLE_DEVICES=${event.gpus.join(",")}`)
+        if ((status === "done" || status === "failed") && since !== undefined) parts.push(formatMs(Date.now() - since))
+        if (event.note !== undefined) parts.push(`(${event.note})`)
+        if (event.error !== undefined) parts.push(`: ${event.error}`)
+        return write(parts.join(" "))
+      }
+      case "progress": {
+        const now = Date.now()
+        const track = tracks.get(inv.hash) ?? new ProgressTrack()
+        tracks.set(inv.hash, track)
+        track.update(event.done, event.total, event.message, now)
+        const last = lastProgressLine.get(inv.hash)
+        if (last !== undefined && now - last < (options.progressEveryMs ?? 10_000) && track.fraction < 1) return
+        lastProgressLine.set(inv.hash, now)
+        return write(`${stamp()}   ${inv.step} ${formatProgress(track, now)}${track.message ? ` ${track.message}` : ""}`)
+      }
+      case "metrics": {
+        const last = lastMetricsLine.get(inv.hash) ?? 0
+        if (Date.now() - last < 1000) return
+        lastMetricsLine.set(inv.hash, Date.now())
+        return write(`${stamp()}   ${inv.step} step ${event.step}: ${formatMetrics(event.values, inv, 6)}`)
+      }
+      case "log": {
+        if (options.stageLogs === false) return
+        if (options.verbose !== true && isTensorflowNoise(event.message)) return
+        return write(`${stamp()}   ${inv.step} | ${event.message}`)
+      }
+      default:
+        return
     }
-  }
+  }))
 }
 
-export const combineObservers = (...observers: ReadonlyArray<SchedulerObserver>): SchedulerObserver => ({
-  onStart: (plan, id) => observers.forEach((o) => o.onStart?.(plan, id)),
-  onStatus: (inv, status, detail) => observers.forEach((o) => o.onStatus?.(inv, status, detail)),
-  onProgress: (inv, done, total, message) => observers.forEach((o) => o.onProgress?.(inv, done, total, message)),
-  onMetrics: (inv, values, step) => observers.forEach((o) => o.onMetrics?.(inv, values, step)),
-  onLog: (inv, message) => observers.forEach((o) => o.onLog?.(inv, message)),
-  onEnd: (summary: RunSummary) => observers.forEach((o) => o.onEnd?.(summary))
+/** One observer that hands each event to `observers` in turn (the run feeds a list of observers itself; this is for callers that hold one). */
+export const combineObservers = (...observers: ReadonlyArray<RunObserver>): RunObserver => ({
+  onEvent: (event) => Effect.forEach(observers, (o) => o.onEvent(event), { discard: true })
 })

@@ -74,7 +74,7 @@ export const renderSummary = (summary: RunSummary, options: SummaryOptions = {})
     if (r.status === "failed" && log !== undefined) lines.push(`    full log: ${log}`)
   }
   lines.push(
-    `${summary.status.toUpperCase()} in ${formatMs(summary.durationMs)}: ${count("done")} ran, ${count("cached")} cached, ${count("failed")} failed, ${count("skipped")} skipped${count("interrupted") > 0 ? `, ${count("interrupted")} interrupted` : ""}`
+    `${summary.status.toUpperCase()} in ${formatMs(summary.durationMs)}: ${count("done")} ran, ${count("cached")} cached, ${count("failed")} failed, ${count("skipped")} skipped${(["paused", "stopped", "interrupted"] as const).map((status) => (count(status) > 0 ? `, ${count(status)} ${status}` : "")).join("")}`
   )
   return lines.join("\n")
 }

@@ -1,7 +1,8 @@
 /**
  * THE place where the CLI picks its Tracker implementation: MLflow by default (MLFLOW_TRACKING_URI, or
- * the embedded local server started/reused under VW2_HOME); `--no-track` (or VW2_TRACKER=none) records
- * nothing. Everything else gets the Tracker service from the layer this returns.
+ * the embedded local server under VW2_HOME, reused or started in the background: the first stages run
+ * while it starts, their records spooled and delivered once it answers); `--no-track` (or
+ * VW2_TRACKER=none) records nothing. Everything else gets the Tracker service from the layer this returns.
  */
 import type { Layer } from "effect"
 import { Tracker } from "@vw2/core"

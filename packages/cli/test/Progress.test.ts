@@ -1,5 +1,6 @@
 /** Terminal progress and the end-of-run summary: monotone bars with ETA, headline metrics, width, trial labels. */
-import type { InvocationResult, PlannedInvocation, PlannedTrial, RunSummary } from "@vw2/core"
+import type { InvocationResult, Plan, PlannedInvocation, PlannedTrial, RunEvent, RunObserver, RunSummary } from "@vw2/core"
+import { Effect } from "effect"
 import { PassThrough } from "node:stream"
 import { describe, expect, it } from "vitest"
 import { formatProgress, headlineMetrics, lineProgress, ProgressTrack, ttyProgress } from "../src/Progress.ts"
@@ -8,6 +9,12 @@ import { isTensorflowNoise } from "../src/TfBackend.ts"
 
 const invocation = (step: string, stage: string, trials: ReadonlyArray<string> = ["t0"]) =>
   ({ hash: `${step}`.padEnd(64, "0"), step, stage, trials }) as unknown as PlannedInvocation
+
+/** Hands `observer` the start of a run planning `invocations`, then `events` (what runPlan's feed does). */
+const feed = (observer: RunObserver, invocations: ReadonlyArray<PlannedInvocation>, ...events: ReadonlyArray<RunEvent>) => {
+  const plan = { experiment: "x", configHash: "", steps: [], config: {}, trials: [], pinnedAxes: [], invocations } as unknown as Plan
+  for (const event of [{ type: "run-started", plan, backend: "inline", tags: {}, artifacts: [], timestamp: 0 } as const, ...events]) Effect.runSync(observer.onEvent(event))
+}
 
 describe("ProgressTrack", () => {
   it("never shows less than it has shown, and extrapolates the rate since the first report", () => {
@@ -55,18 +62,23 @@ describe("lineProgress", () => {
     const notice = "I0000 00:00:1796608006.036488   26881 port.cc:153] oneDNN custom operations are on. You may see slightly different numerical results"
     const inv = invocation("craft-eval", "craft-eval")
     const quiet = lineProgress((l) => lines.push(l), { progressEveryMs: 0 })
-    quiet.onLog!(inv, "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
-    quiet.onLog!(inv, notice)
-    quiet.onLog!(inv, "craft-eval: 4 test episodes")
-    quiet.onProgress!(inv, 8, 10, "vdm ep 8")
-    quiet.onProgress!(inv, 4, 10, "low-fi ep 4")
+    const log = (message: string) => ({ type: "log", message, timestamp: 0, invocation: inv.hash }) as const
+    feed(
+      quiet,
+      [inv],
+      log("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"),
+      log(notice),
+      log("craft-eval: 4 test episodes"),
+      { type: "progress", done: 8, total: 10, message: "vdm ep 8", invocation: inv.hash },
+      { type: "progress", done: 4, total: 10, message: "low-fi ep 4", invocation: inv.hash }
+    )
     expect(lines.map((l) => l.replace(/^\[\s*[\d.]+m?s\]\s+/, ""))).toEqual([
       "craft-eval | craft-eval: 4 test episodes",
       "craft-eval ██████████░░  80% vdm ep 8",
       "craft-eval ██████████░░  80% low-fi ep 4"
     ])
     const verbose: Array<string> = []
-    lineProgress((l) => verbose.push(l), { verbose: true }).onLog!(inv, notice)
+    feed(lineProgress((l) => verbose.push(l), { verbose: true }), [inv], log(notice))
     expect(verbose).toHaveLength(1)
   })
 })
@@ -86,9 +98,13 @@ describe("ttyProgress", () => {
     await new Promise((r) => setTimeout(r, 1_200))
     expect(text()).toBe("starting MLflow server …\n")
     const inv = invocation("a-very-long-step-name-that-fills", "s")
-    progress.onStatus!(inv, "running", {})
-    progress.onProgress!(inv, 1, 4, "a long message ".repeat(10))
-    progress.onMetrics!(inv, { "s/loss": 0.5 }, 1)
+    feed(
+      progress,
+      [inv],
+      { type: "status", invocation: inv.hash, status: "running", timestamp: 0 },
+      { type: "progress", done: 1, total: 4, message: "a long message ".repeat(10), invocation: inv.hash },
+      { type: "metrics", step: 1, timestamp: 0, values: { "s/loss": 0.5 }, invocation: inv.hash }
+    )
     progress.stop()
     const drawn = text().split("\n").map((l) => l.replace(/\u001b\[[?0-9;]*[A-Za-z]/g, ""))
     expect(drawn.some((l) => l.includes("25%"))).toBe(true)

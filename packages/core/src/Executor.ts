@@ -8,7 +8,8 @@
  *       every ready invocation at once and lets the executor queue them),
  *     - runs the stage so that it writes its outputs under `request.outputRoot`,
  *     - calls `onEvent({ type: "started", gpus })` once it holds its slots and starts the stage, then
- *       `onEvent` for each progress / metrics / log / upload event as it arrives,
+ *       `onEvent` for each progress / metrics / log / upload / checkpoint event as it arrives (RunEvent.ts: the
+ *       same events a worker writes on its events fd; what the stage's process prints arrives as `log`),
  *     - succeeds once the stage finished (the scheduler then verifies and publishes `outputRoot`),
  *     - fails with `InvocationFailed` when the stage failed or the worker died,
  *     - on interruption (Ctrl-C, shutdown) kills what runs the stage and only then completes.
@@ -17,18 +18,8 @@
  */
 import type { Effect } from "effect"
 import { Context, Data } from "effect"
+import type { InvocationEvent } from "./RunEvent.ts"
 import type { InputArtifact, Resources } from "./Stage.ts"
-import type { StageEvent } from "./worker/protocol.ts"
-
-export type { StageEvent } from "./worker/protocol.ts"
-
-/** A stage event, or the executor saying the invocation got its slots and started (with which GPUs). */
-export type ExecutorEvent = StageEvent | {
-  readonly type: "started"
-  readonly gpus: ReadonlyArray<string>
-  /** the process running the stage, where the executor knows it (for its system metrics) */
-  readonly pid?: number
-}
 
 export interface InvocationRequest {
   /** absolute path of the experiment file; workers re-import it to find the step's stage */
@@ -88,7 +79,7 @@ export interface ExecutorShape {
   readonly canRun: (resources: Resources) => string | undefined
   readonly run: (
     request: InvocationRequest,
-    onEvent: (event: ExecutorEvent) => void
+    onEvent: (event: InvocationEvent) => void
   ) => Effect.Effect<InvocationOutcome, InvocationFailed>
 }
 

@@ -24,7 +24,7 @@ export const makeInlineExecutor = (): ExecutorShape => {
         if (impossible !== undefined) return yield* fail(impossible)
         const experiment = yield* Effect.tryPromise({ try: () => loadExperimentPromise(request.experimentFile), catch: (e) => fail(String(e)) })
         const stage = yield* Effect.try({ try: () => findStep(experiment, request.step).stage, catch: (e) => fail((e as Error).message) })
-        onEvent({ type: "started", gpus: [] })
+        onEvent({ type: "started", gpus: [], pid: process.pid })
         const result = yield* runStageInProcess(
           {
             stage,

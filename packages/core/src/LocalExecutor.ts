@@ -10,10 +10,11 @@ import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
-import type { ExecutorEvent, ExecutorShape, InvocationOutcome, InvocationRequest } from "./Executor.ts"
+import type { ExecutorShape, InvocationOutcome, InvocationRequest } from "./Executor.ts"
 import { Executor, InvocationFailed, invocationFields } from "./Executor.ts"
 import { ResourcePool } from "./internal/ResourcePool.ts"
 import { eventsFd, WorkerPool } from "./internal/WorkerPool.ts"
+import type { InvocationEvent } from "./RunEvent.ts"
 import type { WorkerSpec } from "./worker/protocol.ts"
 
 export const workerEntry = fileURLToPath(new URL("./worker/main.ts", import.meta.url))
@@ -40,7 +41,7 @@ const runOnWorker = (
   gpus: ReadonlyArray<string>,
   cpus: number,
   killGraceMs: number,
-  onEvent: (event: ExecutorEvent) => void
+  onEvent: (event: InvocationEvent) => void
 ): Effect.Effect<InvocationOutcome, InvocationFailed> =>
   Effect.callback<InvocationOutcome, InvocationFailed>((resume) => {
     const spec: WorkerSpec = {
@@ -70,38 +71,29 @@ const runOnWorker = (
       resume(result)
     }
     worker.stderrTail.length = 0
-    worker.listener = (output) => {
-      switch (output._tag) {
-        case "text":
-          if (output.line.trim() !== "") onEvent({ type: "log", message: output.line, timestamp: Date.now() })
-          return
-        case "exit": {
-          for (const waiter of exitWaiters.splice(0)) waiter()
-          const tail = worker.stderrTail.join("\n")
-          const why = output.signal !== null ? `worker killed by ${output.signal}` : `worker exited with status ${output.code}${tail ? `: ${worker.stderrTail.at(-1)}` : ""}`
-          settle(Effect.fail(failed(why, tail)), false)
-          return
-        }
-        case "event": {
-          const event = output.event
-          switch (event.type) {
-            case "started":
-              return
-            case "done":
-              settle(Effect.succeed({ gpus, uploads }), true)
-              return
-            case "failed":
-              settle(Effect.fail(failed(event.message, worker.stderrTail.join("\n"))), true)
-              return
-            case "upload":
-              uploads.push(event.path)
-              onEvent({ type: "upload", path: event.path })
-              return
-            default: {
-              const { vw2: _vw2, ...stageEvent } = event
-              onEvent(stageEvent)
-            }
-          }
+    worker.listener = {
+      onExit: (code, signal) => {
+        for (const waiter of exitWaiters.splice(0)) waiter()
+        const tail = worker.stderrTail.join("\n")
+        const why = signal !== null ? `worker killed by ${signal}` : `worker exited with status ${code}${tail ? `: ${worker.stderrTail.at(-1)}` : ""}`
+        settle(Effect.fail(failed(why, tail)), false)
+      },
+      onEvent: (event) => {
+        switch (event.type) {
+          case "started": // said below, with the granted GPUs, as soon as the spec goes out
+            return
+          case "done":
+            settle(Effect.succeed({ gpus, uploads }), true)
+            return
+          case "failed":
+            settle(Effect.fail(failed(event.message, worker.stderrTail.join("\n"))), true)
+            return
+          case "upload":
+            uploads.push(event.path)
+            onEvent(event)
+            return
+          default:
+            onEvent(event)
         }
       }
     }

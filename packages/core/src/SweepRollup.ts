@@ -6,7 +6,7 @@
  *   - trials that differ only in their seed form a trial group; the experiment run carries, per group and
  *     rolled-up key, n, mean, std and a bootstrap 95 % CI under `<step>/<metric>/<group>/<stat>`, and the
  *     same numbers with labels and trial ids as `rollup.json`.
- * Pure functions over the plan and the final metric values; the Scheduler does the logging.
+ * Pure functions over the plan and the final metric values; the run tree (RunTree.ts) does the logging.
  */
 import { canonicalJson } from "./Canonical.ts"
 import type { PlannedTrial } from "./Planner.ts"

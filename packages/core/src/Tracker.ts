@@ -82,6 +82,10 @@ export interface TrackerShape {
   readonly flush: Effect.Effect<void>
   /** true while records are being spooled instead of delivered */
   readonly degraded: () => boolean
+  /** where delivery stands, for the live progress: "starting" (the backend is starting; records spool), "up",
+   * "spooling" (the backend stopped answering; records spool and are replayed when it is back), "degraded"
+   * (no backend could be had: everything is spooled for the next run). Trackers without a backend omit it. */
+  readonly state?: () => "starting" | "up" | "spooling" | "degraded"
 }
 
 export class Tracker extends Context.Service<Tracker, TrackerShape>()("@vw2/core/Tracker") {}

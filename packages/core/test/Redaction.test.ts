@@ -144,7 +144,7 @@ describe("secrets leave the process masked", () => {
     const plan = planExperiment(secrets, overrides)
     const tracker = recordingTracker()
     const summary = await Effect.runPromise(
-      runPlan({ plan, experimentFile: secretsFile, metricsFlushMs: 50, tags: { "vw2.command": redactCommandLine(["run", "--set", overrides[0]!.text]) } }).pipe(
+      runPlan({ plan, experimentFile: secretsFile, tags: { "vw2.command": redactCommandLine(["run", "--set", overrides[0]!.text]) } }).pipe(
         Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, makeInlineExecutor()), Layer.succeed(Tracker, tracker.shape)))
       )
     )

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { defineExperiment } from "../src/Experiment.ts"
 import { planExperiment } from "../src/Planner.ts"
-import { truncateTagValue } from "../src/Scheduler.ts"
+import { truncateTagValue } from "../src/RunTree.ts"
 import { bootstrapMeanCi, mean, quantileSorted, sampleStd, summarize } from "../src/Statistics.ts"
 import { bestGroup, rolledUpKey, rollup, rollupMetrics, rollupTags, stageRunName, trialGroups, trialLabels, trialMetrics } from "../src/SweepRollup.ts"
 import { baseConfig, pipeline } from "./fixtures/experiment.ts"

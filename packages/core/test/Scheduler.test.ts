@@ -10,7 +10,7 @@ import { makeLocalExecutor } from "../src/LocalExecutor.ts"
 import { planExperiment } from "../src/Planner.ts"
 import type { InvocationStatus } from "../src/Scheduler.ts"
 import { baseConfig, pipeline } from "./fixtures/experiment.ts"
-import { readLog, recordingTracker, runInProcess, tempDir } from "./helpers.ts"
+import { readLog, recordingTracker, runInProcess, statusObserver, tempDir } from "./helpers.ts"
 
 const experiment = defineExperiment({ name: "scheduler-test", pipeline, config: baseConfig })
 
@@ -111,7 +111,7 @@ describe("scheduler", () => {
       const store = makeArtifactStore(home)
       expect(store.isPublished(a.hash)).toBe(true) // the cheap check cannot see it ...
       const statuses: Array<[string, InvocationStatus]> = []
-      const run2 = await Effect.runPromise(runInProcess({ experiment, home, executor: makeInlineExecutor(), observer: { onStatus: (inv, s) => statuses.push([inv.step, s]) } }))
+      const run2 = await Effect.runPromise(runInProcess({ experiment, home, executor: makeInlineExecutor(), observers: [statusObserver((step, s) => statuses.push([step, s]))] }))
       expect(run2.status).toBe("succeeded")
       expect(run2.results.find((r) => r.step === "a")!.status).toBe("done") // ... the full verification does
       expect(run2.results.filter((r) => r.step !== "a").every((r) => r.status === "cached")).toBe(true)

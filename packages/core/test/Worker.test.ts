@@ -4,8 +4,9 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import { hashValue } from "../src/Canonical.ts"
-import { parseWorkerEvent } from "../src/worker/protocol.ts"
-import type { WorkerEvent, WorkerSpec } from "../src/worker/protocol.ts"
+import type { InvocationEvent } from "../src/RunEvent.ts"
+import { decodeEventLine } from "../src/RunEvent.ts"
+import type { WorkerSpec } from "../src/worker/protocol.ts"
 import { fixtureFile, tempDir } from "./helpers.ts"
 
 const entry = fileURLToPath(new URL("../src/worker/main.ts", import.meta.url))
@@ -29,16 +30,20 @@ const runWorker = (spec: Partial<WorkerSpec>, env: NodeJS.ProcessEnv = {}) => {
   const specFile = path.join(dir, "spec.json")
   fs.writeFileSync(specFile, JSON.stringify(full))
   const result = spawnSync(process.execPath, [entry, specFile], { encoding: "utf8", env: { ...process.env, ...env } })
-  const events = result.stdout.split("\n").map(parseWorkerEvent).filter((e): e is WorkerEvent => e !== undefined)
-  return { status: result.status, events, stderr: result.stderr, outputRoot: full.outputRoot }
+  const lines = result.stdout.split("\n")
+  const events = lines.map(decodeEventLine).filter((e): e is InvocationEvent => e !== undefined)
+  return { status: result.status, events, lines, stderr: result.stderr, outputRoot: full.outputRoot }
 }
 
 describe("worker entry point (one-shot protocol)", () => {
   it("runs a step from the experiment file, streams events on stdout and exits 0 after done", () => {
     const source = runWorker({ step: "source", config: { count: 3, sleepMs: 0 } })
     expect(source.status).toBe(0)
-    expect(source.events[0]).toMatchObject({ vw2: 1, type: "started" })
-    expect(source.events.at(-1)).toEqual({ vw2: 1, type: "done" })
+    expect(source.events[0]).toMatchObject({ type: "started" })
+    expect(source.events.at(-1)).toEqual({ type: "done" })
+    // the wire form parents in other languages read (python/vw2_stage, the Ray bridge)
+    expect(source.lines[0]).toBe(`{"vw2":1,"type":"started","pid":${(source.events[0] as { pid: number }).pid}}`)
+    expect(source.lines.filter((l) => l !== "").at(-1)).toBe(`{"vw2":1,"type":"done"}`)
     expect(source.events.some((e) => e.type === "progress")).toBe(true)
     const values = path.join(source.outputRoot, "numbers", "values.json")
     expect(JSON.parse(fs.readFileSync(values, "utf8"))).toEqual([1, 2, 3])
@@ -51,7 +56,7 @@ describe("worker entry point (one-shot protocol)", () => {
     expect(branch.status).toBe(0)
     expect(branch.events).toEqual(expect.arrayContaining([
       expect.objectContaining({ type: "metrics", step: 0, values: { sum: 2 * 6 + 3 * 3 } }),
-      { vw2: 1, type: "upload", path: "plots/summary.txt" }
+      { type: "upload", path: "plots/summary.txt" }
     ]))
   })
 

@@ -12,7 +12,8 @@ import type { ExecutorShape } from "../src/Executor.ts"
 import { Executor } from "../src/Executor.ts"
 import type { Override } from "../src/Config.ts"
 import { planExperiment } from "../src/Planner.ts"
-import type { RunSummary, SchedulerObserver } from "../src/Scheduler.ts"
+import type { InvocationStatus, RunObserver } from "../src/RunEvent.ts"
+import type { RunSummary } from "../src/Scheduler.ts"
 import { runPlan } from "../src/Scheduler.ts"
 import type { RunStatus, TrackerShape } from "../src/Tracker.ts"
 import { Tracker } from "../src/Tracker.ts"
@@ -80,13 +81,25 @@ export interface RunInProcess {
   readonly executor: ExecutorShape
   readonly overrides?: ReadonlyArray<Override>
   readonly tracker?: TrackerShape
-  readonly observer?: SchedulerObserver
+  readonly observers?: ReadonlyArray<RunObserver>
+}
+
+/** An observer that reports each status change with its step's name (what progress displays do). */
+export const statusObserver = (on: (step: string, status: InvocationStatus) => void): RunObserver => {
+  const steps = new Map<string, string>()
+  return {
+    onEvent: (event) =>
+      Effect.sync(() => {
+        if (event.type === "run-started") for (const inv of event.plan.invocations) steps.set(inv.hash, inv.step)
+        if (event.type === "status") on(steps.get(event.invocation)!, event.status)
+      })
+  }
 }
 
 export const runInProcess = (options: RunInProcess): Effect.Effect<RunSummary, unknown> => {
   const plan = planExperiment(options.experiment, options.overrides ?? [])
   const tracker = options.tracker ?? recordingTracker().shape
-  return runPlan({ plan, experimentFile: fixtureFile, ...(options.observer ? { observer: options.observer } : {}), metricsFlushMs: 50 }).pipe(
+  return runPlan({ plan, experimentFile: fixtureFile, ...(options.observers ? { observers: options.observers } : {}) }).pipe(
     Effect.provide(Layer.mergeAll(ArtifactStore.layer(options.home), Layer.succeed(Executor, options.executor), Layer.succeed(Tracker, tracker)))
   )
 }

@@ -14,7 +14,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { MlflowClient } from "./MlflowClient.ts"
+import { Effect } from "effect"
+import { makeMlflowClient } from "./MlflowClient.ts"
 import { portOwnership } from "./internal/portOwner.ts"
 import { isProcessAlive } from "./Spool.ts"
 
@@ -245,13 +246,9 @@ const readState = (file: string): ServerState | undefined => {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-const healthy = async (url: string): Promise<boolean> => {
-  const client = new MlflowClient({ trackingUri: url, auth: undefined })
-  try {
-    return await client.health()
-  } finally {
-    await client.close()
-  }
+const healthy = (url: string): Promise<boolean> => {
+  const client = makeMlflowClient({ trackingUri: url, auth: undefined })
+  return Effect.runPromise(Effect.ensuring(client.health(), client.close()))
 }
 
 /** The port was bound by another process before our server could bind it (a race with another vw2). */

@@ -1,7 +1,7 @@
 /**
  * A typed client for MLflow's REST API (`/api/2.0/mlflow/...`, `/api/2.0/mlflow-artifacts/...`) over
- * undici. Endpoints and field names follow mlflow/server/handlers.py and service.proto (MLflow 3.17).
- * Every method rejects with a member of `MlflowError`.
+ * undici, as an Effect service. Endpoints and field names follow mlflow/server/handlers.py and
+ * service.proto (MLflow 3.17). Every call is an Effect that fails with a member of `MlflowError`.
  */
 import { randomUUID } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
@@ -9,12 +9,13 @@ import { mkdir, rename, rm, stat } from "node:fs/promises"
 import { basename, dirname } from "node:path"
 import type { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
+import { Context, Effect, Layer, type Schedule, type Scope } from "effect"
 import { Agent, request, type Dispatcher } from "undici"
-import { MlflowApiError, MlflowTransportError, MlflowValidationError, isErrorCode, isTransient, transientStatuses } from "./MlflowError.ts"
+import { MlflowApiError, type MlflowError, MlflowTransportError, MlflowValidationError, isErrorCode, isTransient, transientStatuses } from "./MlflowError.ts"
 import { type Auth, authFromEnv, authorizationHeader } from "./internal/auth.ts"
 import { type KeyValue, type WireMetric, splitLogBatch } from "./internal/batch.ts"
 import { decodeDouble, decodeInt64 } from "./internal/json.ts"
-import { type RetryPolicy, backoffMs, parseRetryAfter, retryPolicyFromEnv, sleep } from "./internal/retry.ts"
+import { type RetryPolicy, parseRetryAfter, retryPolicyFromEnv, retrySchedule } from "./internal/retry.ts"
 import { limits, truncateValue, validateKey } from "./Validation.ts"
 
 export type { RetryPolicy } from "./internal/retry.ts"
@@ -234,10 +235,23 @@ export const proxiedArtifactRoot = (artifactUri: string): string => {
   return path.replace(/\/+$/, "")
 }
 
-export class MlflowClient {
+type Failure = MlflowApiError | MlflowTransportError
+type LogBatchEntities = { readonly metrics?: ReadonlyArray<WireMetric>; readonly params?: ReadonlyArray<KeyValue>; readonly tags?: ReadonlyArray<KeyValue> }
+
+/** A check that throws `MlflowValidationError` (key rules, artifact paths) as a typed failure. */
+const validated = <A>(body: () => A): Effect.Effect<A, MlflowValidationError> =>
+  Effect.try({ try: body, catch: (error) => error as MlflowValidationError })
+
+/**
+ * The MLflow REST client: every call is an Effect failing with a member of `MlflowError`; transient
+ * failures are retried by `retrySchedule` (MLflow's own policy) where repeating the call is safe.
+ * Build it with `makeMlflowClient` (closed with `close`) or, scoped, through `MlflowClient.layer`.
+ */
+export class MlflowClientImpl {
   readonly trackingUri: string
   readonly #authorization: string | undefined
   readonly #retry: RetryPolicy
+  readonly #schedule: Schedule.Schedule<number, MlflowError>
   readonly #timeoutMs: number
   readonly #dispatcher: Agent
   readonly #warn: (message: string) => void
@@ -258,6 +272,7 @@ export class MlflowClient {
     this.trackingUri = options.trackingUri.replace(/\/+$/, "")
     this.#authorization = authorizationHeader("auth" in options ? options.auth : authFromEnv())
     this.#retry = { ...retryPolicyFromEnv(), ...options.retry }
+    this.#schedule = retrySchedule(this.#retry)
     this.#timeoutMs = options.timeoutMs ?? Number(process.env.MLFLOW_HTTP_REQUEST_TIMEOUT ?? 120) * 1000
     this.#dispatcher = new Agent({ connections: options.connections ?? 8, keepAliveTimeout: 30_000, connectTimeout: Math.min(this.#timeoutMs, 10_000) })
     this.#warn = options.warn ?? ((message) => process.stderr.write(`[vw2 tracking] ${message}\n`))
@@ -273,177 +288,169 @@ export class MlflowClient {
     return this.toString()
   }
 
-  close(): Promise<void> {
-    return this.#dispatcher.close()
+  /** Releases the connections. */
+  close(): Effect.Effect<void> {
+    return Effect.promise(() => this.#dispatcher.close())
   }
 
   // ---- transport -------------------------------------------------------------------------------
 
-  async #attempt(call: Call): Promise<Dispatcher.ResponseData> {
-    const url = call.external ? new URL(call.path) : new URL(this.trackingUri + call.path)
-    for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v))
-    const headers: Record<string, string> = { "user-agent": "vw2-tracking" }
-    if (this.#authorization !== undefined && !call.external) headers.authorization = this.#authorization
-    if (call.body !== undefined) headers["content-type"] = call.contentType ?? "application/json"
-    try {
-      return await request(url, {
-        dispatcher: this.#dispatcher,
-        method: call.method,
-        headers,
-        body: typeof call.body === "function" ? call.body() : call.body,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs
-      })
-    } catch (cause) {
-      throw transportError(call, cause)
-    }
+  /** One request (no retry); interrupting it aborts the request. */
+  #attempt(call: Call): Effect.Effect<Dispatcher.ResponseData, MlflowTransportError> {
+    return Effect.tryPromise({
+      try: (signal) => {
+        const url = call.external ? new URL(call.path) : new URL(this.trackingUri + call.path)
+        for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v))
+        const headers: Record<string, string> = { "user-agent": "vw2-tracking" }
+        if (this.#authorization !== undefined && !call.external) headers.authorization = this.#authorization
+        if (call.body !== undefined) headers["content-type"] = call.contentType ?? "application/json"
+        return request(url, {
+          dispatcher: this.#dispatcher,
+          method: call.method,
+          headers,
+          body: typeof call.body === "function" ? call.body() : call.body,
+          headersTimeout: this.#timeoutMs,
+          bodyTimeout: this.#timeoutMs,
+          signal
+        })
+      },
+      catch: (cause) => transportError(call, cause)
+    })
   }
 
   /** The response body as text. The connection can still break after the status line (the server killed
    * mid-response): that is a transport failure too, so trackers retry or spool instead of dropping. */
-  async #text(call: Call, response: Dispatcher.ResponseData): Promise<string> {
-    try {
-      return await response.body.text()
-    } catch (cause) {
-      throw transportError(call, cause)
-    }
+  #text(call: Call, response: Dispatcher.ResponseData): Effect.Effect<string, MlflowTransportError> {
+    return Effect.tryPromise({ try: () => response.body.text(), catch: (cause) => transportError(call, cause) })
   }
 
-  /** One call with retries; returns the successful response (body unread). */
-  async #call(call: Call): Promise<Dispatcher.ResponseData> {
-    for (let retry = 0; ; retry++) {
-      let retryAfter: number | undefined
-      let failure: MlflowApiError | MlflowTransportError
+  /** One attempt that succeeds only with a status below 400 (body unread). */
+  #once(call: Call): Effect.Effect<Dispatcher.ResponseData, Failure> {
+    return Effect.flatMap(this.#attempt(call), (response) => (response.statusCode < 400 ? Effect.succeed(response) : Effect.flatMap(this.#apiError(call, response), Effect.fail)))
+  }
+
+  /** One call, retried on the schedule while the failure is transient and repeating it is safe. */
+  #call(call: Call): Effect.Effect<Dispatcher.ResponseData, Failure> {
+    return this.#once(call).pipe(
+      Effect.retry({
+        schedule: this.#schedule,
+        while: (failure) => isTransient(failure) && (call.retry === "idempotent" || (failure._tag === "MlflowTransportError" && !failure.sent))
+      })
+    )
+  }
+
+  #apiError(call: Call, response: Dispatcher.ResponseData): Effect.Effect<MlflowApiError> {
+    return Effect.map(Effect.promise(() => response.body.text().catch(() => "")), (text) => {
+      const endpoint = `${call.method} ${call.external ? "(presigned part URL)" : call.path}`
+      const retryAfterMs = parseRetryAfter(headerValue(response.headers["retry-after"]))
       try {
-        const response = await this.#attempt(call)
-        if (response.statusCode < 400) return response
-        failure = await this.#apiError(call, response)
-        retryAfter = parseRetryAfter(headerValue(response.headers["retry-after"]))
-      } catch (error) {
-        if (!(error instanceof MlflowTransportError)) throw error
-        failure = error
+        const parsed = JSON.parse(text) as { error_code?: unknown; message?: unknown }
+        if (typeof parsed.error_code === "string")
+          return new MlflowApiError({ endpoint, status: response.statusCode, errorCode: parsed.error_code, message: String(parsed.message ?? ""), retryAfterMs })
+      } catch {
+        // not JSON: an HTML error page from the server or a proxy in front of it
       }
-      const mayRepeat = call.retry === "idempotent" || (failure instanceof MlflowTransportError && !failure.sent)
-      if (!isTransient(failure) || !mayRepeat || retry >= this.#retry.maxRetries) throw failure
-      await sleep(backoffMs(this.#retry, retry + 1, retryAfter))
-    }
+      const snippet = text.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 300)
+      return new MlflowApiError({ endpoint, status: response.statusCode, errorCode: `HTTP_${response.statusCode}`, message: snippet || `HTTP ${response.statusCode}`, retryAfterMs })
+    })
   }
 
-  async #apiError(call: Call, response: Dispatcher.ResponseData): Promise<MlflowApiError> {
-    const text = await response.body.text().catch(() => "")
-    const endpoint = `${call.method} ${call.external ? "(presigned part URL)" : call.path}`
-    try {
-      const parsed = JSON.parse(text) as { error_code?: unknown; message?: unknown }
-      if (typeof parsed.error_code === "string")
-        return new MlflowApiError({ endpoint, status: response.statusCode, errorCode: parsed.error_code, message: String(parsed.message ?? "") })
-    } catch {
-      // not JSON: an HTML error page from the server or a proxy in front of it
-    }
-    const snippet = text.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 300)
-    return new MlflowApiError({ endpoint, status: response.statusCode, errorCode: `HTTP_${response.statusCode}`, message: snippet || `HTTP ${response.statusCode}` })
+  #json<T>(call: Call): Effect.Effect<T, Failure> {
+    return Effect.flatMap(this.#call(call), (response) =>
+      Effect.flatMap(this.#text(call, response), (text) => {
+        if (text.trim() === "") return Effect.succeed({} as T)
+        try {
+          return Effect.succeed(JSON.parse(text) as T)
+        } catch {
+          return Effect.fail(new MlflowApiError({ endpoint: `${call.method} ${call.path}`, status: response.statusCode, errorCode: "INVALID_RESPONSE", message: `expected JSON, got ${JSON.stringify(text.slice(0, 200))}` }))
+        }
+      }))
   }
 
-  async #json<T>(call: Call): Promise<T> {
-    const response = await this.#call(call)
-    const text = await this.#text(call, response)
-    if (text.trim() === "") return {} as T
-    try {
-      return JSON.parse(text) as T
-    } catch {
-      throw new MlflowApiError({ endpoint: `${call.method} ${call.path}`, status: response.statusCode, errorCode: "INVALID_RESPONSE", message: `expected JSON, got ${JSON.stringify(text.slice(0, 200))}` })
-    }
-  }
-
-  #get<T>(path: string, query: Record<string, string | number | undefined>): Promise<T> {
+  #get<T>(path: string, query: Record<string, string | number | undefined>): Effect.Effect<T, Failure> {
     return this.#json<T>({ method: "GET", path: `/api/2.0/mlflow/${path}`, query, retry: "idempotent" })
   }
 
-  #post<T>(path: string, body: unknown, retry: RetryMode = "idempotent"): Promise<T> {
+  #post<T>(path: string, body: unknown, retry: RetryMode = "idempotent"): Effect.Effect<T, Failure> {
     return this.#json<T>({ method: "POST", path: `/api/2.0/mlflow/${path}`, body: typeof body === "string" ? body : JSON.stringify(body), retry })
   }
 
   // ---- server ----------------------------------------------------------------------------------
 
-  /** true when `/health` answers OK; never throws, never retries (used as a probe). */
-  async health(): Promise<boolean> {
-    try {
-      const response = await this.#attempt({ method: "GET", path: "/health", retry: "idempotent" })
-      const text = await response.body.text()
-      return response.statusCode === 200 && text.trim() === "OK"
-    } catch {
-      return false
-    }
+  /** true when `/health` answers OK; never fails, never retries (used as a probe). */
+  health(): Effect.Effect<boolean> {
+    const call: Call = { method: "GET", path: "/health", retry: "idempotent" }
+    return this.#attempt(call).pipe(
+      Effect.flatMap((response) => Effect.map(this.#text(call, response), (text) => response.statusCode === 200 && text.trim() === "OK")),
+      Effect.orElseSucceed(() => false)
+    )
   }
 
-  async version(): Promise<string> {
+  version(): Effect.Effect<string, Failure> {
     const call: Call = { method: "GET", path: "/version", retry: "idempotent" }
-    return (await this.#text(call, await this.#call(call))).trim()
+    return Effect.map(Effect.flatMap(this.#call(call), (response) => this.#text(call, response)), (text) => text.trim())
   }
 
   // ---- experiments -----------------------------------------------------------------------------
 
-  async getExperimentByName(name: string): Promise<Experiment | undefined> {
-    try {
-      const r = await this.#get<{ experiment: Record<string, unknown> }>("experiments/get-by-name", { experiment_name: name })
-      return decodeExperiment(r.experiment)
-    } catch (error) {
-      if (isErrorCode(error, "RESOURCE_DOES_NOT_EXIST")) return undefined
-      throw error
-    }
+  getExperimentByName(name: string): Effect.Effect<Experiment | undefined, Failure> {
+    return this.#get<{ experiment: Record<string, unknown> }>("experiments/get-by-name", { experiment_name: name }).pipe(
+      Effect.map((r): Experiment | undefined => decodeExperiment(r.experiment)),
+      Effect.catchIf((error) => isErrorCode(error, "RESOURCE_DOES_NOT_EXIST"), () => Effect.succeed(undefined))
+    )
   }
 
-  async createExperiment(name: string, tags: Readonly<Record<string, string>> = {}): Promise<string> {
-    const r = await this.#post<{ experiment_id: string }>(
-      "experiments/create",
-      { name, tags: Object.entries(tags).map(([key, value]) => ({ key, value })) },
-      "unsent-only"
+  createExperiment(name: string, tags: Readonly<Record<string, string>> = {}): Effect.Effect<string, Failure> {
+    return Effect.map(
+      this.#post<{ experiment_id: string }>("experiments/create", { name, tags: Object.entries(tags).map(([key, value]) => ({ key, value })) }, "unsent-only"),
+      (r) => r.experiment_id
     )
-    return r.experiment_id
   }
 
   /** Race-safe: two processes creating the same experiment both end up with its one id. A deleted
    * experiment of that name is restored, as `mlflow.set_experiment` would refuse to use it. `tags` are
    * given to a new experiment and set on an existing one that lacks them (values it has are kept). */
-  async getOrCreateExperiment(name: string, tags: Readonly<Record<string, string>> = {}): Promise<string> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const existing = await this.getExperimentByName(name)
-      if (existing !== undefined) {
-        if (existing.lifecycleStage === "deleted") await this.#post("experiments/restore", { experiment_id: existing.experimentId })
-        for (const [key, value] of Object.entries(tags)) {
-          if (existing.tags[key] === undefined) await this.setExperimentTag(existing.experimentId, key, value)
+  getOrCreateExperiment(name: string, tags: Readonly<Record<string, string>> = {}): Effect.Effect<string, MlflowError> {
+    return Effect.gen({ self: this }, function*() {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const existing = yield* this.getExperimentByName(name)
+        if (existing !== undefined) {
+          if (existing.lifecycleStage === "deleted") yield* this.#post("experiments/restore", { experiment_id: existing.experimentId })
+          for (const [key, value] of Object.entries(tags)) {
+            if (existing.tags[key] === undefined) yield* this.setExperimentTag(existing.experimentId, key, value)
+          }
+          return existing.experimentId
         }
-        return existing.experimentId
-      }
-      try {
-        return await this.createExperiment(name, tags)
-      } catch (error) {
+        const created = yield* Effect.result(this.createExperiment(name, tags))
+        if (created._tag === "Success") return created.success
         // lost the race (or our create went through before a transient failure): look it up again
-        if (!isErrorCode(error, "RESOURCE_ALREADY_EXISTS") && !isTransient(error)) throw error
+        if (!isErrorCode(created.failure, "RESOURCE_ALREADY_EXISTS") && !isTransient(created.failure)) return yield* Effect.fail(created.failure)
       }
-    }
-    throw new MlflowApiError({ endpoint: "experiments/create", status: 409, errorCode: "RESOURCE_ALREADY_EXISTS", message: `could not get or create experiment ${JSON.stringify(name)}` })
+      return yield* Effect.fail(new MlflowApiError({ endpoint: "experiments/create", status: 409, errorCode: "RESOURCE_ALREADY_EXISTS", message: `could not get or create experiment ${JSON.stringify(name)}` }))
+    })
   }
 
-  async setExperimentTag(experimentId: string, key: string, value: string): Promise<void> {
-    validateKey("tag", key)
-    await this.#post("experiments/set-experiment-tag", { experiment_id: experimentId, key, value })
+  setExperimentTag(experimentId: string, key: string, value: string): Effect.Effect<void, MlflowError> {
+    return Effect.andThen(validated(() => validateKey("tag", key)), this.#post("experiments/set-experiment-tag", { experiment_id: experimentId, key, value }))
   }
 
   /** Every experiment (active only by default), across pages. */
-  async searchExperiments(options: { readonly filter?: string; readonly viewType?: "ACTIVE_ONLY" | "DELETED_ONLY" | "ALL" } = {}): Promise<Array<Experiment>> {
-    const out: Array<Experiment> = []
-    let token: string | undefined
-    do {
-      const r = await this.#post<{ experiments?: Array<Record<string, unknown>>; next_page_token?: string }>("experiments/search", {
-        max_results: 1000,
-        filter: options.filter,
-        view_type: options.viewType ?? "ACTIVE_ONLY",
-        page_token: token
-      })
-      out.push(...(r.experiments ?? []).map(decodeExperiment))
-      token = r.next_page_token || undefined
-    } while (token !== undefined)
-    return out
+  searchExperiments(options: { readonly filter?: string; readonly viewType?: "ACTIVE_ONLY" | "DELETED_ONLY" | "ALL" } = {}): Effect.Effect<Array<Experiment>, Failure> {
+    return Effect.gen({ self: this }, function*() {
+      const out: Array<Experiment> = []
+      let token: string | undefined
+      do {
+        const r = yield* this.#post<{ experiments?: Array<Record<string, unknown>>; next_page_token?: string }>("experiments/search", {
+          max_results: 1000,
+          filter: options.filter,
+          view_type: options.viewType ?? "ACTIVE_ONLY",
+          page_token: token
+        })
+        out.push(...(r.experiments ?? []).map(decodeExperiment))
+        token = r.next_page_token || undefined
+      } while (token !== undefined)
+      return out
+    })
   }
 
   // ---- runs ------------------------------------------------------------------------------------
@@ -451,9 +458,9 @@ export class MlflowClient {
   /**
    * Creates a run. runs/create is not idempotent, so it is never blindly repeated: each request carries
    * a unique `vw2.create_token` tag, and after an ambiguous failure the client first searches for a run
-   * with that token before trying again.
+   * with that token before trying again (on the same schedule as every other retry).
    */
-  async createRun(request: {
+  createRun(request: {
     readonly experimentId: string
     readonly runName?: string
     readonly startTime?: number
@@ -461,96 +468,97 @@ export class MlflowClient {
     readonly tags?: Readonly<Record<string, string>>
     /** unique per logical create (default: random); a tracker replaying a create passes the same one */
     readonly createToken?: string
-  }): Promise<RunInfo> {
-    const token = request.createToken ?? randomUUID()
-    const tags = { ...request.tags, "vw2.create_token": token }
-    for (const key of Object.keys(tags)) validateKey("tag", key)
-    const body = JSON.stringify({
-      experiment_id: request.experimentId,
-      run_name: request.runName,
-      start_time: request.startTime ?? Date.now(),
-      user_id: request.userId,
-      tags: Object.entries(tags).map(([key, value]) => ({ key, value: truncateValue("tag", key, value, limits.tagValueLength, this.#warn) }))
+  }): Effect.Effect<RunInfo, MlflowError> {
+    return Effect.gen({ self: this }, function*() {
+      const token = request.createToken ?? randomUUID()
+      const tags = { ...request.tags, "vw2.create_token": token }
+      yield* validated(() => {
+        for (const key of Object.keys(tags)) validateKey("tag", key)
+      })
+      const body = JSON.stringify({
+        experiment_id: request.experimentId,
+        run_name: request.runName,
+        start_time: request.startTime ?? Date.now(),
+        user_id: request.userId,
+        tags: Object.entries(tags).map(([key, value]) => ({ key, value: truncateValue("tag", key, value, limits.tagValueLength, this.#warn) }))
+      })
+      let first = true
+      // each attempt after the first looks for a run an earlier, ambiguous attempt created
+      const attempt = Effect.suspend(() => {
+        const lookup = first
+          ? Effect.succeed(undefined)
+          : Effect.map(
+            this.searchRuns({ experimentIds: [request.experimentId], filter: `tags.\`vw2.create_token\` = '${token}'`, runViewType: "ALL", maxResults: 1 }).pipe(Effect.orElseSucceed(() => [])),
+            (found) => found[0]?.info
+          )
+        first = false
+        return Effect.flatMap(lookup, (found) =>
+          found !== undefined
+            ? Effect.succeed(found)
+            : Effect.map(this.#post<{ run: { info: Record<string, unknown> } }>("runs/create", body, "unsent-only"), (r) => decodeRunInfo(r.run.info)))
+      })
+      return yield* attempt.pipe(Effect.retry({ schedule: this.#schedule, while: isTransient }))
     })
-    for (let retry = 0; ; retry++) {
-      try {
-        const r = await this.#post<{ run: { info: Record<string, unknown> } }>("runs/create", body, "unsent-only")
-        return decodeRunInfo(r.run.info)
-      } catch (error) {
-        if (!isTransient(error) || retry >= this.#retry.maxRetries) throw error
-        await sleep(backoffMs(this.#retry, retry + 1, undefined))
-        const created = await this.searchRuns({
-          experimentIds: [request.experimentId],
-          filter: `tags.\`vw2.create_token\` = '${token}'`,
-          runViewType: "ALL",
-          maxResults: 1
-        }).catch(() => [])
-        if (created[0] !== undefined) return created[0].info
-      }
-    }
   }
 
-  async updateRun(runId: string, update: { readonly status?: MlflowRunStatus; readonly endTime?: number; readonly runName?: string }): Promise<void> {
-    await this.#post("runs/update", { run_id: runId, status: update.status, end_time: update.endTime, run_name: update.runName })
+  updateRun(runId: string, update: { readonly status?: MlflowRunStatus; readonly endTime?: number; readonly runName?: string }): Effect.Effect<void, Failure> {
+    return Effect.asVoid(this.#post("runs/update", { run_id: runId, status: update.status, end_time: update.endTime, run_name: update.runName }))
   }
 
-  async getRun(runId: string): Promise<Run> {
-    const r = await this.#get<{ run: Parameters<typeof decodeRun>[0] }>("runs/get", { run_id: runId })
-    return decodeRun(r.run)
+  getRun(runId: string): Effect.Effect<Run, Failure> {
+    return Effect.map(this.#get<{ run: Parameters<typeof decodeRun>[0] }>("runs/get", { run_id: runId }), (r) => decodeRun(r.run))
   }
 
   /** One page of runs/search. */
-  async searchRunsPage(req: SearchRunsRequest, pageToken?: string): Promise<{ runs: Array<Run>; nextPageToken: string | undefined }> {
-    const r = await this.#post<{ runs?: Array<Parameters<typeof decodeRun>[0]>; next_page_token?: string }>("runs/search", {
-      experiment_ids: req.experimentIds,
-      filter: req.filter,
-      run_view_type: req.runViewType ?? "ACTIVE_ONLY",
-      max_results: Math.min(req.pageSize ?? 1000, req.maxResults ?? Number.POSITIVE_INFINITY),
-      order_by: req.orderBy,
-      page_token: pageToken
-    })
-    return { runs: (r.runs ?? []).map(decodeRun), nextPageToken: r.next_page_token || undefined }
+  searchRunsPage(req: SearchRunsRequest, pageToken?: string): Effect.Effect<{ runs: Array<Run>; nextPageToken: string | undefined }, Failure> {
+    return Effect.map(
+      this.#post<{ runs?: Array<Parameters<typeof decodeRun>[0]>; next_page_token?: string }>("runs/search", {
+        experiment_ids: req.experimentIds,
+        filter: req.filter,
+        run_view_type: req.runViewType ?? "ACTIVE_ONLY",
+        max_results: Math.min(req.pageSize ?? 1000, req.maxResults ?? Number.POSITIVE_INFINITY),
+        order_by: req.orderBy,
+        page_token: pageToken
+      }),
+      (r) => ({ runs: (r.runs ?? []).map(decodeRun), nextPageToken: r.next_page_token || undefined })
+    )
   }
 
   /** All matching runs across pages, each run once: offset-based pages can repeat a run when runs are
    * created while paging, so results are de-duplicated by run id. */
-  async searchRuns(req: SearchRunsRequest): Promise<Array<Run>> {
-    const seen = new Set<string>()
-    const runs: Array<Run> = []
-    const max = req.maxResults ?? Number.POSITIVE_INFINITY
-    let token: string | undefined
-    do {
-      const page = await this.searchRunsPage(req, token)
-      for (const run of page.runs) {
-        if (seen.has(run.info.runId)) continue
-        seen.add(run.info.runId)
-        runs.push(run)
-        if (runs.length >= max) return runs
-      }
-      token = page.nextPageToken
-    } while (token !== undefined)
-    return runs
+  searchRuns(req: SearchRunsRequest): Effect.Effect<Array<Run>, Failure> {
+    return Effect.gen({ self: this }, function*() {
+      const seen = new Set<string>()
+      const runs: Array<Run> = []
+      const max = req.maxResults ?? Number.POSITIVE_INFINITY
+      let token: string | undefined
+      do {
+        const page = yield* this.searchRunsPage(req, token)
+        for (const run of page.runs) {
+          if (seen.has(run.info.runId)) continue
+          seen.add(run.info.runId)
+          runs.push(run)
+          if (runs.length >= max) return runs
+        }
+        token = page.nextPageToken
+      } while (token !== undefined)
+      return runs
+    })
   }
 
   /**
    * Logs metrics, params and tags, split into as many runs/log-batch requests as MLflow's limits need.
-   * Keys are validated here (a bad key throws `MlflowValidationError` before anything is sent); values
+   * Keys are validated here (a bad key fails with `MlflowValidationError` before anything is sent); values
    * over MLflow's length limits are truncated with a warning. Returns the number of requests sent.
    */
-  async logBatch(
-    runId: string,
-    entities: { readonly metrics?: ReadonlyArray<WireMetric>; readonly params?: ReadonlyArray<KeyValue>; readonly tags?: ReadonlyArray<KeyValue> }
-  ): Promise<number> {
-    const bodies = this.prepareLogBatch(runId, entities)
-    for (const body of bodies) await this.sendLogBatch(body)
-    return bodies.length
+  logBatch(runId: string, entities: LogBatchEntities): Effect.Effect<number, MlflowError> {
+    return Effect.flatMap(validated(() => this.prepareLogBatch(runId, entities)), (bodies) =>
+      Effect.as(Effect.forEach(bodies, (body) => this.sendLogBatch(body), { discard: true }), bodies.length))
   }
 
-  /** Validated, truncated, split request bodies for `sendLogBatch` (lets callers pipeline requests). */
-  prepareLogBatch(
-    runId: string,
-    entities: { readonly metrics?: ReadonlyArray<WireMetric>; readonly params?: ReadonlyArray<KeyValue>; readonly tags?: ReadonlyArray<KeyValue> }
-  ): Array<string> {
+  /** Validated, truncated, split request bodies for `sendLogBatch` (lets callers pipeline requests).
+   * Pure; throws `MlflowValidationError` on a key MLflow would refuse. */
+  prepareLogBatch(runId: string, entities: LogBatchEntities): Array<string> {
     const checkedKeys = new Set<string>()
     for (const m of entities.metrics ?? []) {
       if (checkedKeys.has(m.key)) continue
@@ -570,207 +578,246 @@ export class MlflowClient {
 
   /** Sends one prepared body. Safe to repeat: MLflow ignores a metric point it already has, an equal
    * param value and an equal tag. */
-  async sendLogBatch(body: string): Promise<void> {
-    await this.#post("runs/log-batch", body)
+  sendLogBatch(body: string): Effect.Effect<void, Failure> {
+    return Effect.asVoid(this.#post("runs/log-batch", body))
   }
 
-  async setTag(runId: string, key: string, value: string): Promise<void> {
-    validateKey("tag", key)
-    await this.#post("runs/set-tag", { run_id: runId, key, value: truncateValue("tag", key, value, limits.tagValueLength, this.#warn) })
+  setTag(runId: string, key: string, value: string): Effect.Effect<void, MlflowError> {
+    return Effect.andThen(
+      validated(() => validateKey("tag", key)),
+      Effect.suspend(() => this.#post("runs/set-tag", { run_id: runId, key, value: truncateValue("tag", key, value, limits.tagValueLength, this.#warn) }))
+    )
   }
 
-  async deleteTag(runId: string, key: string): Promise<void> {
-    await this.#post("runs/delete-tag", { run_id: runId, key })
+  deleteTag(runId: string, key: string): Effect.Effect<void, Failure> {
+    return Effect.asVoid(this.#post("runs/delete-tag", { run_id: runId, key }))
   }
 
   /** Every point of one metric, across pages. */
-  async getMetricHistory(runId: string, key: string): Promise<Array<MetricValue>> {
-    const points: Array<MetricValue> = []
-    let token: string | undefined
-    do {
-      const r = await this.#get<{ metrics?: Array<Parameters<typeof decodeMetric>[0]>; next_page_token?: string }>("metrics/get-history", {
-        run_id: runId,
-        metric_key: key,
-        max_results: 25_000,
-        page_token: token
-      })
-      for (const m of r.metrics ?? []) points.push(decodeMetric(m))
-      token = r.next_page_token || undefined
-    } while (token !== undefined)
-    return points
+  getMetricHistory(runId: string, key: string): Effect.Effect<Array<MetricValue>, Failure> {
+    return Effect.gen({ self: this }, function*() {
+      const points: Array<MetricValue> = []
+      let token: string | undefined
+      do {
+        const r = yield* this.#get<{ metrics?: Array<Parameters<typeof decodeMetric>[0]>; next_page_token?: string }>("metrics/get-history", {
+          run_id: runId,
+          metric_key: key,
+          max_results: 25_000,
+          page_token: token
+        })
+        for (const m of r.metrics ?? []) points.push(decodeMetric(m))
+        token = r.next_page_token || undefined
+      } while (token !== undefined)
+      return points
+    })
   }
-
-  // ---- artifacts (mlflow-artifacts proxy) --------------------------------------------------------
 
   // ---- logged models and the model registry (MLflow 3) ------------------------------------------
 
   /** Creates a logged model (status PENDING) whose artifacts live under its own `artifactUri`. Not
    * idempotent: not repeated after an ambiguous failure (a PENDING orphan is harmless, a duplicate READY
    * one is not). */
-  async createLoggedModel(request: {
+  createLoggedModel(request: {
     readonly experimentId: string
     readonly name: string
     readonly sourceRunId?: string
     readonly modelType?: string
     readonly tags?: Readonly<Record<string, string>>
     readonly params?: Readonly<Record<string, string>>
-  }): Promise<LoggedModel> {
+  }): Effect.Effect<LoggedModel, Failure> {
     const kv = (r: Readonly<Record<string, string>> | undefined) => Object.entries(r ?? {}).map(([key, value]) => ({ key, value }))
-    const r = await this.#post<{ model: { info: Record<string, unknown> } }>("logged-models", {
-      experiment_id: request.experimentId,
-      name: request.name,
-      source_run_id: request.sourceRunId,
-      model_type: request.modelType,
-      tags: kv(request.tags),
-      params: kv(request.params)
-    }, "unsent-only")
-    return decodeLoggedModel(r.model)
+    return Effect.map(
+      this.#post<{ model: { info: Record<string, unknown> } }>("logged-models", {
+        experiment_id: request.experimentId,
+        name: request.name,
+        source_run_id: request.sourceRunId,
+        model_type: request.modelType,
+        tags: kv(request.tags),
+        params: kv(request.params)
+      }, "unsent-only"),
+      (r) => decodeLoggedModel(r.model)
+    )
   }
 
-  async getLoggedModel(modelId: string): Promise<LoggedModel> {
-    const r = await this.#json<{ model: { info: Record<string, unknown> } }>({ method: "GET", path: `/api/2.0/mlflow/logged-models/${encodeURIComponent(modelId)}`, retry: "idempotent" })
-    return decodeLoggedModel(r.model)
+  getLoggedModel(modelId: string): Effect.Effect<LoggedModel, Failure> {
+    return Effect.map(
+      this.#json<{ model: { info: Record<string, unknown> } }>({ method: "GET", path: `/api/2.0/mlflow/logged-models/${encodeURIComponent(modelId)}`, retry: "idempotent" }),
+      (r) => decodeLoggedModel(r.model)
+    )
   }
 
   /** Marks a logged model READY (its artifacts are complete) or UPLOAD_FAILED. */
-  async finalizeLoggedModel(modelId: string, status: "READY" | "UPLOAD_FAILED"): Promise<LoggedModel> {
+  finalizeLoggedModel(modelId: string, status: "READY" | "UPLOAD_FAILED"): Effect.Effect<LoggedModel, Failure> {
     // LoggedModelStatus in service.proto: PENDING = 1, READY = 2, UPLOAD_FAILED = 3
-    const r = await this.#json<{ model: { info: Record<string, unknown> } }>({
-      method: "PATCH",
-      path: `/api/2.0/mlflow/logged-models/${encodeURIComponent(modelId)}`,
-      body: JSON.stringify({ model_id: modelId, status: status === "READY" ? 2 : 3 }),
-      retry: "idempotent"
-    })
-    return decodeLoggedModel(r.model)
+    return Effect.map(
+      this.#json<{ model: { info: Record<string, unknown> } }>({
+        method: "PATCH",
+        path: `/api/2.0/mlflow/logged-models/${encodeURIComponent(modelId)}`,
+        body: JSON.stringify({ model_id: modelId, status: status === "READY" ? 2 : 3 }),
+        retry: "idempotent"
+      }),
+      (r) => decodeLoggedModel(r.model)
+    )
   }
 
   /** Records logged models as outputs of a run (the run page lists them under "Logged models"). */
-  async logRunOutputs(runId: string, models: ReadonlyArray<{ readonly modelId: string; readonly step?: number }>): Promise<void> {
-    await this.#post("runs/outputs", { run_id: runId, models: models.map((m) => ({ model_id: m.modelId, step: m.step ?? 0 })) })
+  logRunOutputs(runId: string, models: ReadonlyArray<{ readonly modelId: string; readonly step?: number }>): Effect.Effect<void, Failure> {
+    return Effect.asVoid(this.#post("runs/outputs", { run_id: runId, models: models.map((m) => ({ model_id: m.modelId, step: m.step ?? 0 })) }))
   }
 
   /** Creates a registered model; one that exists already is fine. */
-  async ensureRegisteredModel(name: string): Promise<void> {
-    try {
-      await this.#post("registered-models/create", { name }, "unsent-only")
-    } catch (error) {
-      if (!isErrorCode(error, "RESOURCE_ALREADY_EXISTS")) throw error
-    }
+  ensureRegisteredModel(name: string): Effect.Effect<void, Failure> {
+    return this.#post("registered-models/create", { name }, "unsent-only").pipe(
+      Effect.asVoid,
+      Effect.catchIf((error) => isErrorCode(error, "RESOURCE_ALREADY_EXISTS"), () => Effect.void)
+    )
   }
 
   /** A new version of registered model `name` from `source` (`runs:/…`, an artifact URI, or `models:/<model id>`). */
-  async createModelVersion(request: { readonly name: string; readonly source: string; readonly runId?: string; readonly modelId?: string; readonly description?: string }): Promise<ModelVersion> {
-    const r = await this.#post<{ model_version: Record<string, unknown> }>("model-versions/create", {
-      name: request.name,
-      source: request.source,
-      run_id: request.runId,
-      model_id: request.modelId,
-      description: request.description
-    }, "unsent-only")
-    return decodeModelVersion(r.model_version)
+  createModelVersion(request: { readonly name: string; readonly source: string; readonly runId?: string; readonly modelId?: string; readonly description?: string }): Effect.Effect<ModelVersion, Failure> {
+    return Effect.map(
+      this.#post<{ model_version: Record<string, unknown> }>("model-versions/create", {
+        name: request.name,
+        source: request.source,
+        run_id: request.runId,
+        model_id: request.modelId,
+        description: request.description
+      }, "unsent-only"),
+      (r) => decodeModelVersion(r.model_version)
+    )
   }
 
-  async searchModelVersions(filter: string): Promise<Array<ModelVersion>> {
-    const r = await this.#get<{ model_versions?: Array<Record<string, unknown>> }>("model-versions/search", { filter, max_results: 1000 })
-    return (r.model_versions ?? []).map(decodeModelVersion)
+  searchModelVersions(filter: string): Effect.Effect<Array<ModelVersion>, Failure> {
+    return Effect.map(this.#get<{ model_versions?: Array<Record<string, unknown>> }>("model-versions/search", { filter, max_results: 1000 }), (r) => (r.model_versions ?? []).map(decodeModelVersion))
   }
+
+  // ---- artifacts (mlflow-artifacts proxy) --------------------------------------------------------
 
   /**
    * Uploads one file to `artifactPath` under the run's artifact root, streamed from disk. Files above the
    * multipart threshold try the proxy's multipart upload first and fall back to a single streamed PUT
    * when the server's artifact store does not support it (NOT_IMPLEMENTED, e.g. a local directory).
    */
-  async uploadArtifact(artifactUri: string, localPath: string, artifactPath: string): Promise<void> {
-    checkArtifactPath(artifactPath)
-    const root = proxiedArtifactRoot(artifactUri)
-    const size = (await stat(localPath)).size
-    if (size >= this.#multipartThreshold && this.#multipartSupported !== false) {
-      if (await this.#multipartUpload(root, localPath, artifactPath, size)) return
-    }
-    await this.#call({
-      method: "PUT",
-      path: `/api/2.0/mlflow-artifacts/artifacts/${encodePath(`${root}/${artifactPath}`)}`,
-      body: () => createReadStream(localPath),
-      contentType: mimeType(artifactPath),
-      retry: "idempotent"
-    }).then((r) => r.body.dump())
+  uploadArtifact(artifactUri: string, localPath: string, artifactPath: string): Effect.Effect<void, MlflowError> {
+    return Effect.gen({ self: this }, function*() {
+      const root = yield* validated(() => {
+        checkArtifactPath(artifactPath)
+        return proxiedArtifactRoot(artifactUri)
+      })
+      const size = (yield* Effect.tryPromise({
+        try: () => stat(localPath),
+        catch: (error) => new MlflowValidationError({ field: "artifact file", message: `${localPath}: ${(error as Error).message}` })
+      })).size
+      if (size >= this.#multipartThreshold && this.#multipartSupported !== false) {
+        if (yield* this.#multipartUpload(root, localPath, artifactPath, size)) return
+      }
+      const call: Call = {
+        method: "PUT",
+        path: `/api/2.0/mlflow-artifacts/artifacts/${encodePath(`${root}/${artifactPath}`)}`,
+        body: () => createReadStream(localPath),
+        contentType: mimeType(artifactPath),
+        retry: "idempotent"
+      }
+      const response = yield* this.#call(call)
+      yield* Effect.promise(() => response.body.dump())
+    })
   }
 
   /** true when uploaded by multipart; false when the server does not support it. */
-  async #multipartUpload(root: string, localPath: string, artifactPath: string, size: number): Promise<boolean> {
-    const dir = artifactPath.includes("/") ? `${root}/${artifactPath.slice(0, artifactPath.lastIndexOf("/"))}` : root
-    const name = basename(artifactPath)
-    const chunk = this.#multipartChunk
-    const numParts = Math.max(1, Math.ceil(size / chunk))
-    const mpu = (action: string, body: unknown) =>
-      this.#json<any>({ method: "POST", path: `/api/2.0/mlflow-artifacts/mpu/${action}/${encodePath(dir)}`, body: JSON.stringify(body), retry: "idempotent" })
-    let created: { upload_id?: string; credentials?: Array<{ part_number: number; url: string; headers?: Record<string, string> }> }
-    try {
-      created = await mpu("create", { path: name, num_parts: numParts })
-    } catch (error) {
-      if (isErrorCode(error, "NOT_IMPLEMENTED")) {
+  #multipartUpload(root: string, localPath: string, artifactPath: string, size: number): Effect.Effect<boolean, Failure> {
+    return Effect.gen({ self: this }, function*() {
+      const dir = artifactPath.includes("/") ? `${root}/${artifactPath.slice(0, artifactPath.lastIndexOf("/"))}` : root
+      const name = basename(artifactPath)
+      const chunk = this.#multipartChunk
+      const numParts = Math.max(1, Math.ceil(size / chunk))
+      const mpu = (action: string, body: unknown) =>
+        this.#json<any>({ method: "POST", path: `/api/2.0/mlflow-artifacts/mpu/${action}/${encodePath(dir)}`, body: JSON.stringify(body), retry: "idempotent" })
+      const created = yield* Effect.result(mpu("create", { path: name, num_parts: numParts }) as Effect.Effect<{ upload_id?: string; credentials?: Array<{ part_number: number; url: string }> }, Failure>)
+      if (created._tag === "Failure") {
+        if (!isErrorCode(created.failure, "NOT_IMPLEMENTED")) return yield* Effect.fail(created.failure)
         this.#multipartSupported = false
         return false
       }
-      throw error
-    }
-    this.#multipartSupported = true
-    try {
-      const parts: Array<{ part_number: number; etag: string; url: string }> = []
-      for (const [index, credential] of (created.credentials ?? []).entries()) {
+      this.#multipartSupported = true
+      const upload = created.success
+      const send = Effect.forEach(upload.credentials ?? [], (credential, index) => {
         const start = index * chunk
-        const response = await this.#call({
+        const call: Call = {
           method: "PUT",
           path: credential.url,
           external: true,
           body: () => createReadStream(localPath, { start, end: Math.min(size, start + chunk) - 1 }),
           contentType: "application/octet-stream",
           retry: "idempotent"
-        })
-        await response.body.dump()
-        parts.push({ part_number: credential.part_number, etag: headerValue(response.headers.etag) ?? "", url: credential.url })
-      }
-      await mpu("complete", { path: name, upload_id: created.upload_id, parts })
+        }
+        return Effect.flatMap(this.#call(call), (response) =>
+          Effect.as(Effect.promise(() => response.body.dump()), { part_number: credential.part_number, etag: headerValue(response.headers.etag) ?? "", url: credential.url }))
+      })
+      // a failed part or completion aborts the upload
+      yield* Effect.flatMap(send, (parts) => mpu("complete", { path: name, upload_id: upload.upload_id, parts })).pipe(
+        Effect.tapError(() => Effect.ignore(mpu("abort", { path: name, upload_id: upload.upload_id })))
+      )
       return true
-    } catch (error) {
-      await mpu("abort", { path: name, upload_id: created.upload_id }).catch(() => undefined)
-      throw error
-    }
+    })
   }
 
   /** Files and directories directly under `path` (relative to the run's artifact root). */
-  async listArtifacts(artifactUri: string, path?: string): Promise<Array<ArtifactFile>> {
-    if (path !== undefined && path !== "") checkArtifactPath(path)
-    const root = proxiedArtifactRoot(artifactUri)
-    const r = await this.#json<{ files?: Array<{ path: string; is_dir?: boolean; file_size?: unknown }> }>({
-      method: "GET",
-      path: "/api/2.0/mlflow-artifacts/artifacts",
-      query: { path: path ? `${root}/${path}` : root },
-      retry: "idempotent"
+  listArtifacts(artifactUri: string, path?: string): Effect.Effect<Array<ArtifactFile>, MlflowError> {
+    return Effect.gen({ self: this }, function*() {
+      const root = yield* validated(() => {
+        if (path !== undefined && path !== "") checkArtifactPath(path)
+        return proxiedArtifactRoot(artifactUri)
+      })
+      const r = yield* this.#json<{ files?: Array<{ path: string; is_dir?: boolean; file_size?: unknown }> }>({
+        method: "GET",
+        path: "/api/2.0/mlflow-artifacts/artifacts",
+        query: { path: path ? `${root}/${path}` : root },
+        retry: "idempotent"
+      })
+      return (r.files ?? []).map((f) => ({
+        path: path ? `${path}/${f.path}` : f.path,
+        isDir: f.is_dir === true,
+        fileSize: f.file_size === undefined ? undefined : decodeInt64(f.file_size)
+      }))
     })
-    return (r.files ?? []).map((f) => ({
-      path: path ? `${path}/${f.path}` : f.path,
-      isDir: f.is_dir === true,
-      fileSize: f.file_size === undefined ? undefined : decodeInt64(f.file_size)
-    }))
   }
 
   /** Streams one artifact to `destination` (written to a temp name, renamed when complete). */
-  async downloadArtifact(artifactUri: string, path: string, destination: string): Promise<void> {
-    checkArtifactPath(path)
-    const root = proxiedArtifactRoot(artifactUri)
-    await mkdir(dirname(destination), { recursive: true })
-    const temp = `${destination}.${process.pid}.part`
-    try {
-      const response = await this.#call({ method: "GET", path: `/api/2.0/mlflow-artifacts/artifacts/${encodePath(`${root}/${path}`)}`, retry: "idempotent" })
-      await pipeline(response.body, createWriteStream(temp))
-      await rename(temp, destination)
-    } catch (error) {
-      await rm(temp, { force: true })
-      throw error
-    }
+  downloadArtifact(artifactUri: string, path: string, destination: string): Effect.Effect<void, MlflowError> {
+    return Effect.gen({ self: this }, function*() {
+      const root = yield* validated(() => {
+        checkArtifactPath(path)
+        return proxiedArtifactRoot(artifactUri)
+      })
+      const temp = `${destination}.${process.pid}.part`
+      const call: Call = { method: "GET", path: `/api/2.0/mlflow-artifacts/artifacts/${encodePath(`${root}/${path}`)}`, retry: "idempotent" }
+      const response = yield* this.#call(call)
+      yield* Effect.tryPromise({
+        try: async () => {
+          await mkdir(dirname(destination), { recursive: true })
+          await pipeline(response.body, createWriteStream(temp))
+          await rename(temp, destination)
+        },
+        catch: (cause) => transportError(call, cause)
+      }).pipe(Effect.tapError(() => Effect.promise(() => rm(temp, { force: true }))))
+    })
   }
 }
+
+/** The REST client's interface (what the `MlflowClient` service provides). */
+export type MlflowClientShape = MlflowClientImpl
+
+/** The MLflow REST client as an Effect service. */
+export class MlflowClient extends Context.Service<MlflowClient, MlflowClientShape>()("@vw2/tracking/MlflowClient") {}
+
+/** A client the caller closes (`client.close()`); fails synchronously on a tracking URI that is not http(s). */
+export const makeMlflowClient = (options: MlflowClientOptions): MlflowClientShape => new MlflowClientImpl(options)
+
+/** A client closed with its scope. */
+export const makeScopedClient = (options: MlflowClientOptions): Effect.Effect<MlflowClientShape, MlflowValidationError, Scope.Scope> =>
+  Effect.acquireRelease(validated(() => makeMlflowClient(options)), (client) => client.close())
+
+export const clientLayer = (options: MlflowClientOptions): Layer.Layer<MlflowClient, MlflowValidationError> => Layer.effect(MlflowClient)(makeScopedClient(options))
 
 const headerValue = (value: string | Array<string> | undefined): string | undefined => (Array.isArray(value) ? value[0] : value)
 

@@ -11,6 +11,8 @@ export class MlflowApiError extends Data.TaggedError("MlflowApiError")<{
   readonly status: number
   readonly errorCode: string
   readonly message: string
+  /** the server's Retry-After, in ms, when it sent one (the retry schedule waits that long) */
+  readonly retryAfterMs?: number | undefined
 }> {}
 
 /** No usable answer: connection refused/reset, DNS, timeout. `sent` is false when the request provably

@@ -5,7 +5,8 @@
  * (or exactly the `--metric` patterns) so it fits a terminal.
  */
 import { rolledUpKey } from "@vw2/core"
-import { MlflowClient, type Run } from "./MlflowClient.ts"
+import { Effect } from "effect"
+import { makeMlflowClient, type Run } from "./MlflowClient.ts"
 
 export interface RunsTableOptions {
   readonly trackingUri: string
@@ -113,11 +114,11 @@ export const headlineColumns = (
 export const runsTable = async (experiment: string, options: RunsTableOptions): Promise<RunsTable> => {
   const level = options.level ?? "trial"
   const empty = { differingParams: [], metricKeys: [], shownMetrics: [], unmatchedMetrics: [], rows: [] }
-  const client = new MlflowClient({ trackingUri: options.trackingUri })
+  const client = makeMlflowClient({ trackingUri: options.trackingUri })
   try {
-    const found = await client.getExperimentByName(experiment)
+    const found = await Effect.runPromise(client.getExperimentByName(experiment))
     if (found === undefined) return { experiment, experimentId: undefined, level, ...empty }
-    const runs = await client.searchRuns({ experimentIds: [found.experimentId], orderBy: ["attributes.start_time ASC"] })
+    const runs = await Effect.runPromise(client.searchRuns({ experimentIds: [found.experimentId], orderBy: ["attributes.start_time ASC"] }))
     const byId = new Map(runs.map((r) => [r.info.runId, r]))
     const parentOf = (run: Run) => run.tags["mlflow.parentRunId"]
     const isStage = (run: Run) => run.tags["vw2.stage"] !== undefined
@@ -132,7 +133,7 @@ export const runsTable = async (experiment: string, options: RunsTableOptions): 
       const own = values(run)
       const producer = /^hit:(.+)$/.exec(run.tags["vw2.cache"] ?? "")?.[1]
       if (Object.keys(own).length > 0 || producer === undefined) return own
-      if (!producers.has(producer)) producers.set(producer, byId.get(producer) ?? (await client.getRun(producer).catch(() => undefined)))
+      if (!producers.has(producer)) producers.set(producer, byId.get(producer) ?? (await Effect.runPromise(Effect.orElseSucceed(client.getRun(producer), () => undefined))))
       const source = producers.get(producer)
       return source === undefined ? own : values(source)
     }
@@ -200,7 +201,7 @@ export const runsTable = async (experiment: string, options: RunsTableOptions): 
     const shownRows = level === "stage" && patterns.length > 0 ? rows.filter((r) => Object.keys(r.metrics).length > 0) : rows
     return { experiment, experimentId: found.experimentId, level, differingParams, metricKeys, shownMetrics, unmatchedMetrics, rows: shownRows }
   } finally {
-    await client.close()
+    await Effect.runPromise(client.close())
   }
 }
 

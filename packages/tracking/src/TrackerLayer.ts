@@ -1,13 +1,15 @@
 /**
  * How the CLI gets its MLflow tracker: MLFLOW_TRACKING_URI when set, otherwise the embedded local
- * server (started or reused). If no server can be had at all (MLflow not installed), the run goes on
- * untracked and says so loudly: tracking never fails a run.
+ * server (started or reused). The embedded server starts in the background while the first stages run:
+ * the tracker is usable at once and spools until the server answers (its `state()` says so). If no
+ * server can be had at all, the run goes on, everything spooled, and says so loudly: tracking never
+ * fails a run.
  */
 import * as path from "node:path"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Fiber, Layer } from "effect"
 import { Tracker as CoreTracker } from "@vw2/core"
-import { ServerUnhealthyError, databaseFile, ensureLocalServer, touchLease } from "./LocalServer.ts"
-import { MlflowTracker, vw2Home } from "./MlflowTracker.ts"
+import { ServerUnhealthyError, databaseFile, ensureLocalServer, findMlflowBin, touchLease } from "./LocalServer.ts"
+import { make, vw2Home } from "./MlflowTracker.ts"
 
 export interface TrackerFromEnvOptions {
   /** default: $VW2_HOME or ./.vw2 */
@@ -16,6 +18,9 @@ export interface TrackerFromEnvOptions {
   readonly trackingUri?: string
   /** progress lines for humans (default: stderr) */
   readonly log?: (message: string) => void
+  /** how long to wait for an embedded server that is already running before going on without it
+   * (default 2 s: a reused server answers well within it, so runs get real MLflow ids from the start) */
+  readonly waitForRunningServerMs?: number
 }
 
 /** Resolves the tracking URI: explicit, MLFLOW_TRACKING_URI, or the embedded server's. */
@@ -34,16 +39,25 @@ export const layerFromEnv = (options: TrackerFromEnvOptions = {}): Layer.Layer<C
   Layer.effect(CoreTracker.Tracker)(
     Effect.gen(function*() {
       const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`))
-      const uri = yield* Effect.tryPromise({ try: () => resolveTrackingUri(options), catch: (error) => error }).pipe(Effect.result)
-      if (uri._tag === "Failure") {
-        log(`WARNING: tracking disabled: no MLflow server could be started: ${whyNoServer(uri.failure)}`)
+      const home = options.home ?? vw2Home()
+      const warn = (m: string) => log(`[tracking] ${m}`)
+      const explicit = options.trackingUri ?? process.env.MLFLOW_TRACKING_URI
+      if (explicit !== undefined && explicit !== "") return yield* make({ trackingUri: explicit, home, warn })
+      try {
+        findMlflowBin()
+      } catch (error) {
+        // nothing to start, and nothing a later run could deliver a spool to either
+        log(`WARNING: tracking disabled: no MLflow server could be started: ${whyNoServer(error)}`)
         return CoreTracker.makeNoopTracker()
       }
-      const tracker = yield* Effect.acquireRelease(
-        Effect.promise(() => MlflowTracker.open({ trackingUri: uri.success, home: options.home ?? vw2Home(), warn: (m) => log(`[tracking] ${m}`) })),
-        (t) => Effect.promise(() => t.close())
+      const starting = yield* Effect.forkScoped(
+        Effect.tryPromise({ try: () => resolveTrackingUri({ ...options, home, log }), catch: (error) => new Error(whyNoServer(error)) })
       )
-      return tracker.shape
+      const quick = yield* Effect.result(Effect.timeoutOption(Fiber.join(starting), Duration.millis(options.waitForRunningServerMs ?? 2000)))
+      const ready = quick._tag === "Success" && quick.success._tag === "Some" ? quick.success.value : undefined
+      if (ready === undefined && quick._tag === "Success") log("MLflow is starting in the background; records are spooled meanwhile and delivered once it answers")
+      // (a start that failed at once fails again here: the tracker then reports it and spools)
+      return yield* make({ trackingUri: ready ?? Fiber.join(starting), home, warn })
     })
   )
 

@@ -9,13 +9,14 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, inject, it } from "vitest"
-import { MlflowClient } from "../src/index.ts"
+
 import { weightsOf } from "./fixtures/checkpointed.ts"
+import { testClient } from "./support/promised.ts"
 
 const repo = path.resolve(import.meta.dirname, "../../..")
 const fixture = path.join(import.meta.dirname, "fixtures", "checkpointed.ts")
 const uri = inject("mlflowUri")
-const client = new MlflowClient({ trackingUri: uri, auth: undefined })
+const client = testClient({ trackingUri: uri, auth: undefined })
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-checkpoints-"))
 const experiment = `checkpointed-${Date.now()}`
 const registered = `toy-model-${Date.now()}`

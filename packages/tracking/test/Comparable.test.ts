@@ -13,13 +13,14 @@ import { Effect, Layer } from "effect"
 import { ArtifactStore, defineExperiment, Executor, LocalExecutor, parseOverride, planExperiment, runPlan, Tracker } from "@vw2/core"
 import type { Override, RunSummary } from "@vw2/core"
 import { afterAll, describe, expect, inject, it } from "vitest"
-import { MlflowClient, MlflowTracker, type Run } from "../src/index.ts"
+import { type Run } from "../src/index.ts"
 import { invalidKeyReason } from "../src/Validation.ts"
 import { accuracyOf, config, lossAt, pipeline } from "./fixtures/comparable.ts"
+import { testClient, openTracker } from "./support/promised.ts"
 
 const fixture = fileURLToPath(new URL("./fixtures/comparable.ts", import.meta.url))
 const uri = inject("mlflowUri")
-const client = new MlflowClient({ trackingUri: uri, auth: undefined })
+const client = testClient({ trackingUri: uri, auth: undefined })
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-comparable-"))
 const stamp = Date.now()
 
@@ -33,10 +34,10 @@ const sweep = (name: string) => defineExperiment({ name, pipeline, config, sweep
 /** Runs the plan; returns its summary with the experiment run's real MLflow id (a slow server may have made it provisional). */
 const run = async (experiment: ReturnType<typeof sweep>, overrides: ReadonlyArray<Override> = []): Promise<RunSummary> => {
   const executor = LocalExecutor.makeLocalExecutor({ cpus: 2 })
-  const tracker = await MlflowTracker.open({ trackingUri: uri, home: path.join(home, "vw2"), probeMs: { min: 200, max: 1000 } })
+  const tracker = await openTracker({ trackingUri: uri, home: path.join(home, "vw2"), probeMs: { min: 200, max: 1000 } })
   try {
     const summary = await Effect.runPromise(
-      runPlan({ plan: planExperiment(experiment, overrides), experimentFile: fixture, metricsFlushMs: 100, systemMetricsMs: 250 }).pipe(
+      runPlan({ plan: planExperiment(experiment, overrides), experimentFile: fixture, systemMetricsMs: 250 }).pipe(
         Effect.provide(Layer.mergeAll(
           ArtifactStore.layer(path.join(home, "vw2")),
           Layer.succeed(Executor, executor),

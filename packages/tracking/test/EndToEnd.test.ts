@@ -8,12 +8,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, inject, it } from "vitest"
-import { MlflowClient, type Run } from "../src/index.ts"
+import { type Run } from "../src/index.ts"
+import { testClient } from "./support/promised.ts"
 
 const repo = path.resolve(import.meta.dirname, "../../..")
 const uri = inject("mlflowUri")
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-e2e-"))
-const client = new MlflowClient({ trackingUri: uri, auth: undefined })
+const client = testClient({ trackingUri: uri, auth: undefined })
 const env = { ...process.env, VW2_HOME: home, MLFLOW_TRACKING_URI: uri }
 
 const vw2 = (...args: Array<string>) => {

@@ -11,9 +11,10 @@ import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { Effect } from "effect"
 import { Tracker } from "@vw2/core"
-import { MlflowClient, ensureLocalServer, layerFromEnv, stopLocalServer } from "../src/index.ts"
+import { ensureLocalServer, layerFromEnv, stopLocalServer } from "../src/index.ts"
 import { portOwnership } from "../src/internal/portOwner.ts"
 import { isProcessAlive } from "../src/Spool.ts"
+import { testClient } from "./support/promised.ts"
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-local-server-"))
 const saved = process.env.VW2_MLFLOW_IDLE_MINUTES
@@ -37,7 +38,7 @@ describe("embedded MLflow server", () => {
     expect(second).toMatchObject({ reused: true, pid: first.pid, url: first.url })
     expect(first).toMatchObject({ store: "bulk-sqlite", workers: 2 }) // `npm run setup` installs the plugin
 
-    const client = new MlflowClient({ trackingUri: first.url, auth: undefined })
+    const client = testClient({ trackingUri: first.url, auth: undefined })
     const exp = await client.getOrCreateExperiment("embedded")
     const run = await client.createRun({ experimentId: exp })
     runId = run.runId
@@ -53,14 +54,14 @@ describe("embedded MLflow server", () => {
     const deadline = Date.now() + 60_000
     while (isProcessAlive(first.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500))
     expect(isProcessAlive(first.pid)).toBe(false)
-    expect(await new MlflowClient({ trackingUri: first.url, auth: undefined }).health()).toBe(false)
+    expect(await testClient({ trackingUri: first.url, auth: undefined }).health()).toBe(false)
   })
 
   it("serves the same database with the stock SQLite store (VW2_MLFLOW_STORE=sqlite)", async () => {
     expect(runId).not.toBe("")
     const stock = await ensureLocalServer({ home, portRange: [5540, 5599], store: "sqlite", workers: 1 })
     expect(stock).toMatchObject({ reused: false, store: "sqlite", workers: 1 })
-    const client = new MlflowClient({ trackingUri: stock.url, auth: undefined })
+    const client = testClient({ trackingUri: stock.url, auth: undefined })
     try {
       const history = await client.getMetricHistory(runId, "loss")
       expect(history.map((p) => p.step).sort((a, b) => a - b)).toEqual(points.map((p) => p.step))
@@ -102,7 +103,7 @@ describe("embedded MLflow server", () => {
 })
 
 describe("a database an interrupted start left half-created", () => {
-  it("disables tracking with the database path and the fix in the warning, and the run's layer still builds", async () => {
+  it("says so with the database path and the fix in the warning, the run's layer still builds, and its records are spooled", async () => {
     const broken = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-broken-db-"))
     try {
       // what an MLflow start killed mid-migration leaves: alembic's temporary copy of a table
@@ -124,10 +125,11 @@ describe("a database an interrupted start left half-created", () => {
       } finally {
         if (saved !== undefined) process.env.MLFLOW_TRACKING_URI = saved
       }
-      const warning = lines.find((l) => l.startsWith("WARNING: tracking disabled"))
+      const warning = lines.find((l) => l.includes("tracking degraded: no MLflow server"))
       expect(warning, lines.join("\n")).toContain("_alembic_tmp_params already exists")
       expect(warning).toContain(`its database ${path.join(broken, "mlflow", "mlflow.db")} was left half-created`)
       expect(warning).toContain(path.join(broken, "mlflow", "server.log"))
+      expect(warning).toContain(`records are spooled under ${path.join(broken, "tracking", "spool")}`)
     } finally {
       await stopLocalServer({ home: broken })
       fs.rmSync(broken, { recursive: true, force: true })

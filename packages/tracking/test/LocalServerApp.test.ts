@@ -7,7 +7,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { MlflowClient, appFromEnv, ensureLocalServer, findMlflowBin, resolveApp, serverArgs, stopLocalServer } from "../src/index.ts"
+import { appFromEnv, ensureLocalServer, findMlflowBin, resolveApp, serverArgs, stopLocalServer } from "../src/index.ts"
+import { testClient } from "./support/promised.ts"
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-local-server-app-"))
 const saved = process.env.VW2_MLFLOW_APP
@@ -48,7 +49,7 @@ describe("embedded MLflow server app", () => {
     const log = path.join(home, "mlflow", "server.log")
     expect(fs.readFileSync(log, "utf8")).toContain(fastAppLine)
     let runId: string
-    const client = new MlflowClient({ trackingUri: fast.url, auth: undefined })
+    const client = testClient({ trackingUri: fast.url, auth: undefined })
     try {
       const run = await client.createRun({ experimentId: await client.getOrCreateExperiment("app") })
       runId = run.runId
@@ -64,7 +65,7 @@ describe("embedded MLflow server app", () => {
       const stock = await ensureLocalServer({ home, portRange: [5600, 5649] })
       expect(stock).toMatchObject({ reused: false, app: "stock" })
       expect(fs.readFileSync(log, "utf8")).not.toContain(fastAppLine)
-      const reader = new MlflowClient({ trackingUri: stock.url, auth: undefined })
+      const reader = testClient({ trackingUri: stock.url, auth: undefined })
       try {
         const history = await reader.getMetricHistory(runId, "loss")
         expect(history.map((p) => p.step).sort((a, b) => a - b)).toEqual(points.map((p) => p.step))

@@ -4,10 +4,11 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, inject, it } from "vitest"
-import { MlflowApiError, MlflowClient, MlflowValidationError, MlflowTransportError } from "../src/index.ts"
+import { MlflowApiError, MlflowValidationError, MlflowTransportError } from "../src/index.ts"
+import { testClient } from "./support/promised.ts"
 
 const uri = inject("mlflowUri")
-const client = new MlflowClient({ trackingUri: uri, auth: undefined, retry: { maxRetries: 2, backoffFactorMs: 50, jitterMs: 10 } })
+const client = testClient({ trackingUri: uri, auth: undefined, retry: { maxRetries: 2, backoffFactorMs: 50, jitterMs: 10 } })
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-client-"))
 const unique = (name: string) => `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 7)}`
 
@@ -52,7 +53,7 @@ describe("MlflowClient against a real server", () => {
     const params = Array.from({ length: 300 }, (_, i) => ({ key: `p.${i}`, value: i === 0 ? "x".repeat(7000) : `v${i}` }))
     const tags = [{ key: "long", value: "t".repeat(9000) }]
     const warnings: Array<string> = []
-    const c = new MlflowClient({ trackingUri: uri, auth: undefined, warn: (m) => warnings.push(m) })
+    const c = testClient({ trackingUri: uri, auth: undefined, warn: (m) => warnings.push(m) })
     const requests = await c.logBatch(run.runId, { metrics, params, tags })
     await c.close()
     // 300 params / 100 per request = 3 (+ tag), 10k metrics / 1000 = 10; never more than the limits
@@ -108,7 +109,7 @@ describe("MlflowClient against a real server", () => {
     expect(error).toBeInstanceOf(MlflowApiError)
     expect(error.errorCode).toBe("RESOURCE_DOES_NOT_EXIST")
     expect(error.status).toBe(404)
-    const wrongPrefix = new MlflowClient({ trackingUri: `${uri}/not-mlflow`, auth: undefined, retry: { maxRetries: 0 } })
+    const wrongPrefix = testClient({ trackingUri: `${uri}/not-mlflow`, auth: undefined, retry: { maxRetries: 0 } })
     const html = await wrongPrefix.getRun("x").catch((e) => e)
     await wrongPrefix.close()
     expect(html).toBeInstanceOf(MlflowApiError)
@@ -125,7 +126,7 @@ describe("MlflowClient against a real server", () => {
     const small = path.join(tmp, "report.json")
     fs.writeFileSync(small, JSON.stringify({ ok: true, ü: "ß" }))
     // threshold 1 MB: the big file tries multipart first; the local artifact store answers NOT_IMPLEMENTED
-    const c = new MlflowClient({ trackingUri: uri, auth: undefined, multipartThresholdBytes: 1024 * 1024, multipartChunkBytes: 1024 * 1024 })
+    const c = testClient({ trackingUri: uri, auth: undefined, multipartThresholdBytes: 1024 * 1024, multipartChunkBytes: 1024 * 1024 })
     await c.uploadArtifact(run.artifactUri, big, "outputs/model weights/big.bin")
     await c.uploadArtifact(run.artifactUri, small, "outputs/report.json")
     await c.close()
@@ -164,7 +165,7 @@ describe("MlflowClient retries and auth", () => {
         res.writeHead(503, { "retry-after": "0", "content-type": "text/html" }).end("<h1>busy</h1>")
       } else res.writeHead(200, { "content-type": "application/json" }).end('{"experiment":{"experiment_id":"42","name":"x"}}')
     })
-    const c = new MlflowClient({ trackingUri: server.url, auth: undefined, retry: { maxRetries: 3, backoffFactorMs: 10_000, jitterMs: 0 } })
+    const c = testClient({ trackingUri: server.url, auth: undefined, retry: { maxRetries: 3, backoffFactorMs: 10_000, jitterMs: 0 } })
     const started = Date.now()
     expect((await c.getExperimentByName("x"))?.experimentId).toBe("42")
     expect(Date.now() - started).toBeLessThan(5000) // Retry-After: 0 beats the 10 s backoff
@@ -178,7 +179,7 @@ describe("MlflowClient retries and auth", () => {
       if (req.url!.includes("get-by-name")) res.writeHead(502).end("bad gateway")
       else res.writeHead(400, { "content-type": "application/json" }).end('{"error_code":"INVALID_PARAMETER_VALUE","message":"no"}')
     })
-    const c = new MlflowClient({ trackingUri: server.url, auth: undefined, retry: { maxRetries: 2, backoffFactorMs: 1, jitterMs: 1 } })
+    const c = testClient({ trackingUri: server.url, auth: undefined, retry: { maxRetries: 2, backoffFactorMs: 1, jitterMs: 1 } })
     const error = await c.getExperimentByName("x").catch((e) => e)
     expect(error).toBeInstanceOf(MlflowApiError)
     expect(error.errorCode).toBe("HTTP_502")
@@ -201,7 +202,7 @@ describe("MlflowClient retries and auth", () => {
         }))
       } else res.writeHead(404).end()
     })
-    const c = new MlflowClient({ trackingUri: server.url, auth: undefined, retry: { maxRetries: 3, backoffFactorMs: 1, jitterMs: 1 } })
+    const c = testClient({ trackingUri: server.url, auth: undefined, retry: { maxRetries: 3, backoffFactorMs: 1, jitterMs: 1 } })
     const run = await c.createRun({ experimentId: "1", runName: "once" })
     expect(run.runId).toBe("found")
     expect(server.seen.map((s) => s.url.split("/").pop())).toEqual(["create", "search"])
@@ -213,7 +214,7 @@ describe("MlflowClient retries and auth", () => {
     const server = await misbehavingServer(() => undefined)
     const url = server.url
     await server.close()
-    const c = new MlflowClient({ trackingUri: url, auth: undefined, retry: { maxRetries: 1, backoffFactorMs: 1, jitterMs: 1 } })
+    const c = testClient({ trackingUri: url, auth: undefined, retry: { maxRetries: 1, backoffFactorMs: 1, jitterMs: 1 } })
     const error = await c.createRun({ experimentId: "1" }).catch((e) => e)
     expect(error).toBeInstanceOf(MlflowTransportError)
     expect(error.sent).toBe(false)
@@ -226,7 +227,7 @@ describe("MlflowClient retries and auth", () => {
     const saved = { ...process.env }
     try {
       process.env.MLFLOW_TRACKING_TOKEN = "s3cret-token"
-      const bearer = new MlflowClient({ trackingUri: server.url })
+      const bearer = testClient({ trackingUri: server.url })
       const error = await bearer.getRun("r").catch((e) => e)
       expect(server.seen[0]!.auth).toBe("Bearer s3cret-token")
       expect(`${String(error)} ${JSON.stringify(error)} ${String(bearer)}`).not.toContain("s3cret")
@@ -234,7 +235,7 @@ describe("MlflowClient retries and auth", () => {
       delete process.env.MLFLOW_TRACKING_TOKEN
       process.env.MLFLOW_TRACKING_USERNAME = "ada"
       process.env.MLFLOW_TRACKING_PASSWORD = "pw:1"
-      const basic = new MlflowClient({ trackingUri: server.url })
+      const basic = testClient({ trackingUri: server.url })
       await basic.getRun("r").catch(() => undefined)
       expect(server.seen[1]!.auth).toBe(`Basic ${Buffer.from("ada:pw:1").toString("base64")}`)
       await basic.close()

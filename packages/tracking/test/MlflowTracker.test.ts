@@ -4,10 +4,11 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { Tracker } from "@vw2/core"
 import { afterAll, describe, expect, inject, it } from "vitest"
-import { MlflowClient, formatRunsTable, layer, runsTable } from "../src/index.ts"
+import { formatRunsTable, layer, runsTable } from "../src/index.ts"
+import { testClient, openTracker } from "./support/promised.ts"
 
 const uri = inject("mlflowUri")
-const client = new MlflowClient({ trackingUri: uri, auth: undefined })
+const client = testClient({ trackingUri: uri, auth: undefined })
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-tracker-"))
 const experiment = `tracker-${Date.now()}`
 
@@ -108,13 +109,12 @@ describe("MLflow Tracker layer", () => {
 
 describe("MLflow Tracker backlog", () => {
   it("moves a metric backlog larger than maxQueuedPoints to the spool and still delivers every point", async () => {
-    const { MlflowTracker } = await import("../src/index.ts")
-    const tracker = await MlflowTracker.open({ trackingUri: uri, home, maxQueuedPoints: 3000, warn: () => undefined })
+        const tracker = await openTracker({ trackingUri: uri, home, maxQueuedPoints: 3000, warn: () => undefined })
     const run = await tracker.startExperimentRun({ experiment, configHash: "b".repeat(64), params: {}, tags: {} })
     for (let slice = 0; slice < 20; slice++) {
       tracker.logMetrics(run, Array.from({ length: 1000 }, (_, i) => ({ key: "fast", value: slice * 1000 + i, step: slice * 1000 + i, timestamp: 1 })))
     }
-    expect(tracker.spills).toBeGreaterThan(0)
+    expect(tracker.spills()).toBeGreaterThan(0)
     expect(tracker.degraded()).toBe(false) // a backlog is not an outage
     tracker.endRun(run, "FINISHED")
     await tracker.flush()

@@ -8,8 +8,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, inject, it } from "vitest"
-import { MlflowClient, MlflowTracker } from "../src/index.ts"
+
 import { freeTestPort, killServer, startServer, type TestServer } from "./support/mlflowServer.ts"
+import { testClient, openTracker } from "./support/promised.ts"
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-outage-"))
 const sharedDir = inject("mlflowDir")
@@ -36,7 +37,7 @@ describe("tracking through a server outage", () => {
   it("spools while the server is down, replays in order when it is back, and a second tracker replays a dead driver's spool", async () => {
     const srv = await server()
     const warnings: Array<string> = []
-    const tracker = await MlflowTracker.open({ trackingUri: srv.url, home, warn: (m) => warnings.push(m), probeMs: { min: 200, max: 1000 } })
+    const tracker = await openTracker({ trackingUri: srv.url, home, warn: (m) => warnings.push(m), probeMs: { min: 200, max: 1000 } })
     const parent = await tracker.startExperimentRun({ experiment, configHash: "f".repeat(64), params: { a: "1" }, tags: {} })
     const trial = await tracker.startTrialRun(parent, { trialId: "t0", seed: 0, params: {}, tags: {} })
     const stage = await tracker.startStageRun(trial, { step: "train", stage: "fit", stageHash: "h1", cache: { _tag: "miss" }, params: { lr: "0.1" }, tags: {} })
@@ -82,7 +83,7 @@ describe("tracking through a server outage", () => {
     await startServer(srv.dir, srv.port)
     await tracker.flush()
     expect(tracker.degraded()).toBe(false)
-    const client = new MlflowClient({ trackingUri: srv.url, auth: undefined })
+    const client = testClient({ trackingUri: srv.url, auth: undefined })
     const history = await client.getMetricHistory(stage, "loss")
     expect(history).toHaveLength(20_000) // every point emitted, before and during the outage
     expect(new Set(history.map((p) => p.step)).size).toBe(20_000)
@@ -98,7 +99,7 @@ describe("tracking through a server outage", () => {
     await tracker.close()
 
     // the next vw2 process: claims the dead driver's spool, replays it, closes its open run as KILLED
-    const next = await MlflowTracker.open({ trackingUri: srv.url, home, warn: (m) => warnings.push(m) })
+    const next = await openTracker({ trackingUri: srv.url, home, warn: (m) => warnings.push(m) })
     const deadParent = next.resolveRunId(driver.parent)!
     const deadStage = next.resolveRunId(driver.stage)!
     expect(deadParent).toMatch(/^[0-9a-f]{32}$/)

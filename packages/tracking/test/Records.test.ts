@@ -9,11 +9,12 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { flattenConfig } from "@vw2/core"
 import { afterAll, describe, expect, inject, it } from "vitest"
-import { MlflowClient, MlflowTracker } from "../src/index.ts"
+
 import { tcpProxy } from "./support/tcpProxy.ts"
+import { testClient, openTracker } from "./support/promised.ts"
 
 const uri = inject("mlflowUri")
-const client = new MlflowClient({ trackingUri: uri, auth: undefined })
+const client = testClient({ trackingUri: uri, auth: undefined })
 const homes: Array<string> = []
 const newHome = () => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-records-"))
@@ -120,7 +121,7 @@ describe("experiments open in MLflow's model-training view", () => {
     // experiments made before vw2 tagged them, and one whose kind a user picked in the UI
     await client.createExperiment(reused)
     await client.createExperiment(chosen, { "mlflow.experimentKind": "genai_development" })
-    const tracker = await MlflowTracker.open({ trackingUri: uri, home: newHome(), warn: () => undefined })
+    const tracker = await openTracker({ trackingUri: uri, home: newHome(), warn: () => undefined })
     for (const experiment of [created, reused, chosen]) {
       const run = await tracker.startExperimentRun({ experiment, configHash: "a".repeat(64), params: {}, tags: {} })
       tracker.endRun(run, "FINISHED")
@@ -149,7 +150,7 @@ describe("runs left RUNNING by a driver killed with -9", () => {
     expect((await client.getRun(stage)).tags["vw2.driver"]).toMatch(new RegExp(`^host=${os.hostname()} pid=${victim.child.pid} boot=\\S+ pidns=\\d+$`))
 
     const warnings: Array<string> = []
-    const next = await MlflowTracker.open({ trackingUri: uri, home: newHome(), warn: (m) => warnings.push(m) })
+    const next = await openTracker({ trackingUri: uri, home: newHome(), warn: (m) => warnings.push(m) })
     expect(await Promise.all([parent, trial, stage].map(statusOf))).toEqual(["KILLED", "KILLED", "KILLED"])
     expect((await client.getRun(stage)).info.endTime).toBeGreaterThan(0)
     expect(warnings.filter((w) => w.includes(stage))).toHaveLength(1)
@@ -158,7 +159,7 @@ describe("runs left RUNNING by a driver killed with -9", () => {
 
     survivor.child.kill("SIGKILL")
     await survivor.exited
-    await (await MlflowTracker.open({ trackingUri: uri, home: newHome(), warn: () => undefined })).close()
+    await (await openTracker({ trackingUri: uri, home: newHome(), warn: () => undefined })).close()
     expect(await statusOf(survivorStage)).toBe("KILLED")
   })
 
@@ -186,7 +187,7 @@ describe("runs left RUNNING by a driver killed with -9", () => {
       expect(open).toHaveLength(3)
       expect(unknown).toHaveLength(1)
 
-      const next = await MlflowTracker.open({ trackingUri: proxy.url, home, warn: () => undefined })
+      const next = await openTracker({ trackingUri: proxy.url, home, warn: () => undefined })
       expect(next.resolveRunId(unknown[0]!)).toBe(doomed.info.runId)
       expect(await statusOf(doomed.info.runId)).toBe("KILLED")
       expect(await Promise.all([driver.ids.parent!, driver.ids.trial!].map(statusOf))).toEqual(["KILLED", "KILLED"])
@@ -216,7 +217,7 @@ describe("checkpoints as MLflow logged models, and the model registry", () => {
 
   it("logs a stage's checkpoint as a READY logged model of its run and registers it as a model version", async () => {
     const home = newHome()
-    const tracker = await MlflowTracker.open({ trackingUri: uri, home, warn: () => undefined })
+    const tracker = await openTracker({ trackingUri: uri, home, warn: () => undefined })
     const parent = await tracker.startExperimentRun({ experiment: `records-models-${stamp}`, configHash: "d".repeat(64), params: {}, tags: {} })
     const stage = await tracker.startStageRun(parent, { step: "warmup", stage: "warmup", stageHash: "h", cache: { _tag: "miss" }, params: {}, tags: {} })
     const files = checkpoint(path.join(home, "ckpt"), 300_000)
@@ -248,7 +249,7 @@ describe("checkpoints as MLflow logged models, and the model registry", () => {
     const home = newHome()
     const proxy = await tcpProxy(uri)
     try {
-      const tracker = await MlflowTracker.open({ trackingUri: proxy.url, home, warn: () => undefined, probeMs: { min: 100, max: 300 } })
+      const tracker = await openTracker({ trackingUri: proxy.url, home, warn: () => undefined, probeMs: { min: 100, max: 300 } })
       const parent = await tracker.startExperimentRun({ experiment: `records-models-${stamp}`, configHash: "e".repeat(64), params: {}, tags: {} })
       const stage = await tracker.startStageRun(parent, { step: "ar", stage: "ar", stageHash: "h2", cache: { _tag: "miss" }, params: {}, tags: {} })
       proxy.refuse(true)
@@ -282,7 +283,7 @@ describe("checkpoints as MLflow logged models, and the model registry", () => {
 
   it("registering an output that was not logged as a model warns and registers nothing", async () => {
     const warnings: Array<string> = []
-    const tracker = await MlflowTracker.open({ trackingUri: uri, home: newHome(), warn: (m) => warnings.push(m) })
+    const tracker = await openTracker({ trackingUri: uri, home: newHome(), warn: (m) => warnings.push(m) })
     const parent = await tracker.startExperimentRun({ experiment: `records-models-${stamp}`, configHash: "f".repeat(64), params: {}, tags: {} })
     expect(await tracker.registerModel(`records-none-${stamp}`, parent, "report")).toBeUndefined()
     tracker.endRun(parent, "FINISHED")

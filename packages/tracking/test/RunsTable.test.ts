@@ -8,11 +8,12 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
-import { distinctHeaders, formatRunsTable, headlineColumns, MlflowClient, runsTable, stepMetricKey } from "../src/index.ts"
+import { distinctHeaders, formatRunsTable, headlineColumns, runsTable, stepMetricKey } from "../src/index.ts"
+import { testClient } from "./support/promised.ts"
 
 const repo = path.resolve(import.meta.dirname, "../../..")
 const uri = inject("mlflowUri")
-const client = new MlflowClient({ trackingUri: uri, auth: undefined })
+const client = testClient({ trackingUri: uri, auth: undefined })
 const experiment = `runs-table-${Date.now()}`
 const other = `${experiment}-other`
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "vw2-runs-"))

@@ -10,23 +10,23 @@
 import type { ChildProcess } from "node:child_process"
 import { spawn } from "node:child_process"
 import * as readline from "node:readline"
-import type { WorkerEvent } from "../worker/protocol.ts"
-import { parseWorkerEvent } from "../worker/protocol.ts"
+import type { InvocationEvent } from "../RunEvent.ts"
+import { decodeEventLine } from "../RunEvent.ts"
 
 export const eventsFd = 3
 const stderrTailLines = 40
 
-export type WorkerOutput =
-  | { readonly _tag: "event"; readonly event: WorkerEvent }
-  | { readonly _tag: "text"; readonly line: string }
-  | { readonly _tag: "exit"; readonly code: number | null; readonly signal: NodeJS.Signals | null }
+/** Receives a worker's output while it runs an invocation: its events, with every other line it prints as a `log` event. */
+export interface WorkerListener {
+  readonly onEvent: (event: InvocationEvent) => void
+  readonly onExit: (code: number | null, signal: NodeJS.Signals | null) => void
+}
 
 export interface PooledWorker {
   readonly key: string
   readonly child: ChildProcess
   alive: boolean
-  /** receives the worker's output while it runs an invocation */
-  listener: ((output: WorkerOutput) => void) | undefined
+  listener: WorkerListener | undefined
   readonly stderrTail: Array<string>
 }
 
@@ -102,28 +102,32 @@ export class WorkerPool {
       detached: true // own process group: interruption kills the group
     })
     const worker: PooledWorker = { key, child, alive: true, listener: undefined, stderrTail: [] }
-    const emit = (output: WorkerOutput) => worker.listener?.(output)
+    const text = (line: string) => {
+      if (line.trim() !== "") worker.listener?.onEvent({ type: "log", message: line, timestamp: Date.now() })
+    }
+    const exit = (code: number | null, signal: NodeJS.Signals | null) => worker.listener?.onExit(code, signal)
     readline.createInterface({ input: child.stdio[eventsFd] as NodeJS.ReadableStream }).on("line", (line) => {
-      const event = parseWorkerEvent(line)
-      emit(event === undefined ? { _tag: "text", line } : { _tag: "event", event })
+      const event = decodeEventLine(line)
+      if (event === undefined) text(line)
+      else worker.listener?.onEvent(event)
     })
-    readline.createInterface({ input: child.stdout! }).on("line", (line) => emit({ _tag: "text", line }))
+    readline.createInterface({ input: child.stdout! }).on("line", text)
     readline.createInterface({ input: child.stderr! }).on("line", (line) => {
       worker.stderrTail.push(line)
       if (worker.stderrTail.length > stderrTailLines) worker.stderrTail.shift()
-      emit({ _tag: "text", line })
+      text(line)
     })
     child.stdin!.on("error", () => {})
     child.on("error", (error) => {
       worker.alive = false
       worker.stderrTail.push(`could not start worker: ${error.message}`)
-      emit({ _tag: "exit", code: null, signal: null })
+      exit(null, null)
     })
     child.on("close", (code, signal) => {
       worker.alive = false
       const i = this.idle.indexOf(worker)
       if (i >= 0) this.idle.splice(i, 1)
-      emit({ _tag: "exit", code, signal })
+      exit(code, signal)
     })
     return worker
   }

@@ -10,7 +10,9 @@ import * as fs from "node:fs"
 import * as readline from "node:readline"
 import { runStageInProcess } from "../internal/runStage.ts"
 import { findStep, loadExperimentFilePromise } from "../Loader.ts"
-import type { WorkerEvent, WorkerSpec } from "./protocol.ts"
+import type { InvocationEvent } from "../RunEvent.ts"
+import { encodeEventLine } from "../RunEvent.ts"
+import type { WorkerSpec } from "./protocol.ts"
 import { checkWorkerSpec, workerExitCodes } from "./protocol.ts"
 
 const writeAll = (fd: number, text: string): void => {
@@ -50,12 +52,12 @@ const runSpec = async (raw: unknown): Promise<number> => {
     const message = error instanceof Error ? error.message : String(error)
     process.stderr.write(`vw2 worker: ${message}\n`)
     const fd = (raw as { eventsFd?: unknown } | null)?.eventsFd
-    if (typeof fd === "number") writeAll(fd, JSON.stringify({ vw2: 1, type: "failed", message } satisfies WorkerEvent) + "\n")
+    if (typeof fd === "number") writeAll(fd, encodeEventLine({ type: "failed", message }) + "\n")
     return workerExitCodes.badSpec
   }
   const eventsFd = spec.eventsFd ?? 1
-  const send = (event: WorkerEvent) => writeAll(eventsFd, JSON.stringify(event) + "\n")
-  send({ vw2: 1, type: "started", pid: process.pid })
+  const send = (event: InvocationEvent) => writeAll(eventsFd, encodeEventLine(event) + "\n")
+  send({ type: "started", pid: process.pid })
   const fiber = Effect.runFork(
     runStageInProcess(
       {
@@ -72,7 +74,7 @@ const runSpec = async (raw: unknown): Promise<number> => {
         gpus: spec.gpus,
         cpus: spec.cpus
       },
-      (event) => send({ ...event, vw2: 1 })
+      send
     )
   )
   current = fiber
@@ -80,7 +82,7 @@ const runSpec = async (raw: unknown): Promise<number> => {
   current = undefined
   if (interrupted || Exit.hasInterrupts(exit)) return workerExitCodes.interrupted
   if (Exit.isSuccess(exit)) {
-    send({ vw2: 1, type: "done" })
+    send({ type: "done" })
     return workerExitCodes.done
   }
   const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
@@ -89,7 +91,7 @@ const runSpec = async (raw: unknown): Promise<number> => {
   const stack = error?.cause instanceof Error ? error.cause.stack : undefined
   // the stack also goes to stderr, where parents keep a tail for the failure report
   if (stack !== undefined) process.stderr.write(`${stack}\n`)
-  send(stack !== undefined ? { vw2: 1, type: "failed", message, stack } : { vw2: 1, type: "failed", message })
+  send(stack !== undefined ? { type: "failed", message, stack } : { type: "failed", message })
   return workerExitCodes.failed
 }
 

@@ -21,9 +21,13 @@
  *     "cpus": 1,
  *     "eventsFd": 3 }                                        // optional; default 1 (stdout)
  *
- * Events: one JSON object per line on `eventsFd`, each with `"vw2": 1` and a `type` (`WorkerEvent` below):
- *   started → (progress | metrics | log | upload | checkpoint)* → done | failed.
- *   Lines on that fd that are not JSON objects with "vw2": 1 (e.g. a native library printing to stdout when
+ * Events: one JSON object per line on `eventsFd`, each with `"vw2": 1` and a `type`: the invocation events of
+ *   the run-event stream (../RunEvent.ts, `InvocationEvent`; `encodeEventLine` / `decodeEventLine`):
+ *   started → (progress | metrics | log | upload | checkpoint)* → done | failed, e.g.
+ *     {"vw2":1,"type":"started","pid":4242}
+ *     {"vw2":1,"type":"metrics","step":3,"timestamp":1700000000000,"values":{"fit/loss":0.5}}
+ *     {"vw2":1,"type":"failed","message":"…","stack":"…"}
+ *   Lines on that fd that do not decode as such an event (e.g. a native library printing to stdout when
  *   eventsFd is 1) must be treated as log text by the parent. stderr is free-form log text.
  *
  * Exit status: 0 after `done`; 1 after `failed` (the stage failed); 2 when the spec is unusable (no event
@@ -66,36 +70,7 @@ export interface WorkerSpec {
   readonly eventsFd?: number
 }
 
-/** What a running stage reports; identical whichever executor runs it. */
-export type StageEvent =
-  | { readonly type: "progress"; readonly done: number; readonly total: number; readonly message?: string }
-  | { readonly type: "metrics"; readonly step: number; readonly timestamp: number; readonly values: Readonly<Record<string, number>> }
-  | { readonly type: "log"; readonly message: string; readonly timestamp: number }
-  | { readonly type: "upload"; readonly path: string }
-  /** a durable mid-stage checkpoint at `step` of `total` now sits in the invocation's resume directory */
-  | { readonly type: "checkpoint"; readonly step: number; readonly total: number }
-
-export type WorkerEvent =
-  | (StageEvent & { readonly vw2: 1 })
-  | { readonly vw2: 1; readonly type: "started"; readonly pid: number }
-  | { readonly vw2: 1; readonly type: "done" }
-  | { readonly vw2: 1; readonly type: "failed"; readonly message: string; readonly stack?: string }
-
 export const workerExitCodes = { done: 0, failed: 1, badSpec: 2, interrupted: 143 } as const
-
-/** Parses one line from the events fd: a WorkerEvent, or undefined for anything else (treat as log text). */
-export const parseWorkerEvent = (line: string): WorkerEvent | undefined => {
-  if (!line.startsWith("{")) return undefined
-  try {
-    const value: unknown = JSON.parse(line)
-    if (typeof value === "object" && value !== null && (value as { vw2?: unknown }).vw2 === 1 && typeof (value as { type?: unknown }).type === "string") {
-      return value as WorkerEvent
-    }
-  } catch {
-    // not an event line
-  }
-  return undefined
-}
 
 /** Checks a parsed spec file and names the first bad field. */
 export const checkWorkerSpec = (u: unknown): WorkerSpec => {

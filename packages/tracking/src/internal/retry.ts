@@ -1,8 +1,12 @@
 /**
  * Retry timing as the Python client does it (urllib3 Retry configured by mlflow.utils.rest_utils):
  * exponential backoff `factor * 2^(n-1)` plus uniform jitter, capped, and the server's Retry-After
- * header honoured when present. Defaults and env vars are MLflow's own.
+ * header honoured when present. Defaults and env vars are MLflow's own. `retrySchedule` is that policy
+ * as an Effect Schedule over the failed attempts' errors.
  */
+import { Duration, Effect, Schedule } from "effect"
+import type { MlflowError } from "../MlflowError.ts"
+
 export interface RetryPolicy {
   /** MLFLOW_HTTP_REQUEST_MAX_RETRIES (default 7) */
   readonly maxRetries: number
@@ -48,4 +52,14 @@ export const backoffMs = (policy: RetryPolicy, retry: number, retryAfterMs: numb
   return Math.min(policy.maxBackoffMs, exponential + random() * policy.jitterMs)
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+/**
+ * At most `maxRetries` retries, each after `backoffMs` (the failed attempt's Retry-After, when the error
+ * carries one, wins over the exponential delay). Which errors are retried is the caller's `while`.
+ */
+export const retrySchedule = (policy: RetryPolicy): Schedule.Schedule<number, MlflowError> =>
+  Schedule.recurs(policy.maxRetries).pipe(
+    Schedule.setInputType<MlflowError>(),
+    Schedule.modifyDelay(({ attempt, input }) =>
+      Effect.succeed(Duration.millis(backoffMs(policy, attempt, input._tag === "MlflowApiError" ? input.retryAfterMs : undefined)))
+    )
+  )

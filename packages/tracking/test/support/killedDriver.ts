@@ -5,10 +5,10 @@
  * the parent KILLED.
  *   node killedDriver.ts <trackingUri> <home> <experiment> <points>
  */
-import { MlflowTracker } from "../../src/MlflowTracker.ts"
+import { openTracker } from "./promised.ts"
 
 const [uri, home, experiment, points] = process.argv.slice(2) as [string, string, string, string]
-const tracker = await MlflowTracker.open({ trackingUri: uri, home, warn: () => undefined, probeMs: { min: 60_000, max: 60_000 } })
+const tracker = await openTracker({ trackingUri: uri, home, warn: () => undefined, probeMs: { min: 60_000, max: 60_000 } })
 const parent = await tracker.startExperimentRun({ experiment, configHash: "dead".padEnd(64, "0"), params: { who: "killed driver" }, tags: {} })
 const stage = await tracker.startStageRun(parent, { step: "s", stage: "s", stageHash: "h", cache: { _tag: "miss" }, params: {}, tags: {} })
 const n = Number(points)

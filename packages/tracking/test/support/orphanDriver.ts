@@ -4,11 +4,11 @@
  * Used by Records.test.ts: the next vw2 process must close the runs it left RUNNING as KILLED.
  *   node orphanDriver.ts <trackingUri> <home> <experiment> <step>
  */
-import { MlflowTracker } from "../../src/MlflowTracker.ts"
+import { openTracker } from "./promised.ts"
 
 const [uri, home, experiment, step] = process.argv.slice(2) as [string, string, string, string]
 const say = (line: Record<string, string>) => process.stdout.write(JSON.stringify(line) + "\n")
-const tracker = await MlflowTracker.open({ trackingUri: uri, home, warn: () => undefined })
+const tracker = await openTracker({ trackingUri: uri, home, warn: () => undefined })
 const parent = await tracker.startExperimentRun({ experiment, configHash: "dead".padEnd(64, "1"), params: {}, tags: {} })
 say({ parent })
 const trial = await tracker.startTrialRun(parent, { trialId: "t0", seed: 0, params: {}, tags: {} })
