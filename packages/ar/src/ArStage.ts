@@ -13,7 +13,7 @@ import { clipExamples, makeBatch } from "./Batches.ts"
 import { readCodeDataset } from "./CodeDataset.ts"
 import { teacherForcedReport } from "./Evaluate.ts"
 import { buildVocabulary } from "./InstructionTokenizer.ts"
-import { AdamW, describeBackend, Init, Rng, selectBackend, trainStep, warmupCosine } from "./internal/nn.ts"
+import { AdamW, describeBackend, Init, resumableRng, Rng, runTraining, selectBackend, warmupCosine } from "./internal/nn.ts"
 import { batchLoss } from "./Train.ts"
 
 const { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, withDefault } = ConfigField
@@ -111,18 +111,25 @@ export const ar = defineStage({
           return r
         }
         try {
-          for (let step = 0; step < train.steps; step++) {
-            if (ctx.signal.aborted) throw new Error("interrupted")
-            const picked = Array.from({ length: Math.min(train.batchSize, examples.length) }, () => examples[rng.int(examples.length)]!)
-            const batch = makeBatch(picked, data, arch, vocab)
-            const r = trainStep({ variables: model.trainableVariables(), optimizer, lossFn: () => batchLoss(model, batch), lr: schedule(step), clipNorm: train.clipNorm })
-            if (step % train.logEvery === 0 || step === train.steps - 1) {
-              ctx.metrics({ "ar/loss": r.loss, "ar/grad_norm": r.gradNorm, "ar/lr": schedule(step) }, step)
+          const result = await runTraining({
+            ctx,
+            name: "ar",
+            steps: train.steps,
+            modules: { model },
+            groups: [{ variables: model.trainableVariables(), optimizer }],
+            schedule,
+            clipNorm: train.clipNorm,
+            state: { rng: resumableRng(rng) },
+            metricsEvery: train.logEvery,
+            evaluate: { every: config.eval.every, run: (step) => void evaluate(step) },
+            progress: { message: (r) => `loss ${r.loss.toFixed(3)}` },
+            step: () => {
+              const picked = Array.from({ length: Math.min(train.batchSize, examples.length) }, () => examples[rng.int(examples.length)]!)
+              const batch = makeBatch(picked, data, arch, vocab)
+              return { loss: () => batchLoss(model, batch) }
             }
-            if (config.eval.every > 0 && (step + 1) % config.eval.every === 0 && step + 1 < train.steps) evaluate(step + 1)
-            ctx.progress(step + 1, train.steps, `loss ${r.loss.toFixed(3)}`)
-            if (step % train.logEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve)) // let progress and signals through
-          }
+          })
+          if (result.status === "paused") return
           const report = evaluate(train.steps)
           if (report === undefined) ctx.log(`ar: no "${config.eval.split}" clips to evaluate on`)
           else ctx.log(`ar: held-out (${config.eval.split}) teacher-forced top-1 ${report.top1.toFixed(3)} vs unigram ${report.unigramTop1.toFixed(3)}; nll ${report.nll.toFixed(3)} vs ${report.unigramNll.toFixed(3)}`)

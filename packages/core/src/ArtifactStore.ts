@@ -7,6 +7,10 @@
  *   locks/<hash>.lock                 held while one process computes <hash> (see internal/fileLock.ts)
  *   trash/                            corrupted entries moved out of the way (kept for inspection)
  *   runs/<id>.json                    one record per `vw2 run` (vw2 status)
+ *   resume/<hash>/                    an unpublished invocation's mid-stage checkpoints (the stage's), and
+ *   resume/<hash>/.vw2-progress.json  the engine's note of its last one ("resumable at step k/K")
+ *   sweeps/<configHash>/              early-stopping reports and decisions of a sweep (SweepScheduler.ts)
+ * Nothing but this module, `vw2 gc` and the sweep scheduler reads resume/ or sweeps/: they are never entries.
  *
  * Publishing writes manifest.json into the staging dir and renames the dir to store/<hash> in one atomic
  * step, so a half-written invocation never looks complete. Readers verify sizes against the manifest and
@@ -19,7 +23,7 @@ import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { asideOwnerPid, lockHeartbeatMs, refreshLock, removeIfStale, tryLock, unlock } from "./internal/fileLock.ts"
+import { asideOwnerPid, isProcessAlive, lockHeartbeatMs, lockHolder, refreshLock, removeIfStale, tryLock, unlock } from "./internal/fileLock.ts"
 import { redactConfig } from "./Redaction.ts"
 import type { ArtifactKind } from "./Stage.ts"
 
@@ -99,7 +103,42 @@ export interface ArtifactStoreShape {
   readonly resumeDirOf: (hash: string) => string
   /** drops an invocation's mid-stage checkpoints (after it published) */
   readonly dropResume: (hash: string) => Effect.Effect<void>
+  /** notes the invocation's last durable checkpoint (atomic write; called for each `checkpoint` event) */
+  readonly recordCheckpoint: (progress: Omit<ResumeProgress, "format" | "updatedAt">) => void
+  /** the last checkpoint noted for an invocation that has not published; undefined otherwise */
+  readonly resumeProgress: (hash: string) => ResumeProgress | undefined
+  /** every resume directory in the store */
+  readonly listResume: () => ReadonlyArray<ResumeEntry>
 }
+
+/** The engine's note of an invocation's last durable mid-stage checkpoint (the stage's `checkpoint` event). */
+export interface ResumeProgress {
+  readonly format: 1
+  readonly hash: string
+  readonly step: string
+  readonly stage: string
+  /** the checkpoint's step and the stage's total steps */
+  readonly at: number
+  readonly total: number
+  readonly updatedAt: string
+}
+
+/** One resume directory, for `vw2 status` and `vw2 gc`. */
+export interface ResumeEntry {
+  readonly hash: string
+  readonly dir: string
+  /** absent: no checkpoint was reported (yet) */
+  readonly progress?: ResumeProgress
+  readonly published: boolean
+  /** newest mtime of anything in it (ms since the epoch) */
+  readonly modifiedMs: number
+  readonly bytes: number
+  /** a live process holds the invocation's lock (it is computing it now) */
+  readonly inUse: boolean
+}
+
+/** the engine's file inside a resume dir; stages keep their own names clear of `.vw2-` */
+export const resumeProgressFile = ".vw2-progress.json"
 
 export class ArtifactStore extends Context.Service<ArtifactStore, ArtifactStoreShape>()("@vw2/core/ArtifactStore") {}
 
@@ -330,7 +369,74 @@ export const makeArtifactStore = (home: string = defaultHome()): ArtifactStoreSh
   }
   const dropResume = (hash: string) => Effect.promise(() => fsp.rm(resumeDirOf(hash), { recursive: true, force: true }))
 
-  return { root, entryDir, isPublished, verify, readManifest, stage, discard, publish, lock, cleanStaleStaging, runsDir: dirs.runs, resumeDirOf, dropResume }
+  const readProgress = (hash: string): ResumeProgress | undefined => {
+    try {
+      const progress = JSON.parse(fs.readFileSync(path.join(resumeDirOf(hash), resumeProgressFile), "utf8")) as ResumeProgress
+      return progress.format === 1 && progress.hash === hash && Number.isFinite(progress.at) && Number.isFinite(progress.total) ? progress : undefined
+    } catch {
+      return undefined
+    }
+  }
+  const recordCheckpoint = (progress: Omit<ResumeProgress, "format" | "updatedAt">) => {
+    const dir = resumeDirOf(progress.hash)
+    const file = path.join(dir, resumeProgressFile)
+    const tmp = `${file}.${process.pid}.tmp`
+    try {
+      fs.mkdirSync(dir, { recursive: true })
+      fs.writeFileSync(tmp, JSON.stringify({ format: 1, ...progress, updatedAt: new Date().toISOString() } satisfies ResumeProgress))
+      fs.renameSync(tmp, file)
+    } catch {
+      // a note for humans (plan, status): losing it never changes what runs
+      fs.rmSync(tmp, { force: true })
+    }
+  }
+  const resumeProgress = (hash: string) => (isPublished(hash) ? undefined : readProgress(hash))
+  const sizeAndMtime = (dir: string): { bytes: number; modifiedMs: number } => {
+    let bytes = 0
+    let modifiedMs = 0
+    const walk = (d: string) => {
+      for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+        const full = path.join(d, entry.name)
+        const stat = fs.lstatSync(full)
+        modifiedMs = Math.max(modifiedMs, stat.mtimeMs)
+        if (entry.isDirectory()) walk(full)
+        else bytes += stat.size
+      }
+    }
+    try {
+      modifiedMs = fs.statSync(dir).mtimeMs
+      walk(dir)
+    } catch {
+      // removed while we looked
+    }
+    return { bytes, modifiedMs }
+  }
+  const listResume = (): ReadonlyArray<ResumeEntry> =>
+    fs.readdirSync(dirs.resume).filter((name) => hashPattern.test(name)).sort().map((hash) => {
+      const progress = readProgress(hash)
+      const holder = lockHolder(path.join(dirs.locks, `${hash}.lock`))
+      const inUse = holder !== undefined && (holder.host !== os.hostname() || isProcessAlive(holder.pid))
+      return { hash, dir: resumeDirOf(hash), ...(progress === undefined ? {} : { progress }), published: isPublished(hash), ...sizeAndMtime(resumeDirOf(hash)), inUse }
+    })
+
+  return {
+    root,
+    entryDir,
+    isPublished,
+    verify,
+    readManifest,
+    stage,
+    discard,
+    publish,
+    lock,
+    cleanStaleStaging,
+    runsDir: dirs.runs,
+    resumeDirOf,
+    dropResume,
+    recordCheckpoint,
+    resumeProgress,
+    listResume
+  }
 }
 
 export const layer = (home?: string): Layer.Layer<ArtifactStore> => Layer.sync(ArtifactStore, () => makeArtifactStore(home))

@@ -23,6 +23,10 @@ export interface DirectRunOptions {
   readonly seed?: number
   /** aborting it aborts ctx.signal, as Ctrl-C does on an executor; the stage decides how to stop */
   readonly signal?: AbortSignal
+  /** the mid-stage checkpoint directory (default: a fresh one); pass the same one again to resume */
+  readonly resumeDir?: string
+  /** an early-stopping rung: the stage trains to this step, checkpoints and returns without outputs */
+  readonly pauseAtStep?: number
 }
 
 /**
@@ -35,7 +39,7 @@ export const runStageDirect = async (
   inputs: Readonly<Record<string, string>>,
   options: number | DirectRunOptions = {}
 ): Promise<DirectStageRun> => {
-  const { seed = 0, signal } = typeof options === "number" ? { seed: options } : options
+  const { seed = 0, signal, resumeDir, pauseAtStep }: DirectRunOptions = typeof options === "number" ? { seed: options } : options
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `vw2-${stage.name}-`))
   const run: DirectStageRun = { outputRoot: path.join(root, "out"), metrics: [], uploads: [], logs: [] }
   const resolved: Record<string, InputArtifact> = {}
@@ -55,7 +59,8 @@ export const runStageDirect = async (
         inputs: resolved,
         outputRoot: run.outputRoot,
         scratchDir: path.join(root, "scratch"),
-        resumeDir: path.join(root, "resume"),
+        resumeDir: resumeDir ?? path.join(root, "resume"),
+        ...(pauseAtStep === undefined ? {} : { pauseAtStep }),
         gpus: [],
         cpus: 1,
         ...(signal === undefined ? {} : { signal })

@@ -23,9 +23,10 @@
  * The config type is derived from the pipeline's stages, so a wrong key or type fails `tsc`; at run time
  * the same config is validated with each stage's Schema (see Config.ts) before anything runs.
  */
-import { Data } from "effect"
+import { Data, Schema } from "effect"
 import { ConfigError } from "./Config.ts"
 import type { ConfigPaths, PathValue } from "./ConfigPath.ts"
+import type { EarlyStoppingConfig } from "./EarlyStopping.ts"
 import type { AnyPipeline, StepsOf, StepsRecord } from "./Pipeline.ts"
 import { isPipeline } from "./Pipeline.ts"
 
@@ -56,7 +57,41 @@ export interface Sweep<C> {
    * its direction. The experiment run is tagged with the best trial group (`vw2.best_group`). Not hashed: it
    * changes what is reported, not what is computed. */
   readonly objective?: { readonly metric: string; readonly mode: "min" | "max" }
+  /** Early stopping across the trials (EarlyStopping.ts; docs/engine.md, "Early stopping"): the swept step's
+   * trials pause at rungs and only the best go on. Part of the experiment's config hash, under which its
+   * decisions are recorded. */
+  readonly scheduler?: EarlyStoppingConfig
 }
+
+/** How long, as text: "90s", "30m", "2h", "1.5d", "500ms". */
+const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/
+const durationUnitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+
+/** Milliseconds of a duration text ("2h" → 7200000); undefined when it is not one. */
+export const parseDuration = (text: string): number | undefined => {
+  const m = durationPattern.exec(text)
+  return m === null ? undefined : Number(m[1]) * durationUnitMs[m[2] as keyof typeof durationUnitMs]
+}
+
+/**
+ * How the engine runs a step's invocations: retries and a time limit. Settings of the step in this
+ * experiment, not of its stage's model, so they are not part of any invocation hash (docs/engine.md,
+ * "Retries and time limits").
+ */
+export const StepSettings = Schema.Struct({
+  /** reruns after a transient failure (worker killed or exited by a signal, lost Ray node); each resumes from the
+   * invocation's last mid-stage checkpoint. Default 0. */
+  retries: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** also rerun after the stage's own error (StageError), not only transient failures. Default false. */
+  retryStageErrors: Schema.optionalKey(Schema.Boolean),
+  /** time limit of one attempt ("90s", "30m", "2h", "1d"): past it the worker group is killed and the
+   * invocation fails with "timed out after …" (not retried) */
+  timeout: Schema.optionalKey(Schema.String.check(Schema.isPattern(durationPattern)))
+})
+export type StepSettings = typeof StepSettings["Type"]
+
+/** Step name → its engine settings. */
+export type StepsSettings<P> = { readonly [K in keyof StepsOf<P>]?: StepSettings }
 
 /** Which executor runs the experiment by default (the CLI's --executor/--gpus/--cpus/--memory override it). */
 export interface ExecutorChoice {
@@ -76,6 +111,8 @@ export interface Experiment<P extends AnyPipeline = AnyPipeline> {
   /** Trial seeds; each sweep point runs once per seed. Default [0]. */
   readonly seeds?: ReadonlyArray<number>
   readonly executor?: ExecutorChoice
+  /** Per-step engine settings (retries, timeout), keyed by step name; not hashed. */
+  readonly steps?: StepsSettings<P>
   /** The preset this experiment was chosen as (`ExperimentWithPresets`); absent for a file with one size. */
   readonly preset?: string
 }
@@ -87,6 +124,8 @@ export interface ExperimentDefinition<P extends AnyPipeline> {
   readonly sweep?: Sweep<ConfigOfPipeline<P>>
   readonly seeds?: ReadonlyArray<number>
   readonly executor?: ExecutorChoice
+  /** per-step engine settings (retries, timeout): docs/engine.md, "Retries and time limits" */
+  readonly steps?: StepsSettings<P>
 }
 
 /** What one preset of an experiment sets. The pipeline is shared by every preset, so a worker finds a step's
@@ -98,6 +137,8 @@ export interface ExperimentPreset<P extends AnyPipeline> {
   /** replaces the experiment's shared `seeds` for this preset */
   readonly seeds?: ReadonlyArray<number>
   readonly executor?: ExecutorChoice
+  /** replaces the experiment's shared `steps` settings for this preset */
+  readonly steps?: StepsSettings<P>
 }
 
 export interface PresetsDefinition<P extends AnyPipeline, N extends string> {
@@ -111,6 +152,7 @@ export interface PresetsDefinition<P extends AnyPipeline, N extends string> {
   readonly sweep?: Sweep<ConfigOfPipeline<P>>
   readonly seeds?: ReadonlyArray<number>
   readonly executor?: ExecutorChoice
+  readonly steps?: StepsSettings<P>
 }
 
 /** An experiment file's value when it declares presets: every preset already resolved and checked. */
@@ -158,10 +200,11 @@ const definePresets = <P extends AnyPipeline, N extends string>(definition: Pres
   }
   const resolve = (name: N): Experiment<P> => {
     const preset = definition.presets[name]
-    if (typeof preset !== "object" || preset === null || !("config" in preset)) throw new TypeError(`${source}: presets.${name} must be { config, sweep?, seeds?, executor? }`)
+    if (typeof preset !== "object" || preset === null || !("config" in preset)) throw new TypeError(`${source}: presets.${name} must be { config, sweep?, seeds?, executor?, steps? }`)
     const sweep = preset.sweep ?? definition.sweep
     const seeds = preset.seeds ?? definition.seeds
     const executor = preset.executor ?? definition.executor
+    const steps = preset.steps ?? definition.steps
     checkSeeds(seeds, `${source}, preset ${name}`)
     return {
       _tag: "Experiment",
@@ -171,6 +214,7 @@ const definePresets = <P extends AnyPipeline, N extends string>(definition: Pres
       ...(sweep === undefined ? {} : { sweep }),
       ...(seeds === undefined ? {} : { seeds }),
       ...(executor === undefined ? {} : { executor }),
+      ...(steps === undefined ? {} : { steps }),
       preset: name
     }
   }

@@ -8,13 +8,16 @@
  *
  * A stage with `seeded: false` hashes (and runs) with seed null/0, so it is shared across seeds.
  */
+import { Schema, SchemaIssue } from "effect"
 import { canonicalJson, hashValue, sha256Hex } from "./Canonical.ts"
 import type { Override, ResolvedSlice } from "./Config.ts"
 import { ConfigError, applyOverrides, validateConfig } from "./Config.ts"
 import type { PathSegment } from "./ConfigPath.ts"
 import { formatPath, parsePath, setPath } from "./ConfigPath.ts"
+import type { EarlyStoppingPlan } from "./EarlyStopping.ts"
+import { EarlyStoppingConfig, rungsOf, scheduleOf } from "./EarlyStopping.ts"
 import type { Experiment } from "./Experiment.ts"
-import { checkDistinctSeeds } from "./Experiment.ts"
+import { checkDistinctSeeds, parseDuration, StepSettings } from "./Experiment.ts"
 import { isSecretPath, redactConfig, redactedText, redactOverrideText, rememberSecretFields, rememberSecretsIn } from "./Redaction.ts"
 import type { ArtifactKind, Resources } from "./Stage.ts"
 import { resourcesOf } from "./Stage.ts"
@@ -48,6 +51,14 @@ export interface PlannedInvocation {
   readonly dependsOn: ReadonlyArray<string>
   /** ids of the trials that use it; the first one "owns" its tracker run */
   readonly trials: ReadonlyArray<string>
+  /** the step's `steps.<step>.retries` (transient failures rerun from the last checkpoint); absent: 0. Not hashed. */
+  readonly retries?: number
+  /** the step's `steps.<step>.retryStageErrors`: the stage's own errors are retried too */
+  readonly retryStageErrors?: boolean
+  /** the step's `steps.<step>.timeout` in ms, per attempt. Not hashed. */
+  readonly timeoutMs?: number
+  /** set by the sweep scheduler for an early-stopping rung (SweepScheduler.ts): the stage pauses at this step */
+  readonly pauseAtStep?: number
 }
 
 export interface PlannedTrial {
@@ -74,6 +85,8 @@ export interface Plan {
   readonly pinnedAxes: ReadonlyArray<string>
   /** the sweep's objective (`sweep.objective`), checked to name a step of the pipeline */
   readonly objective?: Objective
+  /** early stopping across the trials (`sweep.scheduler`, checked): which step pauses at which rungs */
+  readonly earlyStopping?: EarlyStoppingPlan
   /** deduplicated, in a topological order */
   readonly invocations: ReadonlyArray<PlannedInvocation>
 }
@@ -141,6 +154,71 @@ const describeAssignment = (a: Assignments[number]): string => {
   }
 }
 
+const issueFormatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** Decodes engine settings (not stage config) with `schema`; every issue names its path under `prefix`. */
+const decodeSettings = <S extends Schema.Top>(schema: S, value: unknown, prefix: string, source: string): S["Type"] => {
+  const decoded = Schema.decodeUnknownResult(schema as unknown as Schema.Codec<S["Type"], unknown>)(value, { errors: "all", onExcessProperty: "error" })
+  if (decoded._tag === "Success") return decoded.success
+  const issues = issueFormatter(decoded.failure.issue).issues.map((issue) => {
+    const rel = (issue.path ?? []).map((p) => (typeof p === "object" && p !== null && "key" in p ? (p as { key: PropertyKey }).key : p)) as Array<PathSegment>
+    const message = issue.message === "Expected no excess property" ? "unknown key" : issue.message
+    return { path: formatPath([...parsePath(prefix)!, ...rel]), message }
+  })
+  throw new ConfigError({ source, issues })
+}
+
+/** `steps: { <step>: { retries, retryStageErrors, timeout } }` checked against the pipeline's steps. */
+const checkStepSettings = (settings: unknown, steps: ReadonlyArray<string>): Map<string, Pick<PlannedInvocation, "retries" | "retryStageErrors" | "timeoutMs">> => {
+  const out = new Map<string, Pick<PlannedInvocation, "retries" | "retryStageErrors" | "timeoutMs">>()
+  if (settings === undefined) return out
+  const fail = (path: string, message: string) => new ConfigError({ source: "experiment steps", issues: [{ path, message }] })
+  if (typeof settings !== "object" || settings === null || Array.isArray(settings)) throw fail("steps", "expected an object keyed by step name")
+  for (const [step, value] of Object.entries(settings)) {
+    if (!steps.includes(step)) throw fail(`steps.${step}`, `unknown step (steps: ${steps.join(", ")})`)
+    const decoded = decodeSettings(StepSettings, value, `steps.${step}`, "experiment steps")
+    const timeoutMs = decoded.timeout === undefined ? undefined : parseDuration(decoded.timeout)
+    if (timeoutMs !== undefined && timeoutMs <= 0) throw fail(`steps.${step}.timeout`, "expected a positive duration")
+    out.set(step, {
+      ...(decoded.retries === undefined || decoded.retries === 0 ? {} : { retries: decoded.retries }),
+      ...(decoded.retryStageErrors === true ? { retryStageErrors: true } : {}),
+      ...(timeoutMs === undefined ? {} : { timeoutMs })
+    })
+  }
+  return out
+}
+
+/**
+ * `sweep.scheduler` checked against the planned trials: its metric's step must be swept (its invocation differs
+ * between trials: that is what pauses and is compared), and there must be at least two of them.
+ */
+const checkEarlyStopping = (config: unknown, steps: ReadonlyArray<string>, trials: ReadonlyArray<PlannedTrial>): EarlyStoppingPlan | undefined => {
+  if (config === undefined) return undefined
+  const fail = (path: string, message: string) => new ConfigError({ source: "sweep", issues: [{ path: `sweep.scheduler.${path}`, message }] })
+  const decoded = decodeSettings(EarlyStoppingConfig, config, "sweep.scheduler", "sweep")
+  const step = steps.filter((s) => decoded.metric.startsWith(`${s}/`)).sort((a, b) => b.length - a.length)[0]
+  if (step === undefined || decoded.metric.length === step.length + 1) {
+    throw fail("metric", `expected <step>/<metric> with a step of the pipeline (${steps.join(", ")}), got ${JSON.stringify(decoded.metric)}`)
+  }
+  const swept = new Set(trials.map((t) => t.invocations[step]))
+  if (swept.size < 2) {
+    throw fail("metric", `step ${step} is not swept: all ${trials.length} trial(s) share one ${step} invocation, so there is nothing to stop early (sweep a ${step}.… config path, or name the swept step's metric)`)
+  }
+  const rungs = rungsOf(decoded)
+  if ("problem" in rungs) throw fail(rungs.path, rungs.problem)
+  const reductionFactor = decoded.reductionFactor ?? 2
+  return {
+    kind: decoded.kind,
+    metric: decoded.metric,
+    step,
+    key: decoded.metric.slice(step.length + 1),
+    mode: decoded.mode,
+    reductionFactor,
+    rungs: rungs.rungs,
+    schedule: scheduleOf(decoded.kind, rungs.rungs, swept.size, reductionFactor)
+  }
+}
+
 const withoutObjective = (sweep: SweepInput): SweepInput => {
   const { objective: _objective, ...rest } = sweep as SweepInput & { readonly objective?: unknown }
   return rest
@@ -179,6 +257,7 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
   const points = expandSweep(sweep)
   const objective = checkObjective(experiment.sweep?.objective, pipeline.steps.map((s) => s.name))
   const stepsByName = new Map(pipeline.steps.map((s) => [s.name, s]))
+  const stepSettings = checkStepSettings(experiment.steps, pipeline.steps.map((s) => s.name))
 
   const invocations = new Map<string, { inv: Omit<PlannedInvocation, "trials">; trials: Array<string> }>()
   const order: Array<string> = []
@@ -233,7 +312,8 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
             outputs: step.stage.outputs as Record<string, ArtifactKind>,
             resources: resourcesOf(step.stage, slice.value),
             headline: step.stage.headline ?? [],
-            dependsOn: [...new Set(Object.values(inputs).map((i) => i.hash))]
+            dependsOn: [...new Set(Object.values(inputs).map((i) => i.hash))],
+            ...stepSettings.get(step.name)
           },
           trials: [id]
         })
@@ -250,6 +330,7 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
   })
 
   const baseEncoded = encodedOf(base)
+  const earlyStopping = checkEarlyStopping(experiment.sweep?.scheduler, pipeline.steps.map((s) => s.name), trials)
   return {
     experiment: experiment.name,
     configHash: hashValue({ config: baseEncoded, sweep: sweep === undefined ? null : withoutObjective(sweep), seeds }),
@@ -258,6 +339,7 @@ export const planExperiment = (experiment: Experiment, overrides: ReadonlyArray<
     trials,
     pinnedAxes: pinned,
     ...(objective === undefined ? {} : { objective }),
+    ...(earlyStopping === undefined ? {} : { earlyStopping }),
     invocations: order.map((hash) => {
       const entry = invocations.get(hash)!
       return { ...entry.inv, trials: entry.trials }

@@ -1,6 +1,9 @@
 /**
- * The scheduler: runs a Plan on the Executor, reusing what the ArtifactStore already holds, and reports
- * the run tree to the Tracker. It never prints: everything a human sees goes through a SchedulerObserver.
+ * The scheduler: runs a Plan on the Executor, reusing what the ArtifactStore already holds. It keeps the DAG,
+ * the cache, the locks and publishing, and reports everything as one ordered stream of RunEvents (RunEvent.ts):
+ * its own life-cycle events, and the running stages' events stamped with their invocation. It never prints and
+ * never calls the tracker: terminal progress, log files and the MLflow run tree (RunTree.ts) are observers of that
+ * stream side by side (docs/engine.md, "The run-event stream").
  *
  * Per invocation (all invocations are started at once; each waits for its inputs, the executor queues
  * them by resources):
@@ -8,33 +11,32 @@
  *   store entry verifies → cached (a corrupt entry is moved to trash/ and recomputed)
  *   otherwise: take the invocation lock (another vw2 process may be computing it; wait, then re-check),
  *   stage a temp dir, run on the executor, publish atomically, release the lock.
- * A failure marks only its dependents skipped; interruption kills running workers, discards staging dirs
- * and ends every open tracker run as KILLED.
+ * A failure marks only its dependents skipped; interruption kills running workers and discards staging dirs;
+ * the run tree then ends every run it opened as KILLED.
  *
- * What the run tree records so that runs compare (SweepRollup.ts): stage runs named `<step> · <trial label>`
- * with their config slice, seed and inputs as params and system metrics (SystemMetrics.ts); a cache hit
- * carries the producer's final metrics from the manifest (`vw2.metrics_copied_from`); a failed stage its
- * error (`vw2.error`) and `stage.log`; trial runs their stages' final metrics; the experiment run the
- * per-group statistics over seeds and `rollup.json`.
+ * The one thing the scheduler needs back from tracking is the producer link a manifest records
+ * (`tracking.runId`: a later cache hit names the run that made the entry): it asks the run tree, through
+ * `RunLinks`, for the stage run it opened when the invocation started.
  */
-import { Data, Deferred, Effect, Exit } from "effect"
+import { Cause, Data, Deferred, Effect, Exit, Fiber, Queue } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import type { Manifest } from "./ArtifactStore.ts"
 import { ArtifactStore } from "./ArtifactStore.ts"
-import { flattenConfig } from "./Config.ts"
-import type { ExecutorEvent } from "./Executor.ts"
 import { Executor } from "./Executor.ts"
-import type { Plan, PlannedInvocation, PlannedTrial } from "./Planner.ts"
-import type { InputArtifact, MetricPoint } from "./Stage.ts"
+import type { Plan, PlannedInvocation } from "./Planner.ts"
 import { redactText } from "./Redaction.ts"
-import { bestGroup, rollup, rollupMetrics, rollupTags, stageRunName, trialLabels, trialMetrics } from "./SweepRollup.ts"
+import type { InvocationEvent, InvocationStatus, RunEvent, RunObserver } from "./RunEvent.ts"
+import type { RunLinks } from "./RunTree.ts"
+import { makeRunTree } from "./RunTree.ts"
+import type { InputArtifact } from "./Stage.ts"
+import { trialMetrics } from "./SweepRollup.ts"
 import { makeSystemSampler } from "./SystemMetrics.ts"
-import type { ModelUpload, RunStatus, StageRunInfo, TrackedRunId, TrackerShape } from "./Tracker.ts"
+// issue 15: retries, time limits and early-stopping rungs (docs/engine.md, "Retries and time limits")
+import { pausedAt, runAttempts } from "./StepPolicy.ts"
 import { Tracker } from "./Tracker.ts"
 
-export type InvocationStatus = "cached" | "pending" | "waiting" | "running" | "done" | "failed" | "skipped" | "interrupted"
+export type { InvocationStatus } from "./RunEvent.ts"
 
 export interface InvocationResult {
   readonly hash: string
@@ -62,35 +64,16 @@ export interface RunSummary {
   readonly results: ReadonlyArray<InvocationResult>
 }
 
-export interface StatusDetail {
-  readonly gpus?: ReadonlyArray<string>
-  readonly error?: string
-  readonly durationMs?: number
-  /** why a cached entry was not used, e.g. "corrupt: model/w.bin does not match its sha256" */
-  readonly note?: string
-  /** last lines of a failed worker's stderr */
-  readonly stderrTail?: string
-}
-
-/** Life-cycle hooks; progress displays, loggers and tests are observers side by side. */
-export interface SchedulerObserver {
-  readonly onStart?: (plan: Plan, experimentRunId: string) => void
-  readonly onStatus?: (invocation: PlannedInvocation, status: InvocationStatus, detail: StatusDetail) => void
-  readonly onProgress?: (invocation: PlannedInvocation, done: number, total: number, message: string | undefined) => void
-  readonly onMetrics?: (invocation: PlannedInvocation, values: Readonly<Record<string, number>>, step: number) => void
-  readonly onLog?: (invocation: PlannedInvocation, message: string) => void
-  readonly onEnd?: (summary: RunSummary) => void
-}
-
 export interface RunOptions {
   readonly plan: Plan
   /** absolute path of the experiment file (workers import it) */
   readonly experimentFile: string
-  readonly observer?: SchedulerObserver
+  /** who watches the run besides the run tree: progress, log files, tests; each sees every event, in order */
+  readonly observers?: ReadonlyArray<RunObserver>
+  /** the observer that records the run in the tracker and answers the producer link (default: a RunTree on the Tracker service) */
+  readonly runTree?: RunObserver & RunLinks
   /** extra tags for the experiment run (command line, git commit) */
   readonly tags?: Readonly<Record<string, string>>
-  /** metrics are sent to the tracker in batches at most this often */
-  readonly metricsFlushMs?: number
   /** a running stage's system metrics (CPU, memory, RSS, GPUs) are sampled this often (default 5 s), and once at its end */
   readonly systemMetricsMs?: number
   /** files for the experiment run's artifacts (resolved config, experiment file, git diff: cli RunContext.ts) */
@@ -104,75 +87,58 @@ export class PlanRejected extends Data.TaggedError("PlanRejected")<{ readonly pr
   }
 }
 
-type Outcome = "ok" | "failed" | "skipped" | "interrupted"
+type Outcome = "ok" | "failed" | "skipped" | "interrupted" | "paused"
 
-const metricsBatchSize = 100
+/** issue 15: an invocation paused at an early-stopping rung settled without failing (it is not published) */
+const settledOk = (status: InvocationStatus | undefined): boolean => status === "done" || status === "cached" || status === "paused"
 
-/** MLflow's limit on a tag value (mlflow/utils/validation.py, MAX_TAG_VAL_LENGTH), in code points */
-const tagValueLimit = 8000
-/** lines of a stage's log kept in memory for `stage.log` when it fails */
-const stageLogLines = 5000
-
-/** `value` cut to MLflow's tag limit, with a marker saying how much was cut and where the rest is. */
-export const truncateTagValue = (value: string, limit = tagValueLimit): string => {
-  const chars = Array.from(value)
-  if (chars.length <= limit) return value
-  const markerFor = (cut: number) => ` … [${cut} more characters cut; see stage.log]`
-  // room for the longest marker: the count cut never has more digits than the whole length
-  const kept = limit - Array.from(markerFor(chars.length)).length
-  return chars.slice(0, kept).join("") + markerFor(chars.length - kept)
-}
-
-/**
- * A stage run's params: its config slice, flattened; plus its seed (seeded stages) and which upstream output
- * each input is (`input.model` = `mlp.model@1a2b3c4d5e6f`), so a stage with an empty config (an evaluation)
- * still says what it ran on. A config key of the same name wins.
- */
-export const stageParams = (inv: PlannedInvocation): Record<string, string> => ({
-  ...(inv.seeded ? { seed: String(inv.seed) } : {}),
-  ...Object.fromEntries(Object.entries(inv.inputs).map(([name, input]) => [`input.${name}`, `${input.step}.${input.output}@${input.hash.slice(0, 12)}`])),
-  ...flattenConfig(inv.config)
-})
-
-/** A checkpoint is an output whose artifact kind says so (`dldm-checkpoint`, `ar-checkpoint`, `judge-checkpoint`). */
-export const isCheckpointKind = (kind: string): boolean => /(^|-)checkpoint$/.test(kind)
-
-/** The checkpoint outputs of a published invocation, as models for the tracker (files as the manifest lists them). */
-const checkpointsOf = (inv: PlannedInvocation, manifest: Manifest, entry: string): Array<ModelUpload> =>
-  Object.entries(inv.outputs).filter(([, kind]) => isCheckpointKind(kind)).map(([output, kind]) => ({
-    output,
-    kind,
-    name: `${inv.step}.${output}`,
-    files: manifest.files
-      .filter((f) => f.path.startsWith(`${output}/`))
-      .map((f) => ({ localPath: path.join(entry, f.path), artifactPath: f.path.slice(output.length + 1) })),
-    tags: { "vw2.step": inv.step, "vw2.stage": inv.stage, "vw2.stage_hash": inv.hash }
-  }))
+/** What a status event says besides the status (RunEvent.ts, `status`). */
+type StatusDetail = Omit<Extract<RunEvent, { readonly type: "status" }>, "type" | "invocation" | "status" | "timestamp">
 
 /** the finite values of a metrics record (what a manifest can hold: JSON has no NaN) */
 const finiteMetrics = (metrics: Readonly<Record<string, unknown>> | undefined): Record<string, number> =>
   Object.fromEntries(Object.entries(metrics ?? {}).filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1])))
 
-/** Uploads `text` as the run's artifact `name` through a temp file (tracking never fails the pipeline: errors are dropped). */
-const uploadText = (tracker: TrackerShape, runId: TrackedRunId, name: string, text: string): Effect.Effect<void> =>
-  Effect.acquireUseRelease(
-    Effect.try({ try: () => fs.mkdtempSync(path.join(os.tmpdir(), "vw2-artifact-")), catch: (cause) => cause }),
-    (dir) =>
+/**
+ * Feeds every observer the same events in emission order, each through its own queue and fiber, so a slow
+ * observer (the tracker) never holds up the run or the others. An observer that fails is reported once on
+ * stderr and keeps getting events: its failure never fails the run. `close` waits until each has seen all.
+ */
+export const feedObservers = (observers: ReadonlyArray<RunObserver>) =>
+  Effect.gen(function*() {
+    const feeds = yield* Effect.forEach(observers, (observer, index) =>
       Effect.gen(function*() {
-        const file = path.join(dir, name)
-        yield* Effect.try({ try: () => fs.writeFileSync(file, text), catch: (cause) => cause })
-        // resolves once uploaded or copied into the spool, so the file may go right after
-        yield* tracker.logArtifacts(runId, [{ localPath: file, artifactPath: name }])
-      }),
-    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-  ).pipe(Effect.ignore)
+        const queue = yield* Queue.unbounded<RunEvent, Cause.Done>()
+        let warned = false
+        const deliver = (event: RunEvent) =>
+          Effect.suspend(() => observer.onEvent(event)).pipe(
+            Effect.catchCause((cause) =>
+              Effect.sync(() => {
+                if (warned) return
+                warned = true
+                process.stderr.write(`vw2: run observer #${index + 1} failed on a ${event.type} event (the run goes on): ${Cause.pretty(cause).split("\n")[0]}\n`)
+              })
+            )
+          )
+        const drain = Effect.forever(Effect.flatMap(Queue.takeAll(queue), (batch) => Effect.forEach(batch, deliver, { discard: true })))
+        // detached: the observers must see the end of an interrupted run too; `close` waits for them
+        const fiber = yield* Effect.forkDetach(Effect.catch(drain, () => Effect.void))
+        return { queue, fiber }
+      }))
+    return {
+      emit: (event: RunEvent): void => {
+        for (const feed of feeds) Queue.offerUnsafe(feed.queue, event)
+      },
+      close: Effect.forEach(feeds, (feed) => Effect.andThen(Queue.end(feed.queue), Fiber.await(feed.fiber)), { discard: true })
+    }
+  })
 
 export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanRejected, ArtifactStore | Executor | Tracker> =>
   Effect.gen(function*() {
-    const { plan, observer = {} } = options
+    const { plan } = options
     const store = yield* ArtifactStore
     const executor = yield* Executor
-    const tracker = yield* Tracker
+    const runTree = options.runTree ?? makeRunTree(yield* Tracker)
     const startedAt = Date.now()
 
     const problems = plan.invocations.flatMap((inv) => {
@@ -182,180 +148,97 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
     if (problems.length > 0) return yield* new PlanRejected({ problems: [...new Set(problems)] })
     yield* store.cleanStaleStaging
 
-    // Every tracker run this scheduler opened and has not ended yet: ended as KILLED on interruption.
-    const openRuns = new Set<TrackedRunId>()
-    const startRun = (start: Effect.Effect<TrackedRunId>) => Effect.tap(start, (id) => Effect.sync(() => openRuns.add(id)))
-    const endRun = (id: TrackedRunId, status: RunStatus) =>
-      Effect.suspend(() => (openRuns.delete(id) ? tracker.endRun(id, status) : Effect.void))
+    const observers = yield* feedObservers([runTree, ...(options.observers ?? [])])
+    const emit = observers.emit
+    /** a running stage's event, as observers see it: stamped with its invocation; log lines with secrets masked */
+    const forward = (inv: PlannedInvocation, event: InvocationEvent) =>
+      emit(event.type === "log" ? { ...event, message: redactText(event.message), invocation: inv.hash } : { ...event, invocation: inv.hash })
 
-    const experimentRunId = yield* startRun(tracker.startExperimentRun({
-      experiment: plan.experiment,
-      configHash: plan.configHash,
-      params: flattenConfig(plan.config),
-      tags: {
-        "vw2.config_hash": plan.configHash,
-        "vw2.backend": executor.name,
-        "vw2.trials": String(plan.trials.length),
-        "vw2.invocations": String(plan.invocations.length),
-        ...options.tags
-      }
-    }))
-    if (options.artifacts !== undefined && options.artifacts.length > 0) yield* tracker.logArtifacts(experimentRunId, options.artifacts)
+    emit({ type: "run-started", plan, backend: executor.name, tags: options.tags ?? {}, artifacts: options.artifacts ?? [], timestamp: Date.now() })
+    for (const trial of plan.trials) emit({ type: "trial-started", trial: trial.id, timestamp: Date.now() })
 
     const results = new Map<string, InvocationResult>()
-    const trialsById = new Map(plan.trials.map((t) => [t.id, t]))
-    const trialRuns = new Map<string, TrackedRunId>()
-    // labels become run names and tags: a swept secret is masked like in params
-    const labels = new Map([...trialLabels(plan.trials)].map(([id, label]) => [id, redactText(label)]))
-    const finish = Effect.gen(function*() {
-      for (const trial of plan.trials) {
-        const id = yield* startRun(tracker.startTrialRun(experimentRunId, {
-          trialId: trial.id,
-          runName: labels.get(trial.id) || trial.id,
-          seed: trial.seed,
-          params: Object.fromEntries(Object.entries(trial.assignments).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
-          tags: { "vw2.trial": trial.id, "vw2.trial_config_hash": trial.configHash, "vw2.seed": String(trial.seed) }
-        }))
-        trialRuns.set(trial.id, id)
-      }
-      observer.onStart?.(plan, experimentRunId)
-
-      const outcomes = new Map(plan.invocations.map((inv) => [inv.hash, Deferred.makeUnsafe<Outcome>()]))
-      const setStatus = (inv: PlannedInvocation, status: InvocationStatus, detail: StatusDetail & Partial<InvocationResult> = {}) => {
-        const previous = results.get(inv.hash)
-        results.set(inv.hash, {
-          hash: inv.hash,
-          step: inv.step,
-          stage: inv.stage,
-          trials: inv.trials,
-          headline: inv.headline,
-          metrics: previous?.metrics ?? {},
-          ...previous,
-          ...detail,
-          status
-        })
-        observer.onStatus?.(inv, status, detail)
-      }
-      for (const inv of plan.invocations) setStatus(inv, "pending")
-
-      const stageRunInfo = (inv: PlannedInvocation, trial: PlannedTrial, cache: { _tag: "miss" } | { _tag: "hit"; producedBy: string | undefined }): StageRunInfo => ({
+    const setStatus = (inv: PlannedInvocation, status: InvocationStatus, detail: StatusDetail = {}, result: Partial<InvocationResult> = {}) => {
+      const previous = results.get(inv.hash)
+      results.set(inv.hash, {
+        hash: inv.hash,
         step: inv.step,
-        runName: stageRunName(inv.step, labels.get(trial.id) ?? ""),
         stage: inv.stage,
-        stageHash: inv.hash,
-        cache,
-        params: stageParams(inv),
-        tags: {
-          "vw2.stage": inv.stage,
-          "vw2.stage_version": inv.stageVersion,
-          "vw2.stage_hash": inv.hash,
-          "vw2.step": inv.step,
-          "vw2.cache": cache._tag === "miss" ? "miss" : `hit:${cache.producedBy ?? "unknown"}`,
-          ...(inv.headline.length === 0 ? {} : { "vw2.headline": inv.headline.join(",") })
-        }
+        trials: inv.trials,
+        headline: inv.headline,
+        metrics: previous?.metrics ?? {},
+        ...previous,
+        ...detail,
+        ...result,
+        status
       })
+      emit({ type: "status", invocation: inv.hash, status, ...detail, timestamp: Date.now() })
+    }
+    const cacheHit = (inv: PlannedInvocation, manifest: Manifest) => {
+      const metrics = finiteMetrics(manifest.metrics)
+      const producedBy = manifest.tracking.runId
+      emit({ type: "cache-hit", invocation: inv.hash, ...(producedBy === undefined ? {} : { producedBy }), metrics, timestamp: Date.now() })
+      setStatus(inv, "cached", {}, { metrics, ...(producedBy === undefined ? {} : { producedBy }) })
+    }
 
-      /**
-       * stage runs recording `inv` under each of `trials`, ended right away (cache hits, skips, failures of shared
-       * invocations); `copied` are the producer's final metrics, logged on each so a cache hit compares like a run
-       */
-      const recordStageRuns = (
-        inv: PlannedInvocation,
-        trials: ReadonlyArray<string>,
-        producedBy: string | undefined,
-        status: RunStatus,
-        extraTags: Record<string, string> = {},
-        copied: Readonly<Record<string, number>> = {}
-      ) =>
-        Effect.forEach(trials, (trialId) =>
-          Effect.gen(function*() {
-            const info = stageRunInfo(inv, trialsById.get(trialId)!, { _tag: "hit", producedBy })
-            const copiedPoints = Object.entries(copied).map(([key, value]) => ({ key, value, step: 0, timestamp: Date.now() }))
-            const copyTags: Record<string, string> = copiedPoints.length > 0 && producedBy !== undefined ? { "vw2.metrics_copied_from": producedBy } : {}
-            const id = yield* startRun(tracker.startStageRun(trialRuns.get(trialId)!, { ...info, tags: { ...info.tags, ...copyTags, ...extraTags } }))
-            if (copiedPoints.length > 0) yield* tracker.logMetrics(id, copiedPoints)
-            yield* endRun(id, status)
-          }), { discard: true })
-
-      /** a failed stage's record: its error as the `vw2.error` tag and its log as the `stage.log` artifact */
-      const recordFailure = (runId: TrackedRunId, error: string, log: string) =>
-        Effect.andThen(tracker.setTags(runId, { "vw2.error": truncateTagValue(redactText(error)) }), uploadText(tracker, runId, "stage.log", redactText(log)))
+    const finish = Effect.gen(function*() {
+      const outcomes = new Map(plan.invocations.map((inv) => [inv.hash, Deferred.makeUnsafe<Outcome>()]))
+      for (const inv of plan.invocations) setStatus(inv, "pending")
 
       const inputsOf = (inv: PlannedInvocation): Record<string, InputArtifact> =>
         Object.fromEntries(Object.entries(inv.inputs).map(([name, input]) => [name, { dir: path.join(store.entryDir(input.hash), input.output), kind: input.kind, hash: input.hash }]))
 
       const execute = (inv: PlannedInvocation, note: string | undefined): Effect.Effect<Outcome> =>
         Effect.scoped(Effect.gen(function*() {
-          const [ownerTrial, ...otherTrials] = inv.trials as [string, ...Array<string>]
           yield* store.lock(inv.hash, () => setStatus(inv, "waiting", { note: "another vw2 process is computing it" }))
           const again = yield* Effect.orElseSucceed(store.verify(inv.hash), () => ({ _tag: "absent" as const }))
           if (again._tag === "valid") {
-            const metrics = finiteMetrics(again.manifest.metrics)
-            setStatus(inv, "cached", { producedBy: again.manifest.tracking.runId, metrics })
-            yield* recordStageRuns(inv, inv.trials, again.manifest.tracking.runId, "FINISHED", {}, metrics)
+            cacheHit(inv, again.manifest)
             return "ok" as const
           }
-          const stageRunId = yield* startRun(tracker.startStageRun(trialRuns.get(ownerTrial)!, stageRunInfo(inv, trialsById.get(ownerTrial)!, { _tag: "miss" })))
           const staging = yield* Effect.acquireRelease(
             Effect.orDie(store.stage(inv.hash)),
             (s) => store.discard(s) // after a successful publish the staging dir is gone already
           )
-          const metricsBuffer: Array<MetricPoint> = []
           const lastMetrics: Record<string, number> = {}
-          const flushMetrics = Effect.suspend(() => {
-            if (metricsBuffer.length === 0) return Effect.void
-            return tracker.logMetrics(stageRunId, metricsBuffer.splice(0, metricsBuffer.length))
-          })
-          yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(options.metricsFlushMs ?? 1000), flushMetrics)))
-          yield* Effect.addFinalizer(() => flushMetrics)
-          // system metrics go to the stage run only: not into lastMetrics, the manifest or the roll-ups
+          // system metrics are events of their own: not in lastMetrics, the manifest or the roll-ups
           let sampler: ReturnType<typeof makeSystemSampler> | undefined
           let systemStep = 0
           const sampleSystem = Effect.suspend(() => {
             if (sampler === undefined) return Effect.void
             const step = systemStep++
             return Effect.map(sampler.sample, (values) => {
-              const timestamp = Date.now()
-              for (const [key, value] of Object.entries(values)) metricsBuffer.push({ key, value, step, timestamp })
+              if (Object.keys(values).length > 0) emit({ type: "system-metrics", invocation: inv.hash, step, timestamp: Date.now(), values })
             })
           })
           yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(options.systemMetricsMs ?? 5000), sampleSystem)))
-          // the stage's log lines (worker output and ctx.log), kept for `stage.log` if it fails
-          const logLines: Array<string> = []
           let startedAtMs = Date.now()
-          const onEvent = (event: ExecutorEvent) => {
+          let running = false
+          // issue 15: the last durable mid-stage checkpoint the stage reported (plan / vw2 status: "resumable at step k/K")
+          let lastCheckpoint: { readonly step: number; readonly total: number } | undefined
+          const onEvent = (event: InvocationEvent) => {
             switch (event.type) {
               case "started": {
                 startedAtMs = Date.now()
-                // executors that say which process runs the stage get its RSS; in-process ones run it in this process
-                const pid = event.pid ?? (executor.name === "inline" ? process.pid : undefined)
-                sampler = makeSystemSampler({ gpus: event.gpus, ...(pid === undefined ? {} : { pid }) })
-                setStatus(inv, "running", note === undefined ? { gpus: event.gpus } : { gpus: event.gpus, note })
+                running = true
+                const gpus = event.gpus ?? []
+                sampler = makeSystemSampler({ gpus, ...(event.pid === undefined ? {} : { pid: event.pid }) })
+                setStatus(inv, "running", note === undefined ? { gpus } : { gpus, note })
                 return
               }
-              case "progress":
-                observer.onProgress?.(inv, event.done, event.total, event.message)
-                return
               case "metrics":
-                for (const [key, value] of Object.entries(event.values)) {
-                  lastMetrics[key] = value
-                  metricsBuffer.push({ key, value, step: event.step, timestamp: event.timestamp })
-                }
+                for (const [key, value] of Object.entries(event.values)) lastMetrics[key] = value
                 results.set(inv.hash, { ...results.get(inv.hash)!, metrics: { ...lastMetrics } })
-                observer.onMetrics?.(inv, event.values, event.step)
-                if (metricsBuffer.length >= metricsBatchSize) Effect.runFork(flushMetrics)
+                return forward(inv, event)
+              case "done":
+              case "failed": // the executor's outcome says it
                 return
-              case "log": {
-                // a stage may print its config: secrets are masked before the terminal, log files and stage.log
-                const message = redactText(event.message)
-                logLines.push(`${new Date(event.timestamp).toISOString()} ${message}`)
-                if (logLines.length > 2 * stageLogLines) logLines.splice(0, logLines.length - stageLogLines)
-                observer.onLog?.(inv, message)
-                return
-              }
-              case "upload":
-              case "checkpoint":
-                return
+              case "checkpoint": // issue 15
+                lastCheckpoint = { step: event.step, total: event.total }
+                store.recordCheckpoint({ hash: inv.hash, step: inv.step, stage: inv.stage, at: event.step, total: event.total })
+                return forward(inv, event)
+              default:
+                return forward(inv, event)
             }
           }
           const request = {
@@ -369,9 +252,19 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             outputRoot: staging.outputRoot,
             scratchDir: staging.scratchDir,
             resumeDir: store.resumeDirOf(inv.hash),
+            ...(inv.pauseAtStep === undefined ? {} : { pauseAtStep: inv.pauseAtStep }), // issue 15
             resources: inv.resources
           }
-          const ran = yield* Effect.exit(executor.run(request, onEvent))
+          // issue 15: steps.<step>.retries / .timeout; a retry starts from a clean staging dir and resumes from resumeDir
+          const ran = yield* Effect.exit(runAttempts(inv, () => executor.run(request, onEvent), {
+            beforeRetry: (attempt, error) =>
+              Effect.sync(() => {
+                fs.rmSync(staging.outputRoot, { recursive: true, force: true })
+                fs.mkdirSync(staging.outputRoot, { recursive: true })
+                const message = `retrying (attempt ${attempt} of ${(inv.retries ?? 0) + 1}) after: ${error.message}`
+                emit({ type: "log", message, timestamp: Date.now(), invocation: inv.hash })
+              })
+          }))
           const durationMs = Date.now() - startedAtMs
           if (Exit.isFailure(ran) && Exit.hasInterrupts(ran)) return yield* Effect.interrupt
           yield* sampleSystem // at least one sample per stage, however short
@@ -379,13 +272,17 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             const error = ran.cause.reasons.map((r) => (r._tag === "Fail" ? r.error.message : String(r._tag === "Die" ? r.defect : "interrupted"))).join("; ")
             const stderrTail = ran.cause.reasons.flatMap((r) => (r._tag === "Fail" && r.error.stderrTail ? [r.error.stderrTail] : [])).join("\n")
             setStatus(inv, "failed", stderrTail === "" ? { error, durationMs } : { error, durationMs, stderrTail })
-            const log = [...logLines.slice(-stageLogLines), "", `--- ${inv.step} failed ---`, error, ...(stderrTail === "" ? [] : ["", "--- stderr (last lines) ---", stderrTail])]
-            yield* flushMetrics
-            yield* recordFailure(stageRunId, error, log.join("\n") + "\n")
-            yield* endRun(stageRunId, "FAILED")
-            yield* recordStageRuns(inv, otherTrials, stageRunId, "FAILED", { "vw2.status": "failed", "vw2.error": truncateTagValue(redactText(error)) })
             return "failed" as const
           }
+          // the run tree opens the stage run when the invocation starts; an executor that never said so still gets one
+          if (!running) setStatus(inv, "running", { gpus: ran.value.gpus })
+          // issue 15: paused at an early-stopping rung: its checkpoint stays in resumeDir and nothing is published
+          const rung = pausedAt(inv, lastCheckpoint, staging.outputRoot)
+          if (rung !== undefined) {
+            setStatus(inv, "paused", { durationMs, gpus: ran.value.gpus, note: `paused at step ${rung}/${lastCheckpoint!.total}` })
+            return "paused" as const
+          }
+          const producedBy = yield* runTree.stageRun(inv.hash)
           // uninterruptible: a Ctrl-C waits for the rename instead of racing the staging cleanup
           const published = yield* Effect.exit(Effect.uninterruptible(store.publish(inv.hash, staging, {
             hash: inv.hash,
@@ -397,36 +294,30 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
             inputs: Object.fromEntries(Object.entries(inv.inputs).map(([k, v]) => [k, `${v.hash}/${v.output}`])),
             outputs: inv.outputs,
             uploads: ran.value.uploads,
-            tracking: { runId: stageRunId },
+            tracking: { runId: producedBy },
             metrics: finiteMetrics(lastMetrics),
             durationMs
           })))
           if (Exit.isFailure(published)) {
             const error = published.cause.reasons.map((r) => (r._tag === "Fail" ? r.error.message : String(r))).join("; ")
-            setStatus(inv, "failed", { error, durationMs })
-            yield* flushMetrics
-            yield* recordFailure(stageRunId, error, [...logLines.slice(-stageLogLines), "", `--- publishing ${inv.step} failed ---`, error].join("\n") + "\n")
-            yield* endRun(stageRunId, "FAILED")
+            setStatus(inv, "failed", { error, durationMs, publishing: true })
             return "failed" as const
           }
-          const entry = store.entryDir(inv.hash)
+          const entryDir = store.entryDir(inv.hash)
           // the published outputs supersede the mid-stage checkpoints
           yield* store.dropResume(inv.hash)
-          yield* tracker.logArtifacts(stageRunId, [
-            { localPath: path.join(entry, "manifest.json"), artifactPath: "manifest.json" },
-            ...ran.value.uploads.filter((u) => fs.existsSync(path.join(entry, u))).map((u) => ({ localPath: path.join(entry, u), artifactPath: u }))
-          ])
-          // the stage's log (worker stdout/stderr and ctx.log lines) beside its outputs, as for a failed stage
-          if (logLines.length > 0) yield* uploadText(tracker, stageRunId, "stage.log", logLines.slice(-stageLogLines).join("\n") + "\n")
-          // checkpoints become models of this run, uploaded in the background: a published entry never moves,
-          // and the tracker's flush at the end of the run waits for them
-          if (tracker.logModel !== undefined) {
-            for (const model of checkpointsOf(inv, published.value, entry)) yield* Effect.forkDetach(tracker.logModel(stageRunId, model))
-          }
-          yield* flushMetrics
-          setStatus(inv, "done", { durationMs, gpus: ran.value.gpus, producedBy: stageRunId })
-          yield* endRun(stageRunId, "FINISHED")
-          yield* recordStageRuns(inv, otherTrials, stageRunId, "FINISHED", {}, finiteMetrics(lastMetrics))
+          emit({
+            type: "published",
+            invocation: inv.hash,
+            entryDir,
+            files: published.value.files.map((f) => f.path),
+            uploads: ran.value.uploads.filter((u) => fs.existsSync(path.join(entryDir, u))),
+            metrics: finiteMetrics(lastMetrics),
+            durationMs,
+            gpus: ran.value.gpus,
+            timestamp: Date.now()
+          })
+          setStatus(inv, "done", { durationMs, gpus: ran.value.gpus }, producedBy === undefined ? {} : { producedBy })
           return "ok" as const
         }))
 
@@ -437,18 +328,15 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
           if (deps.some((d) => d !== "ok")) {
             const failedStep = inv.dependsOn.map((h) => results.get(h)!).find((r) => r.status !== "done" && r.status !== "cached")
             setStatus(inv, "skipped", { error: `input from ${failedStep?.step ?? "an upstream step"} is missing (${failedStep?.status ?? "failed"})` })
-            yield* recordStageRuns(inv, inv.trials, undefined, "KILLED", { "vw2.status": "skipped" })
             outcome = "skipped"
           } else {
             const found = yield* Effect.orElseSucceed(store.verify(inv.hash), () => ({ _tag: "absent" as const }))
             if (found._tag === "valid") {
-              const metrics = finiteMetrics(found.manifest.metrics)
-              setStatus(inv, "cached", { producedBy: found.manifest.tracking.runId, metrics })
-              yield* recordStageRuns(inv, inv.trials, found.manifest.tracking.runId, "FINISHED", {}, metrics)
+              cacheHit(inv, found.manifest)
               outcome = "ok"
             } else {
               const note = found._tag === "corrupt" ? `cached entry was corrupt (${found.reason}); recomputing` : undefined
-              if (note !== undefined) observer.onLog?.(inv, note)
+              if (note !== undefined) emit({ type: "log", message: note, timestamp: Date.now(), invocation: inv.hash })
               outcome = yield* execute(inv, note)
             }
           }
@@ -466,61 +354,35 @@ export const runPlan = (options: RunOptions): Effect.Effect<RunSummary, PlanReje
       yield* Effect.forEach(plan.invocations, runOne, { concurrency: "unbounded", discard: true })
 
       const all = plan.invocations.map((inv) => results.get(inv.hash)!)
-      // each trial run gets its stages' final metrics (`<step>/<metric>`); the experiment run their roll-up
-      const finalMetrics = new Map<string, Record<string, number>>()
-      for (const trial of plan.trials) {
-        const byStep = Object.fromEntries(Object.entries(trial.invocations).flatMap(([step, hash]) => {
-          const r = results.get(hash)
-          return r !== undefined && (r.status === "done" || r.status === "cached") ? [[step, r.metrics]] : []
-        }))
-        const metrics = trialMetrics(byStep)
-        finalMetrics.set(trial.id, metrics)
-        const timestamp = Date.now()
-        const points = Object.entries(metrics).map(([key, value]) => ({ key, value, step: 0, timestamp }))
-        if (points.length > 0) yield* tracker.logMetrics(trialRuns.get(trial.id)!, points)
-        const ok = Object.values(trial.invocations).every((h) => {
-          const s = results.get(h)?.status
-          return s === "done" || s === "cached"
-        })
-        yield* endRun(trialRuns.get(trial.id)!, ok ? "FINISHED" : "FAILED")
-      }
-      const rolledUp = rollup({ experiment: plan.experiment, configHash: plan.configHash, trials: plan.trials, metrics: finalMetrics, runIds: trialRuns })
-      const timestamp = Date.now()
-      const rollupPoints = Object.entries(rollupMetrics(rolledUp)).map(([key, value]) => ({ key, value, step: 0, timestamp }))
-      if (rollupPoints.length > 0) yield* tracker.logMetrics(experimentRunId, rollupPoints)
-      const groupTags = Object.fromEntries(Object.entries(rollupTags(rolledUp)).map(([key, label]) => [key, redactText(label)]))
-      const best = plan.objective === undefined ? undefined : bestGroup(rolledUp, plan.objective)
-      if (best !== undefined) groupTags["vw2.best_group"] = `${best.id} ${redactText(best.label)}`.trim()
-      if (Object.keys(groupTags).length > 0) yield* tracker.setTags(experimentRunId, groupTags)
-      yield* uploadText(tracker, experimentRunId, "rollup.json", redactText(JSON.stringify(rolledUp, null, 2)) + "\n")
-      const failed = all.some((r) => r.status !== "done" && r.status !== "cached")
-      yield* endRun(experimentRunId, failed ? "FAILED" : "FINISHED")
+      const succeeded = (hash: string) => settledOk(results.get(hash)?.status)
+      // each trial's final metrics: its stages' last values as `<step>/<metric>` (SweepRollup.ts)
+      emit({
+        type: "rollup",
+        trials: plan.trials.map((trial) => ({
+          trial: trial.id,
+          ok: Object.values(trial.invocations).every(succeeded),
+          metrics: trialMetrics(Object.fromEntries(Object.entries(trial.invocations).flatMap(([step, hash]) => (succeeded(hash) ? [[step, results.get(hash)!.metrics]] : []))))
+        })),
+        timestamp: Date.now()
+      })
       return all
     })
 
-    // Whatever happens (interruption included), no tracker run is left open and the tracker is flushed.
-    const closeOpenRuns = Effect.suspend(() => Effect.forEach([...openRuns], (id) => endRun(id, "KILLED"), { discard: true }))
+    // Whatever happens (interruption included), the observers see the end of the run and have handled every event.
+    let ended: RunSummary["status"] = "interrupted"
     const all = yield* finish.pipe(
-      Effect.onInterrupt(() =>
-        Effect.sync(() =>
-          observer.onEnd?.({
-            status: "interrupted",
-            experimentRunId,
-            durationMs: Date.now() - startedAt,
-            results: plan.invocations.flatMap((inv) => results.get(inv.hash) ?? [])
-          })
-        )
-      ),
-      Effect.ensuring(Effect.andThen(closeOpenRuns, tracker.flush))
+      Effect.tap((all) => Effect.sync(() => (ended = all.every((r) => settledOk(r.status)) ? "succeeded" : "failed"))),
+      Effect.ensuring(Effect.suspend(() => {
+        emit({ type: "run-ended", status: ended, durationMs: Date.now() - startedAt, timestamp: Date.now() })
+        return observers.close
+      }))
     )
-    const summary: RunSummary = {
-      status: all.every((r) => r.status === "done" || r.status === "cached") ? "succeeded" : "failed",
-      experimentRunId,
+    return {
+      status: ended,
+      experimentRunId: (yield* runTree.experimentRun) ?? "",
       durationMs: Date.now() - startedAt,
       results: all
-    }
-    observer.onEnd?.(summary)
-    return summary
+    } satisfies RunSummary
   })
 
 export type { Manifest }

@@ -6,7 +6,7 @@
  */
 import { ConfigField, defineStage, StageError, type StageContext } from "@vw2/core"
 import { Dataset, DatasetClips, shuffledBatches, type Batch } from "@vw2/data"
-import { AdamW, describeBackend, Init, selectBackend, trainStep, warmupCosine } from "@vw2/nn"
+import { AdamW, describeBackend, Init, PositionedIterator, replayFrom, runTraining, selectBackend, warmupCosine } from "@vw2/nn"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
 import { mkdir, writeFile } from "node:fs/promises"
@@ -185,29 +185,34 @@ export const vdmPretrain = defineStage({
         const { train } = config
         const optimizer = new AdamW({ lr: train.lr, beta1: train.beta1, beta2: train.beta2, weightDecay: train.weightDecay })
         const schedule = warmupCosine({ peakLr: train.lr, warmupSteps: train.warmupSteps, totalSteps: train.steps })
-        const batches = shuffledBatches(clips, { batchSize: train.batchSize, seed: ctx.seed, epochs: Number.MAX_SAFE_INTEGER })
+        // a resumed run replays the seeded order up to its checkpoint's position
+        const batches = new PositionedIterator(replayFrom(() => shuffledBatches(clips, { batchSize: train.batchSize, seed: ctx.seed, epochs: Number.MAX_SAFE_INTEGER })))
         try {
-          for (let step = 0; step < train.steps; step++) {
-            if (ctx.signal.aborted) throw new Error("interrupted")
-            const started = performance.now()
-            const x0 = toModelRange(batches.next().value as Batch)
-            const r = trainStep({
-              variables: dit.trainableVariables(),
-              optimizer,
-              lr: schedule(step),
-              clipNorm: train.clipNorm,
-              lossFn: () => {
-                const parts = rectifiedFlowLoss(dit, x0, undefined, undefined, { seed: ctx.seed * 1_000_003 + step, objective: config.objective })
-                return { loss: parts.loss, aux: { mse: parts.mse } }
+          const result = await runTraining({
+            ctx,
+            name: where,
+            metricPrefix: "vdm",
+            steps: train.steps,
+            modules: { dit },
+            groups: [{ variables: dit.trainableVariables(), optimizer }],
+            schedule,
+            clipNorm: train.clipNorm,
+            state: { batches },
+            metricsEvery: train.logEvery,
+            stepTimeMetric: true,
+            step: (step) => {
+              const x0 = toModelRange(batches.next())
+              return {
+                loss: () => {
+                  const parts = rectifiedFlowLoss(dit, x0, undefined, undefined, { seed: ctx.seed * 1_000_003 + step, objective: config.objective })
+                  return { loss: parts.loss, aux: { mse: parts.mse } }
+                },
+                metrics: (r) => ({ loss: r.loss, x0_mse: r.aux["mse"]!, grad_norm: r.gradNorm, lr: r.lr }),
+                dispose: () => x0.dispose()
               }
-            })
-            x0.dispose()
-            if (step % train.logEvery === 0 || step === train.steps - 1) {
-              const stepMs = performance.now() - started
-              ctx.metrics({ "vdm/loss": r.loss, "vdm/x0_mse": r.aux["mse"]!, "vdm/grad_norm": r.gradNorm, "vdm/lr": schedule(step), "vdm/step_ms": stepMs }, step)
             }
-            ctx.progress(step + 1, train.steps, `loss ${r.loss.toFixed(4)}`)
-          }
+          })
+          if (result.status === "paused") return
           probeHeldOut(ctx, dit, dataset, config)
           const outDir = ctx.outputDir("checkpoint")
           await saveVdmCheckpoint(

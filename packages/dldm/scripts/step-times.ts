@@ -40,7 +40,7 @@ async function run(stage: AnyStage, config: unknown, inputs: Record<string, stri
       const now = process.cpuUsage()
       cpuMs.push((now.user - lastCpu.user + now.system - lastCpu.system) / 1000)
       lastCpu = now
-      // runSteps logs `<stage>/step_ms` (warmup/step_ms, dldm/step_ms)
+      // the training harness logs `<stage>/step_ms` (warmup/step_ms, dldm/step_ms)
       const ms = values[`${stage.name}/step_ms`]
       if (ms !== undefined) stepMs.push(ms)
     },

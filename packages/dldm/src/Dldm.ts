@@ -38,8 +38,9 @@ export class Dldm extends Module {
   readonly fsq: FSQ
   readonly decoder: LowFiDecoder | ConvUNetDecoder
   readonly latentNorm: LatentNorm | undefined
-  /** seeds the conv decoder's training input noise, one draw per call */
-  private noiseCalls = 0
+  /** seeds the conv decoder's training input noise, one draw per call; training checkpoints save it, so a resumed
+   * run draws the noise an uninterrupted one would */
+  noiseCalls = 0
 
   constructor(init: InitContext, config: DldmConfig) {
     super(init)

@@ -134,7 +134,7 @@ const render = { height: 32, width: 32, supersample: 3, framesPerStep: 12, idleF
 const episodeOptions = { width: 32, height: 32, supersample: 3, framesPerStep: 12, idleFrames: 4 }
 const size = { height: 32, width: 32 }
 
-const trainSmall = (seed: number): TrainedCraftJudge =>
+const trainSmall = (seed: number): Promise<TrainedCraftJudge> =>
   trainCraftJudge({
     tasks: TASKS,
     steps: TASKS.map((t) => MiniCraft.getTask(t).steps.length),
@@ -163,7 +163,7 @@ describe.skipIf(pureJs)("a small craft judge trained on rendered states only", (
   )
   beforeAll(async () => {
     await selectBackend()
-    trained = trainSmall(11)
+    trained = await trainSmall(11)
   }, 300_000)
   afterAll(() => trained?.judge.dispose())
 

@@ -41,6 +41,16 @@ export class Rng {
     return Math.floor(this.next() * n)
   }
 
+  /** The generator's whole state (one uint32), for a training checkpoint; `setState` continues the stream exactly. */
+  getState(): number {
+    return this.state
+  }
+
+  setState(state: number): void {
+    if (!Number.isInteger(state) || state < 0 || state > 0xffffffff) throw new Error(`Rng.setState: expected a uint32, got ${state}`)
+    this.state = state
+  }
+
   /** An independent child stream (e.g. one per worker or per purpose). */
   fork(): Rng {
     return new Rng(this.nextUint32())

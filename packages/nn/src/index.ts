@@ -7,6 +7,8 @@
  *   AdaLN modulation. Ops: gelu, silu, stopGradient, l1/mse, grayscale. FSQ (authors' exact formula).
  * - Training: AdamW, warmupCosine/warmupConstant, clipByGlobalNorm, Ema, computeGradients/trainStep.
  * - I/O: safetensors read/write, checkpoint directories (model.safetensors + config.json [+ optimizer]).
+ * - The training harness every training stage runs (training/Harness.ts): steps, schedule, clipping, EMA,
+ *   metrics, interruption, mid-stage checkpoints and resume.
  * - Backend: selectBackend() (owned by the native engineer, src/backend).
  */
 export * from "./Rng.ts"
@@ -30,4 +32,7 @@ export * from "./optim/Ema.ts"
 export * from "./optim/step.ts"
 export * from "./io/safetensors.ts"
 export * from "./io/checkpoint.ts"
+export * from "./training/Harness.ts"
+export * from "./training/Resumable.ts"
+export * from "./training/ResumeCheckpoint.ts"
 export * from "./backend/index.ts"

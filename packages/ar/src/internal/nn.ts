@@ -11,11 +11,12 @@ export {
   maskFrom,
   Mlp,
   Module,
+  resumableRng,
   Rng,
+  runTraining,
   saveCheckpoint,
   scaledDotProductAttention,
   selectBackend,
-  trainStep,
   warmupCosine,
   type InitContext,
   type Param

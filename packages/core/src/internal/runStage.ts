@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { AnyStage, InputArtifact, StageContext } from "../Stage.ts"
 import { StageError } from "../Stage.ts"
-import type { StageEvent } from "../worker/protocol.ts"
+import type { StageContextEvent } from "../RunEvent.ts"
 
 export interface StageRunSpec {
   readonly stage: AnyStage
@@ -31,7 +31,7 @@ const outputNamePattern = /^[A-Za-z][\w.-]*$/
 
 export const runStageInProcess = (
   spec: StageRunSpec,
-  emit: (event: StageEvent) => void
+  emit: (event: StageContextEvent) => void
 ): Effect.Effect<{ readonly uploads: ReadonlyArray<string> }, StageError> =>
   Effect.suspend(() => {
     const { stage } = spec

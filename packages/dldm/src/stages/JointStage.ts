@@ -10,19 +10,19 @@
 import { defineStage, type StageContext } from "@vw2/core"
 import { ditConfigSchema, preconditionings, miniDiT, prepareVdm, readsCodes, readVdmCheckpointConfig, saveVdmCheckpoint, type FlowObjectiveConfig, type VideoDiT, type VideoDiTConfig, validateFlowObjective } from "@vw2/diffusion"
 import { Dataset, shuffledBatches } from "@vw2/data"
-import { clipScale, computeGradients, globalNorm } from "@vw2/nn"
+import { runTraining } from "@vw2/nn"
 import type * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { loadDldm, saveDldm } from "../checkpoint.ts"
 import { PositiveNumber, UnitInterval, int, nonNegInt, nonNegative, positive, withDefault } from "../internal/schema.ts"
 import { colourAugment } from "../train/augment.ts"
-import { batchTensor, endlessBatches, mixedBatches, openClips } from "../train/data.ts"
+import { batchTensor, endlessBatches, mixedBatches, openClips, resumableBatches, resumableNoise } from "../train/data.ts"
 import { codeUse, detachedHint, jointLoss, type CodeUse } from "../train/joint.ts"
 import type { Dldm } from "../Dldm.ts"
-import { runSteps } from "../train/loop.ts"
-import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
+import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule, resumeCadence } from "../train/optim.ts"
 import { runStageBody, useBackend } from "./common.ts"
 import type { Batch } from "@vw2/data"
+import type { PositionedIterator } from "@vw2/nn"
 
 /** Objective fields that replace the vdm checkpoint's; no defaults here (an absent field keeps the checkpoint's). */
 const FlowObjectivePartial = Schema.Struct({
@@ -89,6 +89,7 @@ const jointFields = {
   ),
   /** frames between training clip starts (0 = 1 + temporalCompression) */
   clipStride: nonNegInt(0),
+  /** mid-stage checkpoint (for resume) every n steps; 0 = the training harness's default cadence */
   checkpointEvery: nonNegInt(0)
 }
 
@@ -127,19 +128,22 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
     const c = dldm.config
     const clipOptions = { split: config.split, clipStride: config.clipStride || undefined }
     const craft = openClips(sources.craft, c, clipOptions, "craft")
-    let batches: Generator<Batch>
+    let batches: PositionedIterator<Batch>
     if (sources.openx === undefined) {
-      batches = endlessBatches(craft, config.optim.batchSize, ctx.seed)
+      batches = resumableBatches([craft], ([c]) => endlessBatches(c!, config.optim.batchSize, ctx.seed))
       ctx.log(`${stage}: ${craft.count} clips of ${c.frames} frames`)
     } else {
       const openx = openClips(sources.openx.dir, c, clipOptions, "openx")
-      batches = mixedBatches(
-        [
-          { clips: craft, weight: sources.openx.craftWeight },
-          { clips: openx, weight: sources.openx.openxWeight }
-        ],
-        config.optim.batchSize,
-        ctx.seed
+      const weights = sources.openx
+      batches = resumableBatches([craft, openx], ([craftSource, openxSource]) =>
+        mixedBatches(
+          [
+            { clips: craftSource!, weight: weights.craftWeight },
+            { clips: openxSource!, weight: weights.openxWeight }
+          ],
+          config.optim.batchSize,
+          ctx.seed
+        )
       )
       ctx.log(`${stage}: mixture of ${craft.count} Craft and ${openx.count} Open-X clips, weights ${sources.openx.craftWeight}:${sources.openx.openxWeight}`)
     }
@@ -151,11 +155,10 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
     const codePathVars = new Map<string, tf.Variable>()
     for (const [k, v] of dldm.trainableVariables()) dldmVars.set(`dldm.${k}`, v)
     for (const [k, v] of dit.trainableVariables()) (readsCodes(k) ? codePathVars : ditVars).set(`dit.${k}`, v)
-    const variables = new Map([...dldmVars, ...ditVars, ...codePathVars])
     const optimizers = [
-      { vars: dldmVars, opt: makeOptimizer(config.optim), scale: config.dldmLrScale },
-      { vars: ditVars, opt: makeOptimizer(config.optim), scale: 1 },
-      { vars: codePathVars, opt: makeOptimizer(config.optim), scale: config.codePathLrScale }
+      { variables: dldmVars, optimizer: makeOptimizer(config.optim), lrScale: config.dldmLrScale },
+      { variables: ditVars, optimizer: makeOptimizer(config.optim), lrScale: 1 },
+      { variables: codePathVars, optimizer: makeOptimizer(config.optim), lrScale: config.codePathLrScale }
     ]
     const lr = makeSchedule(config.optim, config.steps)
     const outDldm = ctx.outputDir("checkpoint")
@@ -167,19 +170,34 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
     }
     const probe = heldOutProbe(ctx, stage, sources.craft, config, dldm, dit, objective)
     try {
-      probe?.(0)
-      const result = await runSteps(
+      const result = await runTraining({
         ctx,
-        stage,
-        config.steps,
-        (step) => {
-          const batch: Batch = batches.next().value!
+        name: stage,
+        steps: config.steps,
+        modules: { dldm, dit },
+        groups: optimizers,
+        schedule: lr,
+        clipNorm: clipOf(config.optim),
+        state: { batches, decoderNoise: resumableNoise(dldm) },
+        stepTimeMetric: true,
+        ...resumeCadence(config.checkpointEvery),
+        atStart: () => probe?.(0),
+        progress: { message: (_, values) => Object.entries(values).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(" ") },
+        step: (step) => {
+          const batch: Batch = batches.next()
           const raw = batchTensor(batch)
           const video = config.colourAugment > 0 ? colourAugment(raw, config.colourAugment, ctx.seed * 1_000_003 + step) : raw
           if (video !== raw) raw.dispose()
-          const hint = detachedHint(dldm, dit, video, true)
+          let hint: tf.Tensor | undefined
           try {
-            const r = computeGradients(variables, () => {
+            hint = detachedHint(dldm, dit, video, true)
+          } catch (e) {
+            video.dispose()
+            throw e
+          }
+          const openxShare = batch.sources.filter((s) => s === "openx").length / batch.sources.length
+          return {
+            loss: () => {
               const l = jointLoss(dldm, dit, video, {
                 diffusionWeight: config.diffusionWeight,
                 reconstructionWeight: config.reconstructionWeight,
@@ -193,40 +211,29 @@ async function runJoint(ctx: StageContext, stage: string, config: DldmStageConfi
                 hint
               })
               return { loss: l.loss, aux: { diffusion: l.diffusion, reconstruction: l.reconstruction, mse: l.mse } }
-            })
-            let gradNorm = Number.NaN
-            try {
-              if (!Number.isFinite(r.loss)) throw new Error(`${stage}: loss is ${r.loss} at step ${step}`)
-              gradNorm = globalNorm(r.grads)
-              const clip = clipScale(gradNorm, clipOf(config.optim) ?? Infinity)
-              for (const o of optimizers) {
-                o.opt.apply(o.vars, new Map([...r.grads].filter(([k]) => o.vars.has(k))), lr(step) * o.scale, clip)
-              }
-            } finally {
-              for (const g of r.grads.values()) g.dispose()
-            }
-            const openxShare = batch.sources.filter((s) => s === "openx").length / batch.sources.length
-            return {
+            },
+            metrics: (r) => ({
               loss: r.loss,
               diffusion: r.aux["diffusion"]!,
               reconstruction: r.aux["reconstruction"]!,
               x0_mse: r.aux["mse"]!,
-              grad_norm: gradNorm,
-              lr: lr(step),
+              grad_norm: r.gradNorm,
+              lr: r.lr,
               ...(sources.openx !== undefined ? { openx_fraction: openxShare } : {})
+            }),
+            dispose: () => {
+              video.dispose()
+              hint?.dispose()
             }
-          } finally {
-            video.dispose()
-            hint?.dispose()
           }
-        },
-        { every: config.checkpointEvery, write: (step) => save(step) }
-      )
+        }
+      })
+      if (result.status === "paused") return
       probe?.(config.steps)
       await save(config.steps, { backend, meanStepMs: result.meanStepMs, firstLoss: result.first["loss"], lastLoss: result.last["loss"] })
       ctx.log(`${stage}: loss ${result.first["loss"]?.toFixed(4)} → ${result.last["loss"]?.toFixed(4)}, ${result.meanStepMs.toFixed(0)} ms/step on ${backend}`)
     } finally {
-      for (const o of optimizers) o.opt.dispose()
+      for (const o of optimizers) o.optimizer.dispose()
     }
   } finally {
     dldm.dispose()

@@ -4,16 +4,15 @@
  * dataset; output: a dLDM checkpoint (weights, config, optimiser state, train state).
  */
 import { defineStage, type StageContext } from "@vw2/core"
-import { Init, trainStep } from "@vw2/nn"
+import { Init, runTraining } from "@vw2/nn"
 import { Schema } from "effect"
 import { Dldm } from "../Dldm.ts"
 import { DldmConfigSchema, validateDldmConfig, type DldmConfig } from "../DldmConfig.ts"
 import { saveDldm } from "../checkpoint.ts"
 import { nonNegInt, nonNegative, int, withDefault } from "../internal/schema.ts"
-import { batchTensor, endlessBatches, mixedBatches, openClips } from "../train/data.ts"
+import { batchTensor, endlessBatches, mixedBatches, openClips, resumableBatches, resumableNoise } from "../train/data.ts"
 import { colourAugment } from "../train/augment.ts"
-import { runSteps } from "../train/loop.ts"
-import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule } from "../train/optim.ts"
+import { OptimConfigSchema, clipOf, makeOptimizer, makeSchedule, resumeCadence } from "../train/optim.ts"
 import { runStageBody, useBackend } from "./common.ts"
 
 export const WarmupConfigSchema = Schema.Struct({
@@ -35,7 +34,8 @@ export const WarmupConfigSchema = Schema.Struct({
   latentNormFreeze: withDefault(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)), 1),
   /** strength of a per-clip colour transform of the training clips (train/augment.ts; 0 = off, the authors') */
   colourAugment: nonNegative(0),
-  /** write an intermediate checkpoint every n steps (0 = only at the end) */
+  /** mid-stage checkpoint (for resume, in the invocation's resume directory) every n steps; 0 = the training
+   * harness's default cadence (@vw2/nn DEFAULT_CHECKPOINT_CADENCE) */
   checkpointEvery: nonNegInt(0)
 })
 export type WarmupConfig = typeof WarmupConfigSchema.Type
@@ -71,42 +71,45 @@ export async function runWarmup(ctx: StageContext, config: WarmupConfig, dataset
   const lr = makeSchedule(config.optim, config.steps)
   const batches =
     robotClips === undefined
-      ? endlessBatches(clips, config.optim.batchSize, ctx.seed)
-      : mixedBatches([{ clips, weight: robot!.craftWeight }, { clips: robotClips, weight: robot!.robotWeight }], config.optim.batchSize, ctx.seed)
-  const variables = dldm.trainableVariables()
+      ? resumableBatches([clips], ([craft]) => endlessBatches(craft!, config.optim.batchSize, ctx.seed))
+      : resumableBatches([clips, robotClips], ([craft, robotSource]) =>
+          mixedBatches([{ clips: craft!, weight: robot!.craftWeight }, { clips: robotSource!, weight: robot!.robotWeight }], config.optim.batchSize, ctx.seed)
+        )
   const out = ctx.outputDir("checkpoint")
   try {
-    const result = await runSteps(
+    const result = await runTraining({
       ctx,
-      "warmup",
-      config.steps,
-      (step) => {
+      name: "warmup",
+      steps: config.steps,
+      modules: { dldm },
+      groups: [{ variables: dldm.trainableVariables(), optimizer }],
+      schedule: lr,
+      clipNorm: clipOf(config.optim),
+      state: { batches, decoderNoise: resumableNoise(dldm) },
+      stepTimeMetric: true,
+      ...resumeCadence(config.checkpointEvery),
+      progress: { message: (_, values) => Object.entries(values).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(" ") },
+      step: (step) => {
+        // a resumed run past this step has the switch in its weights (a buffer of the norm)
         if (dldm.latentNorm !== undefined && config.latentNormFreeze < 1 && step === Math.floor(config.latentNormFreeze * config.steps)) {
           dldm.latentNorm.useRunningStatistics()
           ctx.log(`warmup: latentNorm on running statistics in training from step ${step}`)
         }
-        const raw = batchTensor(batches.next().value!)
+        const raw = batchTensor(batches.next())
         const video = config.colourAugment > 0 ? colourAugment(raw, config.colourAugment, ctx.seed * 1_000_003 + step) : raw
         if (video !== raw) raw.dispose()
-        try {
-          const r = trainStep({
-            variables,
-            optimizer,
-            lr: lr(step),
-            clipNorm: clipOf(config.optim),
-            lossFn: () => {
-              const f = dldm.forward(video, true)
-              const reconstruction = dldm.reconstructionLoss(video, f.recon)
-              return { loss: reconstruction, aux: { reconstruction } }
-            }
-          })
-          return { loss: r.loss, reconstruction: r.aux["reconstruction"]!, grad_norm: r.gradNorm, lr: lr(step) }
-        } finally {
-          video.dispose()
+        return {
+          loss: () => {
+            const f = dldm.forward(video, true)
+            const reconstruction = dldm.reconstructionLoss(video, f.recon)
+            return { loss: reconstruction, aux: { reconstruction } }
+          },
+          metrics: (r) => ({ loss: r.loss, reconstruction: r.aux["reconstruction"]!, grad_norm: r.gradNorm, lr: r.lr }),
+          dispose: () => video.dispose()
         }
-      },
-      { every: config.checkpointEvery, write: (step) => saveDldm(out, dldm, { optimizer, trainState: { step, stage: "warmup" } }) }
-    )
+      }
+    })
+    if (result.status === "paused") return
     dldm.latentNorm?.useRunningStatistics() // every later stage: the same statistics in training and at inference
     await saveDldm(out, dldm, {
       optimizer,

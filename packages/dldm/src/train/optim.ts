@@ -1,5 +1,5 @@
 /** Optimiser settings shared by the dLDM stages (AdamW + linear warm-up, then constant or cosine). */
-import { AdamW, warmupConstant, warmupCosine } from "@vw2/nn"
+import { AdamW, warmupConstant, warmupCosine, type CheckpointCadence } from "@vw2/nn"
 import { Schema } from "effect"
 import { int, nonNegInt, nonNegative, positive, withDefault } from "../internal/schema.ts"
 
@@ -31,3 +31,6 @@ export function makeSchedule(o: OptimConfig, totalSteps: number): (step: number)
 }
 
 export const clipOf = (o: OptimConfig): number | undefined => (o.clipNorm > 0 ? o.clipNorm : undefined)
+
+/** A stage's `checkpointEvery` (> 0: every that many steps; 0: the harness's default) as training-harness options. */
+export const resumeCadence = (everySteps: number): { checkpoint?: CheckpointCadence } => (everySteps > 0 ? { checkpoint: { everySteps } } : {})

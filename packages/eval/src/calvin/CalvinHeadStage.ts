@@ -14,7 +14,7 @@ import * as tf from "@tensorflow/tfjs"
 import { loadArCheckpoint, readCodeDataset } from "@vw2/ar"
 import { ConfigField, defineStage, StageError } from "@vw2/core"
 import { Dataset } from "@vw2/data"
-import { AdamW, asFloatState, describeBackend, Init, loadCheckpoint, Rng, saveCheckpoint, selectBackend, trainStep, warmupCosine } from "@vw2/nn"
+import { AdamW, asFloatState, describeBackend, Init, loadCheckpoint, resumableRng, Rng, runTraining, saveCheckpoint, selectBackend, warmupCosine } from "@vw2/nn"
 import { Effect, Schema } from "effect"
 import { DEFAULT_EP_LEN, evaluateLongHorizon, type LongHorizonReport } from "../internal/minicalvin.ts"
 import { ACTION_DIM, actionLoss, CalvinHead, type CalvinHeadArchitecture, CalvinHeadModelConfig, PROPRIO_DIM } from "./CalvinHead.ts"
@@ -115,38 +115,43 @@ export const calvinHead = defineStage({
         const rng = new Rng(ctx.seed ^ 0xca1)
         const span = data.actionsPerTransition
         try {
-          for (let step = 0; step < train.steps; step++) {
-            if (ctx.signal.aborted) throw new Error("interrupted")
-            const b = Math.min(train.batchSize, data.count)
-            const picks = Array.from({ length: b }, () => rng.int(data.count))
-            const batchCodes = new Int32Array(b * data.codesPerTransition)
-            const batchProprio = new Float32Array(b * PROPRIO_DIM)
-            const batchActions = new Float32Array(b * span * ACTION_DIM)
-            picks.forEach((i, r) => {
-              batchCodes.set(data.codes.subarray(i * data.codesPerTransition, (i + 1) * data.codesPerTransition), r * data.codesPerTransition)
-              batchProprio.set(data.proprio.subarray(i * PROPRIO_DIM, (i + 1) * PROPRIO_DIM), r * PROPRIO_DIM)
-              batchActions.set(data.actions.subarray(i * span * ACTION_DIM, (i + 1) * span * ACTION_DIM), r * span * ACTION_DIM)
-            })
-            const r = trainStep({
-              variables: head.trainableVariables(),
-              optimizer,
-              lr: schedule(step),
-              lossFn: () =>
-                tf.tidy(() =>
-                  actionLoss(
-                    head,
-                    tf.tensor2d(batchCodes, [b, data.codesPerTransition], "int32"),
-                    tf.tensor2d(batchProprio, [b, PROPRIO_DIM]),
-                    tf.tensor3d(batchActions, [b, span, ACTION_DIM])
-                  )
-                )
-            })
-            if (step % train.logEvery === 0 || step === train.steps - 1) {
-              ctx.metrics({ "calvin/l2": r.loss }, step)
-              await new Promise<void>((resolve) => setImmediate(resolve))
+          const result = await runTraining({
+            ctx,
+            name: "calvin-head",
+            metricPrefix: "calvin",
+            steps: train.steps,
+            modules: { head },
+            groups: [{ variables: head.trainableVariables(), optimizer }],
+            schedule,
+            state: { rng: resumableRng(rng) },
+            metricsEvery: train.logEvery,
+            progress: { total: train.steps + config.protocol.chains, message: (r) => `l2 ${r.loss.toFixed(4)}` },
+            step: () => {
+              const b = Math.min(train.batchSize, data.count)
+              const picks = Array.from({ length: b }, () => rng.int(data.count))
+              const batchCodes = new Int32Array(b * data.codesPerTransition)
+              const batchProprio = new Float32Array(b * PROPRIO_DIM)
+              const batchActions = new Float32Array(b * span * ACTION_DIM)
+              picks.forEach((i, r) => {
+                batchCodes.set(data.codes.subarray(i * data.codesPerTransition, (i + 1) * data.codesPerTransition), r * data.codesPerTransition)
+                batchProprio.set(data.proprio.subarray(i * PROPRIO_DIM, (i + 1) * PROPRIO_DIM), r * PROPRIO_DIM)
+                batchActions.set(data.actions.subarray(i * span * ACTION_DIM, (i + 1) * span * ACTION_DIM), r * span * ACTION_DIM)
+              })
+              return {
+                loss: () =>
+                  tf.tidy(() =>
+                    actionLoss(
+                      head,
+                      tf.tensor2d(batchCodes, [b, data.codesPerTransition], "int32"),
+                      tf.tensor2d(batchProprio, [b, PROPRIO_DIM]),
+                      tf.tensor3d(batchActions, [b, span, ACTION_DIM])
+                    )
+                  ),
+                metrics: (r) => ({ l2: r.loss })
+              }
             }
-            ctx.progress(step + 1, train.steps + config.protocol.chains, `l2 ${r.loss.toFixed(4)}`)
-          }
+          })
+          if (result.status === "paused") return
           await saveCheckpoint(ctx.outputDir("head"), { model: head, config: arch })
           if (heldOut !== undefined) {
             const e = heldOutErrors(head, data, heldOut)

@@ -89,7 +89,7 @@ export const runCraftJudge = async (ctx: StageContext, config: CraftJudgeConfig,
   if (tasks.length === 0) throw new Error(`${datasetDir}: no tasks`)
   const render = { height: dataset.height, width: dataset.width, supersample: mc.supersample, framesPerStep: mc.framesPerStep, idleFrames: mc.idleFrames }
   const seed = mc.seed + config.seedOffset
-  const trained = trainCraftJudge({
+  const trained = await trainCraftJudge({
     tasks,
     steps: tasks.map((t) => MiniCraft.getTask(t).steps.length),
     render,
@@ -99,13 +99,11 @@ export const runCraftJudge = async (ctx: StageContext, config: CraftJudgeConfig,
     train: config.train,
     augment: config.augment,
     rules: config.rules,
-    signal: ctx.signal,
-    onLog: (step, values) => {
-      ctx.metrics(values, step)
-      ctx.progress(step + 1, config.train.steps, `judge step ${step}: loss ${values["judge/loss"]!.toFixed(3)}`)
-    }
+    // metrics, progress, interruption, mid-stage checkpoints and resume (the training harness)
+    ctx
   })
   try {
+    if (trained.status === "paused") return // an early-stopping rung: no outputs
     ctx.log(`craft-judge: ${trained.samples} rendered frames (${trained.renderSeconds.toFixed(1)} s), ${config.train.steps} steps (${trained.trainSeconds.toFixed(1)} s)`)
     const dir = ctx.outputDir("judge")
     const ckConfig: CraftJudgeCheckpointConfig = { format: "vw2-craft-judge/1", arch: trained.arch, rules: config.rules }

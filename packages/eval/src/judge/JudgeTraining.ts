@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { ConfigField } from "@vw2/core"
 import { MiniCraft } from "@vw2/data"
-import { AdamW, Init, Rng, trainStep, warmupCosine } from "@vw2/nn"
+import { AdamW, Init, resumableRng, Rng, runTraining, type TrainingContext, warmupCosine } from "@vw2/nn"
 import { Schema } from "effect"
 import { type CraftJudge, type JudgeRules, makeCraftJudge } from "./CraftJudge.ts"
 import { augmentWithShift, type AugmentOptions, defaultAugment, mush, shiftMask, toUnit, uniformNoise } from "./Degradations.ts"
@@ -91,11 +91,14 @@ export interface TrainCraftJudgeOptions {
   readonly train: JudgeTrainConfig
   readonly augment: AugmentOptions
   readonly rules: JudgeRules
-  readonly onLog?: (step: number, values: Readonly<Record<string, number>>) => void
-  readonly signal?: AbortSignal
+  /** the stage's context: metrics (`judge/loss`, `judge/ce`, `judge/hand_bce`), progress, interruption, mid-stage
+   * checkpoints and resume; default: a quiet one without checkpoints */
+  readonly ctx?: TrainingContext
 }
 
 export interface TrainedCraftJudge {
+  /** `paused`: stopped at ctx.pauseAtStep (an early-stopping rung); the stage writes no outputs */
+  readonly status: "completed" | "paused"
   readonly judge: CraftJudge
   readonly model: StepClassifier
   readonly arch: StepClassifierArchitecture
@@ -104,7 +107,9 @@ export interface TrainedCraftJudge {
   readonly trainSeconds: number
 }
 
-export const trainCraftJudge = (o: TrainCraftJudgeOptions): TrainedCraftJudge => {
+const quiet: TrainingContext = { signal: new AbortController().signal, metrics: () => undefined, progress: () => undefined, log: () => undefined }
+
+export const trainCraftJudge = async (o: TrainCraftJudgeOptions): Promise<TrainedCraftJudge> => {
   const arch: StepClassifierArchitecture = { ...o.model, height: o.render.height, width: o.render.width, tasks: o.tasks, steps: o.steps }
   const other = otherClass(arch)
   const t0 = performance.now()
@@ -134,61 +139,71 @@ export const trainCraftJudge = (o: TrainCraftJudgeOptions): TrainedCraftJudge =>
     return k * perTask + rng.int(perTask)
   }
   const t1 = performance.now()
+  let status: TrainedCraftJudge["status"]
   try {
-    for (let step = 0; step < train.steps; step++) {
-      if (o.signal?.aborted === true) throw new Error("interrupted")
-      const pixels = new Float32Array(B * frameSize)
-      const labels = new Int32Array(B * tasks)
-      const weights = new Float32Array(B * tasks)
-      const handMask = new Float32Array(B * halfCount)
-      const shifted = new Float32Array(pixelCount)
-      const handWeights = new Float32Array(B)
-      for (let b = 0; b < B; b++) {
-        const i = drawFrame()
-        const clean = toUnit(samples.frames.subarray(i * frameSize, (i + 1) * frameSize))
-        const u = rng.next()
-        if (u < train.negativeShare) {
-          // no scene at all: every head must say `other`
-          const noise = u < train.negativeShare / 2
-          pixels.set(noise ? uniformNoise(size, uniform) : mush(clean, size), b * frameSize)
-          handWeights[b] = noise ? 1 : 0 // noise has no hand; a mushed hand is anywhere
+    const result = await runTraining({
+      ctx: o.ctx ?? quiet,
+      name: "craft-judge",
+      metricPrefix: "judge",
+      steps: train.steps,
+      modules: { model },
+      groups: [{ variables: model.trainableVariables(), optimizer }],
+      schedule,
+      state: { rng: resumableRng(rng) },
+      metricsEvery: train.logEvery,
+      progress: { message: (r) => `judge step ${r.step}: loss ${r.loss.toFixed(3)}` },
+      step: () => {
+        const pixels = new Float32Array(B * frameSize)
+        const labels = new Int32Array(B * tasks)
+        const weights = new Float32Array(B * tasks)
+        const handMask = new Float32Array(B * halfCount)
+        const shifted = new Float32Array(pixelCount)
+        const handWeights = new Float32Array(B)
+        for (let b = 0; b < B; b++) {
+          const i = drawFrame()
+          const clean = toUnit(samples.frames.subarray(i * frameSize, (i + 1) * frameSize))
+          const u = rng.next()
+          if (u < train.negativeShare) {
+            // no scene at all: every head must say `other`
+            const noise = u < train.negativeShare / 2
+            pixels.set(noise ? uniformNoise(size, uniform) : mush(clean, size), b * frameSize)
+            handWeights[b] = noise ? 1 : 0 // noise has no hand; a mushed hand is anywhere
 
-          labels.fill(other, b * tasks, (b + 1) * tasks)
-          weights.fill(1, b * tasks, (b + 1) * tasks)
-          continue
+            labels.fill(other, b * tasks, (b + 1) * tasks)
+            weights.fill(1, b * tasks, (b + 1) * tasks)
+            continue
+          }
+          const mask = samples.hand.subarray(i * pixelCount, (i + 1) * pixelCount)
+          if (rng.next() < train.cleanShare) {
+            pixels.set(clean, b * frameSize)
+            halfMask(mask, size.height, size.width, handMask.subarray(b * halfCount, (b + 1) * halfCount))
+          } else {
+            const aug = augmentWithShift(clean, size, o.augment, uniform)
+            pixels.set(aug.frame, b * frameSize)
+            halfMask(shiftMask(mask, size, aug.dx, aug.dy, shifted), size.height, size.width, handMask.subarray(b * halfCount, (b + 1) * halfCount))
+          }
+          handWeights[b] = 1
+          for (let k = 0; k < tasks; k++) {
+            const own = k === samples.task[i]
+            labels[b * tasks + k] = own ? samples.state[i]! : other
+            weights[b * tasks + k] = !own ? train.otherTaskWeight : samples.state[i] === other ? train.otherWeight : 1
+          }
         }
-        const mask = samples.hand.subarray(i * pixelCount, (i + 1) * pixelCount)
-        if (rng.next() < train.cleanShare) {
-          pixels.set(clean, b * frameSize)
-          halfMask(mask, size.height, size.width, handMask.subarray(b * halfCount, (b + 1) * halfCount))
-        } else {
-          const aug = augmentWithShift(clean, size, o.augment, uniform)
-          pixels.set(aug.frame, b * frameSize)
-          halfMask(shiftMask(mask, size, aug.dx, aug.dy, shifted), size.height, size.width, handMask.subarray(b * halfCount, (b + 1) * halfCount))
-        }
-        handWeights[b] = 1
-        for (let k = 0; k < tasks; k++) {
-          const own = k === samples.task[i]
-          labels[b * tasks + k] = own ? samples.state[i]! : other
-          weights[b * tasks + k] = !own ? train.otherTaskWeight : samples.state[i] === other ? train.otherWeight : 1
+        return {
+          loss: () =>
+            tf.tidy(() =>
+              classifierLoss(
+                model,
+                tf.tensor4d(pixels, [B, size.height, size.width, 3]),
+                { labels: tf.tensor2d(labels, [B, tasks], "int32"), weights: tf.tensor2d(weights, [B, tasks]), hand: tf.tensor3d(handMask, [B, half.height, half.width]), handWeights: tf.tensor1d(handWeights) },
+                train.handWeight
+              )
+            ),
+          metrics: (r) => ({ loss: r.loss, ce: r.aux["ce"]!, hand_bce: r.aux["hand"]! })
         }
       }
-      const r = trainStep({
-        variables: model.trainableVariables(),
-        optimizer,
-        lr: schedule(step),
-        lossFn: () =>
-          tf.tidy(() =>
-            classifierLoss(
-              model,
-              tf.tensor4d(pixels, [B, size.height, size.width, 3]),
-              { labels: tf.tensor2d(labels, [B, tasks], "int32"), weights: tf.tensor2d(weights, [B, tasks]), hand: tf.tensor3d(handMask, [B, half.height, half.width]), handWeights: tf.tensor1d(handWeights) },
-              train.handWeight
-            )
-          )
-      })
-      if (step % train.logEvery === 0 || step === train.steps - 1) o.onLog?.(step, { "judge/loss": r.loss, "judge/ce": r.aux["ce"]!, "judge/hand_bce": r.aux["hand"]! })
-    }
+    })
+    status = result.status
   } catch (e) {
     model.dispose()
     throw e
@@ -196,5 +211,5 @@ export const trainCraftJudge = (o: TrainCraftJudgeOptions): TrainedCraftJudge =>
     optimizer.dispose()
   }
   const trainSeconds = (performance.now() - t1) / 1000
-  return { judge: makeCraftJudge(model, o.rules), model, arch, samples: samples.count, renderSeconds, trainSeconds }
+  return { status, judge: makeCraftJudge(model, o.rules), model, arch, samples: samples.count, renderSeconds, trainSeconds }
 }

@@ -40,6 +40,18 @@ export class Ema {
     return out
   }
 
+  /** Restore the shadow weights (e.g. from a training checkpoint); every shadow must be present with its shape. */
+  loadStateDict(state: ReadonlyMap<string, { shape: ReadonlyArray<number>; data: Float32Array }>): void {
+    for (const [name, s] of this.shadow) {
+      const e = state.get(name)
+      if (e === undefined) throw new Error(`Ema.loadStateDict: no entry for "${name}"`)
+      if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i])) {
+        throw new Error(`Ema.loadStateDict: "${name}" has shape [${e.shape}] but the shadow has [${s.shape}]`)
+      }
+      tf.tidy(() => s.assign(tf.tensor(e.data, [...e.shape], "float32")))
+    }
+  }
+
   dispose(): void {
     for (const t of this.shadow.values()) t.dispose()
     this.shadow.clear()
