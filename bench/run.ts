@@ -58,12 +58,28 @@ const rounds = Number(flags.rounds)
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds=${flags.rounds}: expected an integer ≥ 1`)
 
 const onlyNames = flags.only?.split(",")
+/**
+ * Benches that also run on their own: `--only=<name>` runs just that file (as `node bench/<file>`, output shown,
+ * results in bench/results/<file>.json). Without --only they run with the other benches below.
+ */
+const namedBenches: Readonly<Record<string, string>> = { "torch-stage": "torchStage.ts", mlflow: "mlflow.ts", checkpoint: "checkpoint.ts", engine: "engine.ts" }
+if (onlyNames !== undefined && onlyNames.length > 0 && onlyNames.every((n) => n in namedBenches)) {
+  mkdirSync(resultsDir, { recursive: true })
+  let failed = 0
+  for (const name of onlyNames) {
+    const file = namedBenches[name]!
+    const out = join(resultsDir, file.replace(/\.ts$/, ".json"))
+    const res = spawnSync(process.execPath, [join(root, "bench", file)], { cwd: root, env: { ...process.env, VW2_BENCH_OUT: out }, stdio: "inherit" })
+    if (res.status !== 0) failed++
+  }
+  process.exit(failed === 0 ? 0 : 1)
+}
 const specs = onlyNames === undefined ? SPECS : SPECS.filter((s) => onlyNames.includes(s.name))
 const twins = onlyNames === undefined
   ? (flags["no-twins"] ? [] : TWINS)
   : TWINS.filter((t) => onlyNames.includes("models") || onlyNames.includes(t.name))
 if (specs.length === 0 && twins.length === 0) {
-  throw new Error(`--only=${flags.only}: no such spec or twin; known: models, ${[...SPECS, ...TWINS].map((s) => s.name).join(", ")}`)
+  throw new Error(`--only=${flags.only}: no such spec or twin; known: models, ${[...SPECS, ...TWINS].map((s) => s.name).join(", ")}, and on their own: ${Object.keys(namedBenches).join(", ")}`)
 }
 /** Only twins asked for (--only=models or twin names): skip the transformer shapes' phases and the other benches. */
 const twinsOnly = specs.length === 0

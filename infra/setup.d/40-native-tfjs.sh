@@ -13,14 +13,46 @@
 # - tfjs-node 4.22 calls util.isNullOrUndefined / util.isArray, removed in Node 23; we rewrite those calls.
 # Fast no-op when the stamp matches the pinned versions and the binding still loads.
 #
-# Env: VW2_NATIVE_TF_WHEEL (default tensorflow-cpu; `tensorflow` for the CUDA build on GPU workers, see
-# infra/gpu/README.md), VW2_NATIVE_SKIP=1 skips the step entirely.
+# Which wheel: `tensorflow` (CUDA kernels, plus the CUDA runtime wheels its `and-cuda` extra pins) when an NVIDIA
+# driver answers `nvidia-smi` with a driver new enough for CUDA 12 (≥ 525), else `tensorflow-cpu`. The choice and
+# why are recorded in packages/native/.tfjs-node/build.json, which the CLI reads into the run tags
+# (vw2.tf_backend.build, packages/cli/src/TfBackend.ts). docs/gpu.md says what has and has not run on a GPU.
+#
+# Env: VW2_NATIVE_TF_WHEEL forces a wheel (tensorflow | tensorflow-cpu; see infra/gpu/README.md),
+# VW2_NATIVE_DRY_RUN=1 (or --dry-run) prints the choice and exits without installing anything,
+# VW2_NVIDIA_SMI names the nvidia-smi to ask (default: the one on PATH), VW2_NATIVE_SKIP=1 skips the step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 
-TF_WHEEL="${VW2_NATIVE_TF_WHEEL:-tensorflow-cpu}"
 TF_VERSION="2.21.0"
+MIN_DRIVER="525" # CUDA 12 minor-version compatibility: what TensorFlow 2.21's CUDA 12 wheels need from the host
+
+# Sets TF_WHEEL, TF_BUILD (cuda | cpu) and TF_BUILD_WHY.
+choose_wheel() {
+  if [ -n "${VW2_NATIVE_TF_WHEEL:-}" ]; then
+    TF_WHEEL="$VW2_NATIVE_TF_WHEEL"; TF_BUILD="cpu"; [ "$TF_WHEEL" = "tensorflow" ] && TF_BUILD="cuda"
+    TF_BUILD_WHY="VW2_NATIVE_TF_WHEEL=$VW2_NATIVE_TF_WHEEL"; return
+  fi
+  TF_WHEEL="tensorflow-cpu"; TF_BUILD="cpu"
+  local smi="${VW2_NVIDIA_SMI:-nvidia-smi}" gpus driver
+  if ! command -v "$smi" >/dev/null 2>&1; then TF_BUILD_WHY="no NVIDIA driver: $smi not found"; return; fi
+  if ! gpus="$("$smi" --query-gpu=name,driver_version --format=csv,noheader 2>&1)" || [ -z "$gpus" ]; then
+    TF_BUILD_WHY="no NVIDIA driver: $smi failed: $(echo "$gpus" | head -1)"; return
+  fi
+  driver="$(echo "$gpus" | head -1 | awk -F', *' '{print $NF}')"
+  if ! [[ "${driver%%.*}" =~ ^[0-9]+$ ]] || [ "${driver%%.*}" -lt "$MIN_DRIVER" ]; then
+    TF_BUILD_WHY="NVIDIA driver $driver is older than $MIN_DRIVER (CUDA 12): CPU wheel"; return
+  fi
+  TF_WHEEL="tensorflow"; TF_BUILD="cuda"
+  TF_BUILD_WHY="nvidia-smi: $(echo "$gpus" | wc -l) GPU(s), $(echo "$gpus" | head -1 | awk -F', *' '{print $1}'), driver $driver"
+}
+choose_wheel
+echo "native tfjs: $TF_BUILD build, $TF_WHEEL==$TF_VERSION ($TF_BUILD_WHY)"
+if [ "${VW2_NATIVE_DRY_RUN:-0}" = "1" ] || [ "${1:-}" = "--dry-run" ]; then
+  [ "$TF_BUILD" = "cuda" ] && echo "native tfjs: would also install the CUDA runtime wheels that $TF_WHEEL==$TF_VERSION's and-cuda extra pins"
+  echo "native tfjs: dry run, nothing installed"; exit 0
+fi
 TFJS_NODE_VERSION="4.22.0"
 NODE_API_HEADERS_VERSION="1.9.0"
 NAPI_VERSION="8" # highest napi_versions entry of tfjs-node's package.json that node-pre-gyp looks up
@@ -159,6 +191,15 @@ MISSING="$(comm -23 <(echo "$IMPORTED") <(echo "$EXPORTED"))"
 [ -z "$MISSING" ] || { echo "native tfjs: symbols missing from $TF_WHEEL==$TF_VERSION:"; echo "$MISSING"; exit 1; }
 if ldd "$BINDING" | grep -q "not found"; then ldd "$BINDING"; exit 1; fi
 echo "native tfjs: $(echo "$IMPORTED" | wc -l) TF_/TFE_ symbols resolved in $TF_WHEEL==$TF_VERSION"
+
+# what was built, for the run tags (packages/cli/src/TfBackend.ts reads it)
+CUDA_WHEELS="$([ "$TF_BUILD" = "cuda" ] && cat "$LIBTF/cuda-requirements.txt" || true)"
+python3 - "$PREFIX/build.json" "$TF_BUILD" "$TF_WHEEL" "$TF_VERSION" "$TF_BUILD_WHY" "$CUDA_WHEELS" <<'PY'
+import json, sys
+out, build, wheel, version, why, cuda = sys.argv[1:]
+json.dump({"format": 1, "build": build, "wheel": wheel, "version": version, "why": why,
+           "cudaWheels": [w for w in cuda.splitlines() if w.strip()]}, open(out, "w"), indent=2)
+PY
 
 # the binding finds libtensorflow through $ORIGIN, so the tree can move; swap it in, then check it there
 rm -rf "$FINAL_PREFIX.old"

@@ -12,6 +12,9 @@
 # against the sources, packages/native/src/OpsSource.ts). Objects are cached by content, so editing one .cc
 # recompiles one file. No-op when the sources, flags and libtensorflow are unchanged.
 # Env: VW2_NATIVE_SKIP=1 skips (like 40-native-tfjs.sh).
+# On the CUDA build (packages/native/.tfjs-node/build.json, written by 40-native-tfjs.sh) the library is not built
+# and an older one is removed: every Vw2* op has a CPU kernel only, so on a GPU TensorFlow would run it on the host
+# and copy its tensors across for every call (AdamW over all weights each step); the tfjs fallbacks run on the GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -37,6 +40,10 @@ fail() { echo "native ops: $*" >&2; exit 1; }
 [ -f "$NAPI_INCLUDE/node_api.h" ] || fail "no node-api headers in $NAPI_INCLUDE: run infra/setup.d/40-native-tfjs.sh first"
 [ -f "$TFJS_NODE/package.json" ] || fail "tfjs-node is not built ($TFJS_NODE): run infra/setup.d/40-native-tfjs.sh first"
 command -v g++ >/dev/null || fail "needs g++ (apt-get install g++)"
+if grep -q '"build": "cuda"' "$ROOT/packages/native/.tfjs-node/build.json" 2>/dev/null; then
+  rm -f "$LIB" "$OUT/.stamp" "$OUT/source-hash"
+  echo "native ops: skipped on the CUDA build (CPU-only kernels; see docs/gpu.md)"; exit 0
+fi
 # every .cc under ops/ (subfolders too) goes into the one library; headers are shared by all of them
 mapfile -t SOURCES < <(cd "$SRC" && find . -name '*.cc' | sed 's|^\./||' | LC_ALL=C sort)
 [ "${#SOURCES[@]}" -gt 0 ] || fail "no C++ sources in $SRC"

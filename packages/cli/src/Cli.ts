@@ -16,14 +16,17 @@ import {
   parseOverride,
   type Plan,
   planExperiment,
+  preflightPlan,
   PlanRejected,
   redactCommandLine,
-  runPlan,
-  type SchedulerObserver,
+  makeRunTree,
+  type RunObserver,
+  readSweepDecisions,
+  runSweepWithEarlyStopping,
   Tracker
 } from "@vw2/core"
-import { RayExecutor, rayCommand } from "@vw2/cluster"
-import { Console, Data, Effect, Layer, Option } from "effect"
+import { ArtifactTransport, RayExecutor, rayCommand } from "@vw2/cluster"
+import { Console, Data, Effect, Layer, Option, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -35,6 +38,7 @@ import { listRunRecords, newRunId, type RunRecord, writeRunRecord } from "./RunR
 import { selectTracker } from "./selectTracker.ts"
 import { collectRunContext } from "./RunContext.ts"
 import { renderSummary } from "./Summary.ts"
+import { gcCommand, resumableLines } from "./ResumeCommands.ts"
 import { configureTensorflowLogs, probeTfBackend } from "./TfBackend.ts"
 import { trackingCommands } from "./TrackingCommands.ts"
 
@@ -101,7 +105,10 @@ const plan = Command.make("plan", {
     const { absolute, experiment, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
     const store = ArtifactStore.makeArtifactStore()
     const backend = yield* Effect.promise(() => probeTfBackend({ verbose: flags.verbose }))
-    const doc = { ...planDocument(plan, absolute, store.root, store.isPublished), ...presetField(experiment), tfBackend: backend.line }
+    // issue 15: "resumable at step k/K" and the early-stopping rungs with their recorded decisions
+    const decisions = readSweepDecisions(store.root, plan)
+    const view = { resumeProgress: store.resumeProgress, ...(decisions === undefined ? {} : { decisions }) }
+    const doc = { ...planDocument(plan, absolute, store.root, store.isPublished, view), ...presetField(experiment), tfBackend: backend.line }
     yield* Console.log(flags.json ? JSON.stringify(doc, null, 2) : renderPlan(doc))
   }).pipe(
     Effect.catchTags({ UsageError: reportBadInput, ExperimentLoadError: reportBadInput })
@@ -124,13 +131,19 @@ export interface ExecutorSettings {
   readonly freshWorkers: boolean
   /** ray executor: cluster address ("auto", "host:port"); default $RAY_ADDRESS, else the `vw2 ray up` head */
   readonly rayAddress?: string
+  /** ray executor: how artifacts reach the nodes (docs/ray.md, "Nodes without a shared filesystem") */
+  readonly rayTransport?: ArtifactTransport.ArtifactTransport
 }
 
 /** Executor kinds `vw2 run --executor` accepts; a new backend (packages/cluster: "ray") adds one entry. */
 export const executorKinds: Readonly<Record<string, (settings: ExecutorSettings) => Layer.Layer<Executor>>> = {
   inline: () => InlineExecutor.layer,
   local: (settings) => LocalExecutor.layer({ cpus: settings.cpus, gpus: settings.gpus, memoryMb: settings.memoryMb, reuseWorkers: !settings.freshWorkers }),
-  ray: (settings) => RayExecutor.layer(settings.rayAddress !== undefined ? { address: settings.rayAddress } : {})
+  ray: (settings) =>
+    RayExecutor.layer({
+      ...(settings.rayAddress !== undefined ? { address: settings.rayAddress } : {}),
+      ...(settings.rayTransport !== undefined ? { artifacts: settings.rayTransport } : {})
+    })
 }
 
 const chooseExecutor = (
@@ -142,6 +155,7 @@ const chooseExecutor = (
     readonly memory: number | undefined
     readonly freshWorkers: boolean
     readonly rayAddress: string | undefined
+    readonly rayTransport: string | undefined
   }
 ) =>
   Effect.gen(function*() {
@@ -153,7 +167,18 @@ const chooseExecutor = (
     if (!Number.isInteger(memoryMb) || memoryMb < 1) return yield* new UsageError({ message: `--memory ${memoryMb}: expected megabytes, an integer ≥ 1` })
     const make = executorKinds[kind]
     if (make === undefined) return yield* new UsageError({ message: `executor ${kind}: expected one of ${Object.keys(executorKinds).join(", ")}` })
-    return make({ gpus, cpus, memoryMb, freshWorkers: flags.freshWorkers, ...(flags.rayAddress !== undefined ? { rayAddress: flags.rayAddress } : {}) })
+    const rayTransport = flags.rayTransport
+    if (rayTransport !== undefined && !Schema.is(ArtifactTransport.ArtifactTransport)(rayTransport)) {
+      return yield* new UsageError({ message: `--ray-transport ${rayTransport}: expected shared-path | object-store (docs/ray.md)` })
+    }
+    return make({
+      gpus,
+      cpus,
+      memoryMb,
+      freshWorkers: flags.freshWorkers,
+      ...(flags.rayAddress !== undefined ? { rayAddress: flags.rayAddress } : {}),
+      ...(rayTransport !== undefined ? { rayTransport } : {})
+    })
   })
 
 /** An executor that could not start (the Ray executor without a reachable cluster): nothing ran. */
@@ -167,7 +192,11 @@ const condenseStartFailure = (message: string): string => {
   return [lines[0] ?? message, ...(cause === undefined ? [] : [`  ${cause}`]), `  ${hint}`].join("\n")
 }
 
-const progressObserver = (verbose: boolean): SchedulerObserver & { readonly stop?: () => void; readonly print?: (line: string) => void } =>
+const progressObserver = (verbose: boolean): RunObserver & {
+  readonly stop?: () => void
+  readonly print?: (line: string) => void
+  readonly watchTracker?: (state: () => string | undefined) => void
+} =>
   process.stdout.isTTY ? ttyProgress(process.stdout) : lineProgress((line) => process.stdout.write(line + "\n"), { stageLogs: true, verbose })
 
 const run = Command.make("run", {
@@ -192,6 +221,10 @@ const run = Command.make("run", {
     Flag.withDescription("ray executor: Ray cluster address, auto | host:port (default $RAY_ADDRESS, else the head from `vw2 ray up`)"),
     Flag.optional
   ),
+  rayTransport: Flag.String("ray-transport").pipe(
+    Flag.withDescription("ray executor: how artifacts reach the nodes, shared-path | object-store (default $VW2_RAY_TRANSPORT, else shared-path; docs/ray.md)"),
+    Flag.optional
+  ),
   noTrack: Flag.Boolean("no-track").pipe(Flag.withDescription("record nothing in the tracker"), Flag.withDefault(false)),
   register: Flag.String("register").pipe(
     Flag.withDescription("register a checkpoint output in the MLflow model registry: --register NAME=step.output (a version per trial); repeatable"),
@@ -203,15 +236,22 @@ const run = Command.make("run", {
     configureTensorflowLogs(flags.verbose)
     const { absolute, experiment, plan } = yield* loadAndPlan(flags.file, flags.set, flags.preset)
     const registrations = yield* parseRegistrations(flags.register, plan)
+    const storeShape = ArtifactStore.makeArtifactStore()
+    // what process stages need from outside the store (a checkout, weights), named before anything starts
+    // (docs/process-stages.md, "Preflight")
+    const missing = preflightPlan(experiment, plan, storeShape.isPublished)
+    if (missing.length > 0) {
+      return yield* new UsageError({ message: `${plan.experiment} cannot run:\n${missing.map((m) => `  ${m.step}: ${m.problem.replaceAll("\n", "\n    ")}`).join("\n")}` })
+    }
     const executorLayer = yield* chooseExecutor(experiment, {
       executor: flags.executor._tag === "Some" ? flags.executor.value : undefined,
       gpus: flags.gpus._tag === "Some" ? flags.gpus.value : undefined,
       cpus: flags.cpus._tag === "Some" ? flags.cpus.value : undefined,
       memory: flags.memory._tag === "Some" ? flags.memory.value : undefined,
       freshWorkers: flags.freshWorkers,
-      rayAddress: flags.rayAddress._tag === "Some" ? flags.rayAddress.value : undefined
+      rayAddress: flags.rayAddress._tag === "Some" ? flags.rayAddress.value : undefined,
+      rayTransport: flags.rayTransport._tag === "Some" ? flags.rayTransport.value : undefined
     })
-    const storeShape = ArtifactStore.makeArtifactStore()
     yield* runWithRecord(absolute, plan, storeShape, executorLayer, (log) => selectTracker({ noTrack: flags.noTrack, log }), flags.verbose, registrations, presetTag(experiment)).pipe(
       Effect.catchDefect((defect) => (isExecutorStartFailure(defect) ? reportBadInput({ message: condenseStartFailure(defect.message) }) : Effect.die(defect)))
     )
@@ -272,19 +312,21 @@ const runWithRecord = (
     }
     const recordEnd = (status: RunRecord["status"], counts?: Record<string, number>, trackingRunId?: string) =>
       writeRunRecord(store.runsDir, { ...base, status, endedAt: new Date().toISOString(), ...(counts ? { counts } : {}), ...(trackingRunId ? { trackingRunId } : {}) })
-    let trackingRunId: string | undefined
+    let runTree: ReturnType<typeof makeRunTree> | undefined
     const logs = logFileObserver(path.join(store.root, "logs", base.id))
-    const announce: SchedulerObserver = {
-      onStart: (_plan, id) => {
-        trackingRunId = id
-        const cached = plan.invocations.filter((inv) => store.isPublished(inv.hash)).length
-        process.stdout.write(
-          `${plan.experiment}: ${plan.trials.length} trial(s) × ${plan.steps.length} step(s) → ${plan.invocations.length} invocation(s), ` +
-            `${cached} cached · ${executorName}${trackerName === undefined ? "" : ` · tracking ${trackerName}`}\n`
-        )
-      }
+    const announce: RunObserver = {
+      onEvent: (event) =>
+        Effect.sync(() => {
+          if (event.type !== "run-started") return
+          const cached = plan.invocations.filter((inv) => store.isPublished(inv.hash)).length
+          process.stdout.write(
+            `${plan.experiment}: ${plan.trials.length} trial(s) × ${plan.steps.length} step(s) → ${plan.invocations.length} invocation(s), ` +
+              `${cached} cached · ${executorName}${trackerName === undefined ? "" : ` · tracking ${trackerName}`}\n`
+          )
+        })
     }
-    const observer = combineObservers(announce, progress, logs)
+    // one observer, so the announcement is printed before the live table starts drawing
+    const observers = [combineObservers(announce, progress), logs]
     const registered: Array<string> = []
     const summary = yield* Effect.gen(function*() {
       executorName = (yield* Executor).describe()
@@ -292,12 +334,17 @@ const runWithRecord = (
       writeRunRecord(store.runsDir, base)
       tracker = yield* Tracker.Tracker
       trackerName = tracker.describe()
+      // MLflow may still be starting in the background (records spool meanwhile): the live table shows its state
+      if (tracker.state !== undefined) progress.watchTracker?.(tracker.state)
+      runTree = makeRunTree(tracker)
       const backend = yield* Effect.promise(() => backendProbe)
       const context = yield* collectRunContext({ experimentFile: file, config: plan.config, recordDir: path.join(store.runsDir, base.id) })
-      const ran = yield* runPlan({
+      // issue 15: a sweep with `sweep.scheduler` runs rung by rung; anything else is runPlan
+      const ran = yield* runSweepWithEarlyStopping({
         plan,
         experimentFile: file,
-        observer,
+        observers,
+        runTree,
         tags: { "vw2.command": base.command, "vw2.file": file, ...presetTags, ...backend.tags, ...context.tags },
         artifacts: context.artifacts
       })
@@ -315,7 +362,7 @@ const runWithRecord = (
       Effect.onInterrupt(() =>
         Effect.sync(() => {
           progress.stop?.()
-          recordEnd("interrupted", undefined, trackingRunId)
+          recordEnd("interrupted", undefined, runTree?.experimentRunNow())
           process.stderr.write("vw2: interrupted; published invocations are kept, rerun the same command to resume\n")
         })
       ),
@@ -353,10 +400,12 @@ const status = Command.make("status", {
       table.push([r.id, r.experiment, r.status, r.startedAt.replace("T", " ").slice(0, 19), took, Object.entries(r.counts ?? {}).map(([k, v]) => `${k} ${v}`).join(", ")])
     }
     yield* Console.log(`store ${store.root}\n${table.toString()}`)
+    // issue 15: unpublished invocations with a mid-stage checkpoint
+    for (const line of resumableLines(store)) yield* Console.log(line)
   })).pipe(Command.withDescription("list recent runs recorded in the store (VW2_HOME, default ./.vw2)"))
 
 /** Every `vw2` subcommand; append new ones here. */
-export const subcommands = [plan, run, status, ...trackingCommands, rayCommand] as const
+export const subcommands = [plan, run, status, gcCommand, ...trackingCommands, rayCommand] as const
 
 export const vw2 = Command.make("vw2").pipe(
   Command.withDescription("VideoWorld 2 experiments: plan and run content-hashed stage pipelines"),

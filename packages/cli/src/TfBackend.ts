@@ -9,9 +9,14 @@
  * local executor turns into stage log lines) are filtered with `isTensorflowNoise` before they reach the
  * terminal; the full text stays in the stage log files. Workers select their own backend with the same
  * function and environment, so the child's answer is what local workers get.
+ *
+ * The native backend's build (CUDA or CPU TensorFlow wheel, and why setup chose it) comes from the record
+ * infra/setup.d/40-native-tfjs.sh leaves next to the binding; it becomes the `vw2.tf_backend.build` tags (docs/gpu.md).
  */
 import { describeBackend, selectBackend } from "@vw2/nn"
+import { Schema } from "effect"
 import { spawn } from "node:child_process"
+import * as fs from "node:fs"
 import { fileURLToPath } from "node:url"
 
 export interface TfBackendReport {
@@ -43,12 +48,49 @@ const noise: ReadonlyArray<RegExp> = [
 /** A TensorFlow INFO notice printed while the native library loads (its warnings and errors are never noise). */
 export const isTensorflowNoise = (line: string): boolean => noise.some((pattern) => pattern.test(line))
 
+/** What infra/setup.d/40-native-tfjs.sh built the binding against (its build.json). */
+export const NativeBuild = Schema.Struct({
+  format: Schema.Literal(1),
+  /** "cuda": the `tensorflow` wheel with its CUDA runtime wheels; "cpu": `tensorflow-cpu` */
+  build: Schema.Literals(["cuda", "cpu"]),
+  wheel: Schema.String,
+  version: Schema.String,
+  /** why setup chose it: what nvidia-smi said, or VW2_NATIVE_TF_WHEEL */
+  why: Schema.String,
+  cudaWheels: Schema.Array(Schema.String)
+})
+export type NativeBuild = typeof NativeBuild.Type
+
+/** Where setup leaves the record: next to the binding the native backend loads (packages/native/.tfjs-node). */
+export const nativeBuildFile = fileURLToPath(new URL("../../native/.tfjs-node/build.json", import.meta.url))
+
+/** The record, or why there is none (a binding built before setup wrote it, or a hand-installed tfjs-node). */
+export const readNativeBuild = (file: string = nativeBuildFile): NativeBuild | string => {
+  let text: string
+  try {
+    text = fs.readFileSync(file, "utf8")
+  } catch {
+    return `unknown: no ${file} (run npm run setup)`
+  }
+  const decoded = Schema.decodeUnknownOption(Schema.fromJsonString(NativeBuild))(text)
+  return decoded._tag === "Some" ? decoded.value : `unknown: ${file} is not a build record`
+}
+
+/** Run tags for the native build: `vw2.tf_backend.build` = "cuda (tensorflow==2.21.0)", and why. */
+export const nativeBuildTags = (build: NativeBuild | string): Record<string, string> =>
+  typeof build === "string"
+    ? { "vw2.tf_backend.build": build }
+    : { "vw2.tf_backend.build": `${build.build} (${build.wheel}==${build.version})`, "vw2.tf_backend.build_why": build.why }
+
 const probeInThisProcess = async (): Promise<TfBackendReport> => {
   try {
     const choice = await selectBackend()
-    const line = describeBackend(choice)
     const details = Object.fromEntries(Object.entries(choice.details).map(([k, v]) => [`vw2.tf_backend.${k}`, v]))
-    return { line, tags: { "vw2.tf_backend": line, ...details } }
+    // the record describes our own build of the binding, not an npm @tensorflow/tfjs-node
+    const build = choice.native && choice.details["source"]?.startsWith("built from the TensorFlow wheel") === true ? readNativeBuild() : undefined
+    // the CPU line stays as it was; a CUDA build says so wherever the backend is shown
+    const line = describeBackend(choice) + (typeof build === "object" && build.build === "cuda" ? ` · CUDA build (${build.wheel}==${build.version})` : "")
+    return { line, tags: { "vw2.tf_backend": line, ...details, ...(build === undefined ? {} : nativeBuildTags(build)) } }
   } catch (error) {
     // A forced, unavailable backend (VW2_TF_BACKEND=…) fails in every stage too; say so up front.
     const line = `unavailable: ${error instanceof Error ? error.message : String(error)}`

@@ -5,13 +5,15 @@
  * by default it starts its own bridge (BridgeProcess) connected to `address`. The scheduler, store and
  * tracker stay in the driver: executors never publish or track.
  *
- * Artifacts: workers read inputs and write outputs at the paths in the request, so VW2_HOME must be a
- * path every node sees (a shared filesystem) — `artifacts: "shared-path"`, the only transport implemented;
- * see docs/ray.md for MLflow artifacts as the planned alternative.
+ * Artifacts: with `artifacts: "shared-path"` (default) workers read inputs and write outputs at the paths in
+ * the request, so VW2_HOME must be a path every node sees; `artifacts: "object-store"` moves them through
+ * Ray's object store instead, for nodes without a shared filesystem (ArtifactTransport.ts, docs/ray.md).
  */
-import type { ExecutorEvent, ExecutorShape, InvocationOutcome, InvocationRequest } from "@vw2/core"
-import { Executor, InvocationFailed, invocationFields, LocalExecutor, parseWorkerEvent } from "@vw2/core"
+import type { ExecutorShape, InvocationEvent, InvocationOutcome, InvocationRequest } from "@vw2/core"
+import { decodeEventLine, Executor, InvocationFailed, invocationFields, LocalExecutor } from "@vw2/core"
 import { Data, Effect, Layer } from "effect"
+import type { ArtifactTransport, PreferNode } from "./ArtifactTransport.ts"
+import { defaultTransport, submitFields } from "./ArtifactTransport.ts"
 import { BridgeClient } from "./BridgeClient.ts"
 import type { BridgeProcess, BridgeProcessOptions } from "./BridgeProcess.ts"
 import { startBridgeProcess } from "./BridgeProcess.ts"
@@ -37,8 +39,10 @@ export interface RayExecutorOptions extends BridgeTuning {
   readonly nodePath?: string
   /** Ray retries of an invocation whose node worker or Ray worker was lost (default 2) */
   readonly maxRetries?: number
-  /** how artifacts reach the nodes; only "shared-path" is available in this release (docs/ray.md) */
-  readonly artifacts?: "shared-path" | "mlflow"
+  /** how artifacts reach the nodes: "shared-path" or "object-store" (default $VW2_RAY_TRANSPORT, else "shared-path"; docs/ray.md) */
+  readonly artifacts?: ArtifactTransport
+  /** the Ray resource whose node an invocation should run on if it can (soft: a retry may go elsewhere) */
+  readonly preferNode?: PreferNode
 }
 
 export class RayExecutorError extends Data.TaggedError("RayExecutorError")<{ readonly message: string }> {}
@@ -68,10 +72,10 @@ export const unschedulable = (nodes: ReadonlyArray<ClusterNode>, r: { cpus: numb
 
 const runOnRay = (
   client: BridgeClient,
-  settings: { nodePath: string; maxRetries: number; killGraceMs: number },
+  settings: { nodePath: string; maxRetries: number; killGraceMs: number; transport: ArtifactTransport; preferNode: PreferNode | undefined },
   request: InvocationRequest,
   id: string,
-  onEvent: (event: ExecutorEvent) => void
+  onEvent: (event: InvocationEvent) => void
 ): Effect.Effect<InvocationOutcome, InvocationFailed> =>
   Effect.callback<InvocationOutcome, InvocationFailed>((resume) => {
     const failed = (message: string, stderrTail?: string) =>
@@ -96,11 +100,11 @@ const runOnRay = (
           uploads.length = 0
           return onEvent({ type: "log", timestamp: Date.now(), message: `ray: node worker lost; attempt ${message.attempt} on ${message.node} (GPUs ${message.gpus.join(",") || "none"})` })
         case "event": {
-          const event = payload === undefined ? undefined : parseWorkerEvent(payload.toString("utf8"))
+          // the node worker's event line, verbatim (the bridge's own started/done/failed messages settle the invocation)
+          const event = payload === undefined ? undefined : decodeEventLine(payload.toString("utf8"))
           if (event === undefined || event.type === "started" || event.type === "done" || event.type === "failed") return
           if (event.type === "upload") uploads.push(event.path)
-          const { vw2: _vw2, ...stageEvent } = event
-          return onEvent(stageEvent)
+          return onEvent(event)
         }
         case "done":
           return finish(Effect.succeed({ gpus: message.gpus, uploads: message.uploads.length > 0 ? message.uploads : uploads }))
@@ -128,7 +132,8 @@ const runOnRay = (
       maxRetries: settings.maxRetries,
       node: settings.nodePath,
       entry: LocalExecutor.workerEntry,
-      cwd: repoRoot
+      cwd: repoRoot,
+      ...submitFields(settings.transport, settings.preferNode, request)
     }).catch((error: unknown) => finish(Effect.fail(failed(`could not send to the ray bridge: ${error instanceof Error ? error.message : String(error)}`))))
 
     // Interruption: ask the bridge to cancel the Ray task (it kills the worker's process group) and
@@ -152,9 +157,7 @@ const runOnRay = (
 export const makeRayExecutor = (options: RayExecutorOptions = {}): Effect.Effect<RayExecutorShape, RayExecutorError> =>
   Effect.tryPromise({
     try: async () => {
-      if (options.artifacts === "mlflow") {
-        throw new Error("artifacts: \"mlflow\" transport is unavailable in this release (docs/ray.md says why); use \"shared-path\" with VW2_HOME on a filesystem every Ray node mounts (docs/ray.md)")
-      }
+      const transport = options.artifacts ?? defaultTransport()
       const address = options.address ?? defaultAddress()
       const token = options.token ?? process.env.VW2_RAY_BRIDGE_TOKEN
       const timeoutMs = options.timeoutMs ?? 5000
@@ -185,13 +188,13 @@ export const makeRayExecutor = (options: RayExecutorOptions = {}): Effect.Effect
       }
       // our own bridge exiting is known at once, without waiting for the heartbeat timeout
       void bridge?.exited.then((how) => client.declareDead(`ray bridge process (pid ${bridge.pid}) ${how}; last stderr: ${bridge.stderrTail().split("\n").at(-1) ?? ""}`))
-      const settings = { nodePath: options.nodePath ?? process.execPath, maxRetries: options.maxRetries ?? 2, killGraceMs }
+      const settings = { nodePath: options.nodePath ?? process.execPath, maxRetries: options.maxRetries ?? 2, killGraceMs, transport, preferNode: options.preferNode }
       let next = 0
       const gpus = client.nodes.reduce((n, node) => n + node.gpus, 0)
       const cpus = client.nodes.reduce((n, node) => n + node.cpus, 0)
       const shape: RayExecutorShape = {
         name: "ray",
-        describe: () => `ray: ${address} via bridge ${endpoint}, ${client.nodes.length} node(s), ${cpus} CPUs, ${gpus} GPUs`,
+        describe: () => `ray: ${address} via bridge ${endpoint}, ${client.nodes.length} node(s), ${cpus} CPUs, ${gpus} GPUs, artifacts ${transport}`,
         canRun: (resources) => unschedulable(client.nodes, resources),
         run: (request, onEvent) => runOnRay(client, settings, request, `${request.invocationHash.slice(0, 16)}-${++next}`, onEvent),
         client,

@@ -1,4 +1,5 @@
 export * as RayExecutor from "./RayExecutor.ts"
+export * as ArtifactTransport from "./ArtifactTransport.ts"
 export * as RayHead from "./RayHead.ts"
 export { BridgeClient } from "./BridgeClient.ts"
 export { startBridgeProcess } from "./BridgeProcess.ts"

@@ -2,7 +2,8 @@
  * Wire protocol v1 between the driver (ZeroMQ DEALER, this package) and the Ray bridge (ROUTER,
  * python/vw2_ray_bridge/protocol.py mirrors this file). Every message is multipart:
  *   frame 0: a JSON object header with `v` (protocol version) and `type` (+ `token` when the bridge has one)
- *   frame 1: optional binary payload; `event` carries one worker event line (worker/protocol.ts) verbatim.
+ *   frame 1: optional binary payload; `event` carries one worker event line verbatim (an invocation event of the
+ *            run-event stream, `{"vw2":1,"type":…}`: core's RunEvent.ts, decodeEventLine).
  * The bridge answers anything malformed with `{ type: "error", message }` and carries on.
  */
 import type { WorkerSpec } from "@vw2/core"
@@ -32,6 +33,10 @@ export type DriverMessage =
     readonly node: string
     readonly entry: string
     readonly cwd: string
+    /** how artifacts travel (ArtifactTransport.ts); absent: "shared-path" */
+    readonly transport?: "shared-path" | "object-store"
+    /** a Ray resource name: soft affinity to the alive node offering it */
+    readonly preferNode?: string
   }
   | { readonly type: "cancel"; readonly id: string }
 

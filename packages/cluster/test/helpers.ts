@@ -1,5 +1,5 @@
 /** Shared pieces of the Ray executor tests: the fixture experiment, running a plan, reading the stage log. */
-import type { ExecutorShape, RunSummary, SchedulerObserver } from "@vw2/core"
+import type { ExecutorShape, RunEvent, RunObserver, RunSummary } from "@vw2/core"
 import { ArtifactStore, defineExperiment, definePipeline, Executor, planExperiment, runPlan, Tracker } from "@vw2/core"
 import { Effect, Layer } from "effect"
 import { execFileSync } from "node:child_process"
@@ -30,12 +30,24 @@ export const runFixture = (
   executor: ExecutorShape,
   home: string,
   config: ReturnType<typeof configFor>,
-  observer?: SchedulerObserver
+  observer?: RunObserver
 ): Effect.Effect<RunSummary, unknown> => {
   const plan = planExperiment(experimentWith(config), [])
-  return runPlan({ plan, experimentFile: fixtureFile, metricsFlushMs: 50, ...(observer ? { observer } : {}) }).pipe(
+  return runPlan({ plan, experimentFile: fixtureFile, ...(observer ? { observers: [observer] } : {}) }).pipe(
     Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, executor), Tracker.layerNoop))
   )
+}
+
+/** An observer of the run's events, each with the step of the invocation it is about (if any). */
+export const observeSteps = (on: (event: RunEvent, step: string | undefined) => void): RunObserver => {
+  const steps = new Map<string, string>()
+  return {
+    onEvent: (event) =>
+      Effect.sync(() => {
+        if (event.type === "run-started") for (const inv of event.plan.invocations) steps.set(inv.hash, inv.step)
+        on(event, "invocation" in event && event.invocation !== undefined ? steps.get(event.invocation) : undefined)
+      })
+  }
 }
 
 export interface LogLine {
@@ -70,15 +82,15 @@ export const processesMentioning = (needle: string): Array<string> =>
 /** A one-step plan (the fixture's `source`): the worker still finds the step in the fixture file. */
 export const runSourceOnly = (executor: ExecutorShape, home: string, tag: string): Effect.Effect<RunSummary, unknown> => {
   const plan = planExperiment(defineExperiment({ name: "ray-test", pipeline: definePipeline().step("source", source, {}), config: { source: { count: 4, tag } } }), [])
-  return runPlan({ plan, experimentFile: fixtureFile, metricsFlushMs: 50 }).pipe(
+  return runPlan({ plan, experimentFile: fixtureFile }).pipe(
     Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, executor), Tracker.layerNoop))
   )
 }
 
 /** source → a (the fixture's steps, so the worker finds them in the fixture file). */
-export const runShort = (executor: ExecutorShape, home: string, config: ReturnType<typeof configFor>, observer?: SchedulerObserver): Effect.Effect<RunSummary, unknown> => {
+export const runShort = (executor: ExecutorShape, home: string, config: ReturnType<typeof configFor>, observer?: RunObserver): Effect.Effect<RunSummary, unknown> => {
   const plan = planExperiment(defineExperiment({ name: "ray-test", pipeline: shortPipeline, config: { source: config.source, a: config.a } }), [])
-  return runPlan({ plan, experimentFile: fixtureFile, metricsFlushMs: 50, ...(observer ? { observer } : {}) }).pipe(
+  return runPlan({ plan, experimentFile: fixtureFile, ...(observer ? { observers: [observer] } : {}) }).pipe(
     Effect.provide(Layer.mergeAll(ArtifactStore.layer(home), Layer.succeed(Executor, executor), Tracker.layerNoop))
   )
 }

@@ -13,7 +13,7 @@ import { startBridgeProcess } from "../src/BridgeProcess.ts"
 import type { BridgeProcess } from "../src/BridgeProcess.ts"
 import { RayExecutor } from "../src/index.ts"
 import { configFor } from "./fixtures/experiment.ts"
-import { fixtureFile, processesMentioning, readLog, removeTempDirs, runFixture, runShort, runSourceOnly, tempDir, waitFor } from "./helpers.ts"
+import { fixtureFile, observeSteps, processesMentioning, readLog, removeTempDirs, runFixture, runShort, runSourceOnly, tempDir, waitFor } from "./helpers.ts"
 
 const rayAddress = inject("rayAddress")
 const scratch = tempDir("suite")
@@ -34,6 +34,15 @@ afterAll(async () => {
   await ray?.close()
   removeTempDirs()
 })
+
+/**
+ * Opens the test's gates when it ends, passed or failed: the stages of a failed test that still wait on
+ * their gates would hold their CPUs and GPUs of the shared head, and every later test would wait for them.
+ */
+const openGatesAtEnd = (tag: string, steps: ReadonlyArray<string>) =>
+  onTestFinished(() => {
+    for (const step of steps) fs.writeFileSync(path.join(gateDir, `${tag}-${step}`), "")
+  })
 
 const byStep = (summary: RunSummary) => Object.fromEntries(summary.results.map((r) => [r.step, r]))
 
@@ -70,6 +79,7 @@ describe("ray executor", () => {
 
   it("gives concurrent 1-GPU invocations different devices and makes a 2-GPU stage wait for both", async () => {
     const tag = "gpus"
+    openGatesAtEnd(tag, ["a", "b"])
     // a and b hold their GPU until the test opens their gates: both running at once proves concurrency
     const running = Effect.runPromise(runFixture(ray, tempDir("gpus"), configFor(tag, { a: { gate: true }, b: { gate: true } })))
     const starts = await waitFor("a and b to run at the same time", () => {
@@ -91,10 +101,9 @@ describe("ray executor", () => {
 
   it("retries an invocation whose node worker was killed mid-stage, and the run completes", async () => {
     const tag = "retry"
+    openGatesAtEnd(tag, ["a"])
     const logs: Array<string> = []
-    const running = Effect.runPromise(runShort(ray, tempDir("retry"), configFor(tag, { a: { gate: true } }), {
-      onLog: (_inv, message) => void logs.push(message)
-    }))
+    const running = Effect.runPromise(runShort(ray, tempDir("retry"), configFor(tag, { a: { gate: true } }), observeSteps((event) => void (event.type === "log" && logs.push(event.message)))))
     const first = await waitFor("stage a to start", () => readLog(logFile, tag).find((l) => l.step === "a" && l.phase === "start"))
     process.kill(first.pid, "SIGKILL")
     fs.writeFileSync(path.join(gateDir, `${tag}-a`), "") // the retry may pass
@@ -108,6 +117,7 @@ describe("ray executor", () => {
 
   it("retries when the Ray worker process itself dies (its node worker sees EOF and exits)", async () => {
     const tag = "ray-worker-kill"
+    openGatesAtEnd(tag, ["a"])
     const running = Effect.runPromise(runShort(ray, tempDir(tag), configFor(tag, { a: { gate: true } })))
     const first = await waitFor("stage a to start", () => readLog(logFile, tag).find((l) => l.step === "a" && l.phase === "start"))
     const rayWorker = Number(fs.readFileSync(`/proc/${first.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]) // ppid
@@ -130,6 +140,7 @@ describe("ray executor", () => {
 
   it("on interruption cancels the Ray tasks and leaves no node process behind", async () => {
     const tag = "interrupt"
+    openGatesAtEnd(tag, ["a", "b"])
     const home = tempDir("interrupt")
     const fiber = Effect.runFork(runFixture(ray, home, configFor(tag, { a: { gate: true }, b: { gate: true } })))
     const started = await waitFor("a and b to start", () => {
@@ -244,11 +255,9 @@ describe("ray executor", () => {
     const small = await Effect.runPromise(RayExecutor.makeRayExecutor({ address: rayAddress, hwm: 4, heartbeatMs: 500, timeoutMs: 5000 }))
     try {
       const seen: Array<number> = []
-      const summary = await Effect.runPromise(runShort(small, tempDir("burst"), configFor("burst", { a: { burst } }), {
-        onMetrics: (inv, values, step) => {
-          if (inv.step === "a" && values.burst !== undefined) seen.push(step)
-        }
-      }))
+      const summary = await Effect.runPromise(runShort(small, tempDir("burst"), configFor("burst", { a: { burst } }), observeSteps((event, step) => {
+        if (event.type === "metrics" && step === "a" && event.values.burst !== undefined) seen.push(event.step)
+      })))
       expect(summary.status).toBe("succeeded")
       expect(seen).toEqual(Array.from({ length: burst }, (_, i) => i)) // all of them, in order
     } finally {
@@ -281,6 +290,7 @@ describe("ray executor", () => {
 
   it("reports a killed bridge within the heartbeat timeout, and a rerun resumes from the cache", async () => {
     const tag = "bridge-kill"
+    openGatesAtEnd(tag, ["a", "wide"])
     const home = tempDir("bridge-kill")
     // a and wide (1 and 2 GPUs) wait on gates the test opens only after the kill, so neither can be
     // published before it, whatever order Ray starts them in (a 2-GPU placement group may be placed before
@@ -291,7 +301,7 @@ describe("ray executor", () => {
     const executor = await Effect.runPromise(RayExecutor.makeRayExecutor({ bridgeEndpoint: bridge.endpoint, heartbeatMs: 500, timeoutMs: 3000 }))
     try {
       const finished = new Set<string>()
-      const running = Effect.runPromise(runFixture(executor, home, config, { onStatus: (inv, status) => void (status === "done" && finished.add(inv.step)) }))
+      const running = Effect.runPromise(runFixture(executor, home, config, observeSteps((event, step) => void (event.type === "status" && event.status === "done" && finished.add(step!)))))
       await waitFor("b to finish (published)", () => (finished.has("b") ? true : undefined))
       const gated = await waitFor("a or wide to run (held by its gate)", () => readLog(logFile, tag).find((l) => (l.step === "a" || l.step === "wide") && l.phase === "start"))
       const killedAt = Date.now()

@@ -1,4 +1,5 @@
 export * from "./Stage.ts"
+export * from "./ProcessStage.ts"
 export * from "./DirectRun.ts"
 export * as Tracker from "./Tracker.ts"
 export * from "./Pipeline.ts"
@@ -13,10 +14,25 @@ export * from "./Planner.ts"
 export * from "./Executor.ts"
 export * from "./Loader.ts"
 export * from "./Scheduler.ts"
+export * from "./RunTree.ts"
+export {
+  decodeEventLine,
+  encodeEventLine,
+  InvocationEvent,
+  isInvocationEvent,
+  LifecycleEvent,
+  RunEvent,
+  type RunObserver,
+  type StageContextEvent
+} from "./RunEvent.ts"
 export * from "./SweepRollup.ts"
+// issue 15: early stopping, retries and time limits
+export * from "./EarlyStopping.ts"
+export * from "./SweepScheduler.ts"
+export * from "./StepPolicy.ts"
 export * from "./Statistics.ts"
 export * as ArtifactStore from "./ArtifactStore.ts"
 export * as LocalExecutor from "./LocalExecutor.ts"
 export * as InlineExecutor from "./InlineExecutor.ts"
-export type { InputArtifactSpec, StageEvent as WorkerStageEvent, WorkerEvent, WorkerSpec } from "./worker/protocol.ts"
-export { checkWorkerSpec, parseWorkerEvent, workerExitCodes } from "./worker/protocol.ts"
+export type { InputArtifactSpec, WorkerSpec } from "./worker/protocol.ts"
+export { checkWorkerSpec, workerExitCodes } from "./worker/protocol.ts"

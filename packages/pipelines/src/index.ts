@@ -1,3 +1,4 @@
 export * from "./Presets.ts"
 export * from "./RobotTokenize.ts"
 export * from "./VideoWorld2.ts"
+export * from "./WarmupEngine.ts"

@@ -25,10 +25,11 @@ import zmq.asyncio
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from . import protocol, task
+from . import protocol, task, transport
 from .protocol import ProtocolError
 
 ray.cloudpickle.register_pickle_by_value(task)
+ray.cloudpickle.register_pickle_by_value(transport)
 
 
 def log(message: str) -> None:
@@ -89,6 +90,7 @@ class Bridge:
         self.stopping = asyncio.Event()
         # one RemoteFunction for the bridge's life: Ray exports (pickles) the function once, not per task
         self.remote_task = ray.remote(task.run_invocation)
+        self.object_store = transport.DriverSide()  # artifacts for nodes without a shared filesystem
         self.endpoint = ""
         self.events_endpoint = ""
 
@@ -180,11 +182,31 @@ class Bridge:
             inv.pg = placement_group([bundle], strategy="STRICT_PACK")
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(placement_group=inv.pg, placement_group_bundle_index=0)
         launch = {"node": header.get("node") or self.o.env.get("VW2_RAY_NODE"), "entry": header.get("entry"), "cwd": header.get("cwd"), "eventsEndpoint": self.events_endpoint, "token": self.o.token, "killGraceS": self.o.kill_grace_s, "hwm": self.o.hwm}
-        inv.ref = self.remote_task.options(**options).remote(inv.key, header["spec"], launch)
+        # transport and node preference (transport.py; docs/ray.md, "Nodes without a shared filesystem")
+        problem = transport.check_submit(header)
+        if problem is not None:
+            raise ProtocolError(problem)
+        if header.get("preferNode") and "scheduling_strategy" not in options:
+            strategy = transport.prefer_node(header["preferNode"])
+            if strategy is not None:
+                options["scheduling_strategy"] = strategy
+        if header.get("transport") == transport.NAME:
+            inv.ref = asyncio.ensure_future(self.put_inputs_then_run(inv, options, header["spec"], launch))
+        else:
+            inv.ref = self.remote_task.options(**options).remote(inv.key, header["spec"], launch)
         self.invocations[inv.key] = inv
         driver.invocations.add(inv.key)
         inv.watcher = asyncio.ensure_future(self.watch(inv))
         asyncio.ensure_future(self.send(driver.identity, {"type": "accepted", "id": inv.id, "submitMs": round((time.perf_counter() - started) * 1000, 3)}))
+
+    async def put_inputs_then_run(self, inv: Invocation, options: dict[str, Any], spec: dict[str, Any], launch: dict[str, Any]) -> Any:
+        """Object-store transport: packs and puts the inputs off the event loop (heartbeats keep flowing while a
+        large input is packed), then submits the task; watch() awaits this in place of the task's ref."""
+        inputs = await asyncio.to_thread(self.object_store.acquire, inv.key, spec)
+        if inv.cancelling:
+            raise RuntimeError("cancelled before the task was submitted")
+        inv.ref = self.remote_task.options(**options).remote(inv.key, spec, {**launch, "transport": transport.NAME, "inputs": inputs})
+        return await inv.ref
 
     async def watch(self, inv: Invocation) -> None:
         reply: dict[str, Any]
@@ -195,6 +217,8 @@ class Bridge:
                 await asyncio.wait_for(inv.end_event(result["attempt"]).wait(), 5.0)
             except asyncio.TimeoutError:
                 log(f"{inv.id}: no end marker from attempt {result['attempt']}; reporting the outcome anyway")
+            if result["status"] == "done" and "outputs" in result:  # object-store transport: into the driver's staging dir
+                await asyncio.to_thread(self.object_store.deliver, inv.key, result["outputs"])
             if result["status"] == "done":
                 reply = {"type": "done", "id": inv.id, "gpus": result["gpus"], "uploads": result["uploads"], "node": result.get("node")}
             else:
@@ -204,6 +228,7 @@ class Bridge:
         except Exception as error:
             reply = {"type": "failed", "id": inv.id, "message": describe_ray_error(error, len(inv.attempts))}
         finally:
+            self.object_store.release(inv.key)
             if inv.pg is not None:
                 try:
                     remove_placement_group(inv.pg)

@@ -4,7 +4,9 @@ and the bridge (PULL). Mirrors packages/cluster/src/protocol.ts; docs/ray.md has
 Every message is a multipart ZeroMQ message:
   frame 0: JSON object header, always with "v" (protocol version) and "type"; "token" when the bridge
            requires one (any endpoint beyond loopback)
-  frame 1: optional binary payload (for "event": one worker event line, verbatim JSON bytes)
+  frame 1: optional binary payload (for "event": one worker event line, verbatim JSON bytes: an invocation
+           event of the run-event stream, {"vw2":1,"type":...}, packages/core/src/RunEvent.ts; every type but
+           started/done/failed passes, checkpoint included)
 Anything else (not JSON, not an object, wrong version, unknown type, bad fields, bad token, > 2 frames)
 is answered with {"type": "error"} and otherwise ignored: the bridge never crashes on input.
 """

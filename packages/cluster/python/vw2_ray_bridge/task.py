@@ -25,6 +25,8 @@ import time
 import uuid
 from typing import Any
 
+from . import transport
+
 STDERR_TAIL_LINES = 40
 POLL_S = 0.2  # how long a blocking wait may last before KeyboardInterrupt (ray.cancel) gets a chance to run
 
@@ -96,9 +98,14 @@ def run_invocation(key: str, spec: dict[str, Any], launch: dict[str, Any]) -> di
     child: subprocess.Popen[bytes] | None = None
     events_read = -1
     signalled_by_us = False
+    workspace: transport.Workspace | None = None
+    finished = False
     try:
         node = ray.util.get_node_ip_address()
         sender.send("attempt", {"gpus": gpus, "node": node, "pid": os.getpid()})
+        if launch.get("transport") == transport.NAME:  # no shared filesystem: node-local paths (transport.py)
+            workspace = transport.Workspace.open(spec, launch, attempt, sender.log)
+            spec = workspace.spec
         _empty_dir(spec["outputRoot"])
         _empty_dir(spec["scratchDir"])
         events_read, events_write = os.pipe()
@@ -186,6 +193,9 @@ def run_invocation(key: str, spec: dict[str, Any], launch: dict[str, Any]) -> di
         if outcome["status"] == "failed":
             outcome["stderrTail"] = tail
         result = {**outcome, "gpus": gpus, "uploads": uploads, "attempt": attempt, "node": node}
+        if workspace is not None and result["status"] == "done":
+            result["outputs"] = workspace.pack_outputs()  # the task's return value: Ray's object store carries it
+        finished = result["status"] == "done"
         sender.send("end", {"status": result["status"]})
         return result
     except BaseException:
@@ -202,4 +212,6 @@ def run_invocation(key: str, spec: dict[str, Any], launch: dict[str, Any]) -> di
                 os.close(events_read)
             except OSError:
                 pass
+        if workspace is not None:
+            workspace.close(finished)
         sender.close()

@@ -1,6 +1,8 @@
 /** The stages the VideoWorld 2 DAG is built from, imported in one place. */
 export { calvinSource, craftSource } from "../DataSources.ts"
-export { dldmStage, openxCotrainStage, runTokenize, tokenizeStage, warmupRobotMixStage as warmupRobotMix, warmupStage } from "@vw2/dldm"
+export { dldmStage, openxCotrainStage, runTokenize, tokenizeStage } from "@vw2/dldm"
+// the warm-up with its engine (tfjs | torch) chosen by config: WarmupEngine.ts
+export { warmupRobotMixEngineStage as warmupRobotMix, warmupEngineStage as warmupStage } from "../WarmupEngine.ts"
 export { vdmPretrain } from "@vw2/diffusion"
 export { ar } from "@vw2/ar"
 export {
