@@ -216,7 +216,7 @@ export const make = (options: MlflowTrackerOptions): Effect.Effect<MlflowTracker
     fs.mkdirSync(path.join(dir, "open-runs"), { recursive: true })
     fs.mkdirSync(path.join(dir, "blobs"), { recursive: true })
     const spool = new Spool<TrackingRecord>(path.join(dir, "spool"))
-    const concurrency = options.concurrency ?? 4
+    const concurrency = options.concurrency ?? 8
     const probe = options.probeMs ?? { min: 250, max: 5000 }
     const maxQueuedPoints = options.maxQueuedPoints ?? 1_000_000
     const scope = yield* Effect.scope
@@ -580,7 +580,7 @@ export const make = (options: MlflowTrackerOptions): Effect.Effect<MlflowTracker
     const isLog = (item: Queued) => item.record?.t === "metrics" || item.record?.t === "tags"
 
     /** The next group off `pending`: consecutive metric/tag records up to ~100k points, or one other item.
-     * (Large groups keep 4 requests in flight for longer: each group ends with a tail of fewer.) */
+     * (Large groups keep all `concurrency` requests in flight for longer: each group ends with a tail of fewer.) */
     const takeGroup = (): Array<Queued> => {
       if (!isLog(pending[0]!)) return pending.splice(0, 1)
       let points = 0
