@@ -130,7 +130,9 @@ describe("warm-up: mid-stage checkpoints and resume", () => {
   })
 })
 
-describe("dldm (joint) stage: resume", () => {
+// the joint stage around the mini DiT: ~4 min on pure JS (CI's second pass), like stages.test.ts's joint stage; the
+// harness's bit-identical resume on pure JS is checked by nn/test/training.test.ts and the warm-up cases above
+describe.skipIf(process.env["VW2_TF_BACKEND"] === "cpu")("dldm (joint) stage: resume", () => {
   it("interrupted at a random step and rerun: the same dLDM and VDM checkpoints and metrics as an uninterrupted run", async () => {
     const warm = await warmup(tempDir("joint-warm"))
     const vdm = path.join(root, "vdm")
