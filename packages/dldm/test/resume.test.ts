@@ -7,14 +7,13 @@
  * stage (three parameter groups, a probe before step 0) resumes to the same dLDM and VDM checkpoints.
  */
 import type { StageContext } from "@vw2/core"
-import { VideoDiT, miniDiT, saveVdmCheckpoint } from "@vw2/diffusion"
-import { Init, listCheckpointSteps, selectBackend } from "@vw2/nn"
+import { listCheckpointSteps, selectBackend } from "@vw2/nn"
 import { Effect, Exit, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { dldmStage, runWarmup, WarmupConfigSchema } from "../src/index.ts"
-import { tempDir, writeSquaresDataset } from "./stageSupport.ts"
+import { tempDir, writeSquaresDataset, writeUntrainedVdm } from "./stageSupport.ts"
 
 interface WarmupRun {
   readonly outputRoot: string
@@ -135,14 +134,7 @@ describe("warm-up: mid-stage checkpoints and resume", () => {
 describe.skipIf(process.env["VW2_TF_BACKEND"] === "cpu")("dldm (joint) stage: resume", () => {
   it("interrupted at a random step and rerun: the same dLDM and VDM checkpoints and metrics as an uninterrupted run", async () => {
     const warm = await warmup(tempDir("joint-warm"))
-    const vdm = path.join(root, "vdm")
-    const pretrained = new VideoDiT(Init.seeded(9), { ...miniDiT, control: { ...miniDiT.control, enabled: false } })
-    await saveVdmCheckpoint(vdm, pretrained, {
-      objective: { pMean: 0, pStd: 1, scaleSigmaByFrames: true, conditionFrames: 1, conditionFrameTime: 0 },
-      clip: { length: 5, frameStep: 2, height: 32, width: 32 },
-      pixelRange: [-1, 1]
-    })
-    pretrained.dispose()
+    const vdm = await writeUntrainedVdm(path.join(root, "vdm"))
     const jointConfig = Schema.decodeUnknownSync(dldmStage.config)({ steps: 3, optim: { batchSize: 2 }, probe: { clips: 1, sigmas: [1] } })
     const inputs = {
       dataset: { dir: dataset, kind: "video-dataset", hash: "test" },

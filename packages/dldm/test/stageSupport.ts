@@ -1,6 +1,8 @@
 /** A real dataset in the shared episode layout (written with @vw2/data's DatasetWriter) and a direct stage runner. */
 import { type AnyStage, type DirectRunOptions, runStageDirect } from "@vw2/core"
 import { DatasetWriter } from "@vw2/data"
+import { miniDiT, saveVdmCheckpoint, VideoDiT } from "@vw2/diffusion"
+import { Init } from "@vw2/nn"
 import { Cause, Exit } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -68,4 +70,17 @@ export const failureMessage = (exit: Exit.Exit<void, unknown>): string => {
   if (!Exit.isFailure(exit)) return ""
   const error = Cause.squash(exit.cause)
   return error instanceof Error ? `${error.name}: ${error.message} ${JSON.stringify(error)}` : JSON.stringify(error)
+}
+
+/** A vdm-checkpoint as vdm-pretrain writes it (mini DiT, no control branch, 5-frame 32 px clips); its weights need
+ * no training for the stage tests that read one. Returns `dir`. */
+export async function writeUntrainedVdm(dir: string): Promise<string> {
+  const pretrained = new VideoDiT(Init.seeded(9), { ...miniDiT, control: { ...miniDiT.control, enabled: false } })
+  await saveVdmCheckpoint(dir, pretrained, {
+    objective: { pMean: 0, pStd: 1, scaleSigmaByFrames: true, conditionFrames: 1, conditionFrameTime: 0 },
+    clip: { length: 5, frameStep: 2, height: 32, width: 32 },
+    pixelRange: [-1, 1]
+  })
+  pretrained.dispose()
+  return dir
 }

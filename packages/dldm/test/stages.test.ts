@@ -4,10 +4,10 @@ import { Exit } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { VideoDiT, miniDiT, readVdmCheckpointConfig, saveVdmCheckpoint } from "@vw2/diffusion"
-import { Init, loadCheckpoint } from "@vw2/nn"
+import { readVdmCheckpointConfig } from "@vw2/diffusion"
+import { loadCheckpoint } from "@vw2/nn"
 import { dldmStage, loadDldm, openxCotrainStage, tokenizeStage, warmupStage } from "../src/index.ts"
-import { failureMessage, runStage, tempDir, writeSquaresDataset } from "./stageSupport.ts"
+import { failureMessage, runStage, tempDir, writeSquaresDataset, writeUntrainedVdm } from "./stageSupport.ts"
 
 let root: string
 let dataset: string
@@ -123,15 +123,7 @@ describe.skipIf(process.env["VW2_TF_BACKEND"] === "cpu")("dldm and openx-cotrain
   let vdm: string
   let joint: Awaited<ReturnType<typeof runStage>>
   beforeAll(async () => {
-    // a vdm-checkpoint as vdm-pretrain writes it (no control branch; its weights need no training for this test)
-    vdm = path.join(root, "vdm")
-    const pretrained = new VideoDiT(Init.seeded(9), { ...miniDiT, control: { ...miniDiT.control, enabled: false } })
-    await saveVdmCheckpoint(vdm, pretrained, {
-      objective: { pMean: 0, pStd: 1, scaleSigmaByFrames: true, conditionFrames: 1, conditionFrameTime: 0 },
-      clip: { length: 5, frameStep: 2, height: 32, width: 32 },
-      pixelRange: [-1, 1]
-    })
-    pretrained.dispose()
+    vdm = await writeUntrainedVdm(path.join(root, "vdm"))
     // a 2-clip held-out probe: the path runs, at a cost pure JS can afford
     joint = await runStage(dldmStage, { steps: 3, optim: { batchSize: 2 }, probe: { clips: 2 } }, { dataset, warmup: checkpoint, vdm })
   })
